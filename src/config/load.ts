@@ -1,0 +1,133 @@
+/** Loads warden.yaml (or any object) into one frozen, validated Config. */
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../domain/errors.js';
+import type { Config, UpstreamConfig } from './config.js';
+import { configSchema, type RawConfig } from './schema.js';
+
+/** Reads and validates a YAML file; relative paths in it resolve against the file's folder. */
+export function loadConfigFile(path: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(path, [
+      `cannot read the file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    ]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (error) {
+    const where =
+      error instanceof YAMLParseError ? ` at line ${error.linePos?.[0]?.line ?? '?'}` : '';
+    throw new ConfigError(path, [
+      `not valid YAML${where}: ${(error as Error).message.split('\n')[0]}`,
+    ]);
+  }
+  return parseConfig(raw, path, dirname(resolve(path)));
+}
+
+/** Validates an already-parsed config object. `baseDir` anchors relative paths. */
+export function parseConfig(raw: unknown, source: string, baseDir = process.cwd()): Config {
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) throw new ConfigError(source, result.error.issues.map(describeIssue));
+  return freezeDeep(toConfig(result.data, source, baseDir));
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    return `${path}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  if (issue.code === 'invalid_union') {
+    return `${path}: expected an HTTP upstream ({ url }) or a stdio upstream ({ command: [...] })`;
+  }
+  return `${path}: ${issue.message}`;
+}
+
+function toConfig(raw: RawConfig, source: string, baseDir: string): Config {
+  const upstreams = new Map<string, UpstreamConfig>();
+  for (const [name, upstream] of Object.entries(raw.upstreams)) {
+    upstreams.set(name, toUpstreamConfig(name, upstream, baseDir));
+  }
+  return {
+    source,
+    environment: raw.environment,
+    listen: {
+      host: raw.listen.host,
+      port: raw.listen.port,
+      allowedHosts: raw.listen.allowed_hosts,
+      allowedOrigins: raw.listen.allowed_origins,
+    },
+    store: resolveStore(raw.store, baseDir),
+    log: { level: raw.log.level },
+    limits: {
+      maxBodyBytes: raw.limits.max_body_bytes,
+      maxSessions: raw.limits.max_sessions,
+      sessionIdleTimeoutMs: raw.limits.session_idle_timeout,
+      shutdownGraceMs: raw.limits.shutdown_grace,
+    },
+    upstreams,
+  };
+}
+
+function toUpstreamConfig(
+  name: string,
+  upstream: RawConfig['upstreams'][string],
+  baseDir: string,
+): UpstreamConfig {
+  if ('url' in upstream) {
+    const credential = upstream.credential;
+    return {
+      kind: 'http',
+      name,
+      url: upstream.url,
+      headers: upstream.headers ?? {},
+      timeoutMs: upstream.timeout,
+      credential: credential
+        ? {
+            source:
+              credential.env !== undefined
+                ? { kind: 'env', name: credential.env }
+                : { kind: 'file', path: resolve(baseDir, credential.file ?? '') },
+            header: credential.header.toLowerCase(),
+            scheme: credential.scheme,
+          }
+        : undefined,
+    };
+  }
+  const [command, ...args] = upstream.command;
+  return {
+    kind: 'stdio',
+    name,
+    command: command ?? '',
+    args,
+    env: upstream.env ?? {},
+    cwd: upstream.cwd === undefined ? undefined : resolve(baseDir, upstream.cwd),
+    timeoutMs: upstream.timeout,
+    maxSessions: upstream.max_sessions,
+    restartBackoffMs: upstream.restart_backoff,
+    restartBackoffMaxMs: upstream.restart_backoff_max,
+  };
+}
+
+function resolveStore(store: string, baseDir: string): string {
+  if (!store.startsWith('sqlite:')) return store;
+  const path = store.slice('sqlite:'.length);
+  return path === ':memory:' ? store : `sqlite:${resolve(baseDir, path)}`;
+}
+
+function freezeDeep<T>(value: T): T {
+  if (value instanceof Map) {
+    for (const entry of value.values()) freezeDeep(entry);
+    return Object.freeze(value);
+  }
+  if (value !== null && typeof value === 'object') {
+    for (const entry of Object.values(value)) freezeDeep(entry);
+    return Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,184 @@
+/**
+ * Every error Warden sends to a client or an operator has a stable code registered here.
+ * One function (`toWireError`) maps them to HTTP statuses and JSON-RPC errors, so internal
+ * detail never reaches the wire. docs/errors.md lists the same codes; a test keeps them in step.
+ */
+
+export interface ErrorSpec {
+  /** HTTP status when the error ends an HTTP exchange. */
+  readonly status: number;
+  /** JSON-RPC error code when the error answers a JSON-RPC request. */
+  readonly rpcCode: number;
+  /** What happened and what to do, in words a client developer or operator can act on. */
+  readonly summary: string;
+}
+
+export const ERROR_CATALOGUE = {
+  WARDEN_PARSE_ERROR: {
+    status: 400,
+    rpcCode: -32700,
+    summary: 'The request body is not valid JSON. Send one JSON-RPC 2.0 message per POST.',
+  },
+  WARDEN_INVALID_MESSAGE: {
+    status: 400,
+    rpcCode: -32600,
+    summary: 'The body is JSON but not a valid JSON-RPC 2.0 message. Check jsonrpc, id and method.',
+  },
+  WARDEN_BATCH_UNSUPPORTED: {
+    status: 400,
+    rpcCode: -32600,
+    summary:
+      'JSON-RPC batches are not accepted (removed from MCP in 2025-06-18). Send one message per POST.',
+  },
+  WARDEN_UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    rpcCode: -32000,
+    summary: 'POST bodies must be sent with Content-Type: application/json.',
+  },
+  WARDEN_NOT_ACCEPTABLE: {
+    status: 406,
+    rpcCode: -32000,
+    summary: 'The Accept header must list the media types this request can be answered with.',
+  },
+  WARDEN_BODY_TOO_LARGE: {
+    status: 413,
+    rpcCode: -32000,
+    summary: 'The request body exceeds the configured limit (limits.max_body_bytes).',
+  },
+  WARDEN_METHOD_NOT_ALLOWED: {
+    status: 405,
+    rpcCode: -32000,
+    summary: 'This HTTP method is not supported on this endpoint.',
+  },
+  WARDEN_UNKNOWN_UPSTREAM: {
+    status: 404,
+    rpcCode: -32000,
+    summary: 'No upstream is configured at this path. MCP endpoints are served at /mcp/<upstream>.',
+  },
+  WARDEN_NOT_FOUND: {
+    status: 404,
+    rpcCode: -32000,
+    summary: 'Nothing is served at this path.',
+  },
+  WARDEN_SESSION_REQUIRED: {
+    status: 400,
+    rpcCode: -32000,
+    summary: 'This request needs the Mcp-Session-Id header returned by initialize.',
+  },
+  WARDEN_SESSION_NOT_FOUND: {
+    status: 404,
+    rpcCode: -32001,
+    summary: 'The session does not exist or has ended. Send a new initialize request.',
+  },
+  WARDEN_SESSION_CONFLICT: {
+    status: 400,
+    rpcCode: -32600,
+    summary: 'initialize must be sent without an Mcp-Session-Id header; it starts a new session.',
+  },
+  WARDEN_UNSUPPORTED_PROTOCOL_VERSION: {
+    status: 400,
+    rpcCode: -32000,
+    summary: 'The MCP-Protocol-Version header names a revision this gateway does not serve.',
+  },
+  WARDEN_HEADER_MISMATCH: {
+    status: 400,
+    rpcCode: -32020,
+    summary: 'An Mcp-Method or Mcp-Name header is missing or does not match the request body.',
+  },
+  WARDEN_FORBIDDEN_HOST: {
+    status: 403,
+    rpcCode: -32000,
+    summary: 'The Host header is not one this gateway serves (DNS rebinding protection).',
+  },
+  WARDEN_FORBIDDEN_ORIGIN: {
+    status: 403,
+    rpcCode: -32000,
+    summary: 'The Origin header is not allowed (DNS rebinding protection).',
+  },
+  WARDEN_TOO_MANY_SESSIONS: {
+    status: 503,
+    rpcCode: -32000,
+    summary: 'The session limit for this upstream is reached. Retry later or end idle sessions.',
+  },
+  WARDEN_UPSTREAM_UNAVAILABLE: {
+    status: 502,
+    rpcCode: -32002,
+    summary:
+      'The upstream MCP server could not be reached or has stopped. Retry later; if it persists, tell the operator the reference id.',
+  },
+  WARDEN_UPSTREAM_TIMEOUT: {
+    status: 504,
+    rpcCode: -32003,
+    summary: 'The upstream MCP server did not answer in time. The call may not have completed.',
+  },
+  WARDEN_UPSTREAM_PROTOCOL_ERROR: {
+    status: 502,
+    rpcCode: -32004,
+    summary: 'The upstream MCP server answered with something that is not valid MCP.',
+  },
+  WARDEN_SHUTTING_DOWN: {
+    status: 503,
+    rpcCode: -32000,
+    summary: 'The gateway is shutting down. Retry against another replica or in a moment.',
+  },
+  WARDEN_INTERNAL: {
+    status: 500,
+    rpcCode: -32603,
+    summary: 'The gateway failed unexpectedly. Tell the operator the reference id.',
+  },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** Base class of every error Warden raises on purpose. `message` may reach the client. */
+export class WardenError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? ERROR_CATALOGUE[code].summary, options);
+    this.name = 'WardenError';
+    this.code = code;
+  }
+
+  get status(): number {
+    return ERROR_CATALOGUE[this.code].status;
+  }
+
+  get rpcCode(): number {
+    return ERROR_CATALOGUE[this.code].rpcCode;
+  }
+}
+
+/** Raised for configuration problems; names the file and the key path. Never sent on the wire. */
+export class ConfigError extends Error {
+  readonly file: string;
+  readonly issues: readonly string[];
+
+  constructor(file: string, issues: readonly string[]) {
+    super(`invalid configuration in ${file}:\n${issues.map((issue) => `  - ${issue}`).join('\n')}`);
+    this.name = 'ConfigError';
+    this.file = file;
+    this.issues = issues;
+  }
+}
+
+export interface WireError {
+  readonly status: number;
+  readonly rpcCode: number;
+  readonly message: string;
+  readonly data: { readonly code: ErrorCode; readonly reference: string };
+}
+
+/**
+ * Maps any thrown value to what may be sent to a client. Unknown errors become WARDEN_INTERNAL
+ * with a generic message: stack traces, SQL and key material stay in the logs.
+ */
+export function toWireError(error: unknown, reference: string): WireError {
+  const known = error instanceof WardenError ? error : new WardenError('WARDEN_INTERNAL');
+  return {
+    status: known.status,
+    rpcCode: known.rpcCode,
+    message: known.message,
+    data: { code: known.code, reference },
+  };
+}

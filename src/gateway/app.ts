@@ -1,0 +1,114 @@
+/**
+ * The composition root: the only place that constructs concrete pieces and wires them together.
+ */
+import type { Config, UpstreamConfig } from '../config/config.js';
+import { createOriginGuard, type OriginGuard } from '../mcp/origin-guard.js';
+import { SessionRegistry } from '../mcp/session-registry.js';
+import { createMcpEndpoint, type McpEndpoint } from '../mcp/streamable-http-endpoint.js';
+import { createHttpUpstream } from '../mcp/upstream/http-upstream.js';
+import { createStdioUpstream } from '../mcp/upstream/stdio-upstream.js';
+import type { UpstreamConnector } from '../mcp/upstream/types.js';
+import { startListener } from './http-server.js';
+import { createLogger, type Logger } from './logger.js';
+import { createPipeline } from './pipeline.js';
+
+export interface RunningGateway {
+  /** Base URL, e.g. http://127.0.0.1:8080; upstream N is served at `${url}/mcp/N`. */
+  readonly url: string;
+  readonly port: number;
+  /** Graceful stop: drains exchanges within the configured grace, then stops upstreams. */
+  close(): Promise<void>;
+}
+
+export interface GatewayDependencies {
+  readonly logger: Logger;
+}
+
+export async function startGateway(
+  config: Config,
+  dependencies: Partial<GatewayDependencies> = {},
+): Promise<RunningGateway> {
+  const logger = dependencies.logger ?? createLogger(config.log.level);
+  const connectors = [...config.upstreams.values()].map((upstream) =>
+    createConnector(upstream, logger),
+  );
+  const sessions = new SessionRegistry(config.limits.sessionIdleTimeoutMs, (session) => {
+    void session.upstream.terminate(idleContext()).catch(() => undefined);
+  });
+  const pipeline = createPipeline(logger);
+  const endpoints = new Map<string, McpEndpoint>(
+    connectors.map((upstream) => [
+      upstream.name,
+      createMcpEndpoint({
+        upstream,
+        sessions,
+        maxBodyBytes: config.limits.maxBodyBytes,
+        gate: pipeline,
+        stateless: undefined,
+      }),
+    ]),
+  );
+
+  // The guard needs the bound port, known only after listen (port 0 in tests).
+  let guard: OriginGuard | undefined;
+  const listener = await startListener({
+    host: config.listen.host,
+    port: config.listen.port,
+    endpoints,
+    guard: () => guard ?? failClosedGuard,
+    logger,
+    isReady: () => true,
+  });
+  guard = createOriginGuard({
+    listenHost: config.listen.host,
+    port: listener.port,
+    allowedHosts: config.listen.allowedHosts,
+    allowedOrigins: config.listen.allowedOrigins,
+  });
+  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
+  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${listener.port}`;
+  logger.info(
+    { url, upstreams: [...endpoints.keys()], environment: config.environment },
+    'warden listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port: listener.port,
+    close() {
+      closing ??= (async () => {
+        logger.info({}, 'warden shutting down');
+        await listener.close(config.limits.shutdownGraceMs);
+        sessions.close();
+        await Promise.all(connectors.map((connector) => connector.close()));
+        logger.info({}, 'warden stopped');
+      })();
+      return closing;
+    },
+  };
+}
+
+function createConnector(upstream: UpstreamConfig, logger: Logger): UpstreamConnector {
+  return upstream.kind === 'http'
+    ? createHttpUpstream(upstream)
+    : createStdioUpstream(upstream, logger);
+}
+
+const failClosedGuard: OriginGuard = {
+  check() {
+    throw new Error('listener not ready');
+  },
+};
+
+function idleContext() {
+  return {
+    requestId: 'idle-expiry',
+    protocolVersion: undefined,
+    mcpHeaders: {},
+    traceparent: undefined,
+    tracestate: undefined,
+    lastEventId: undefined,
+    signal: new AbortController().signal,
+  };
+}

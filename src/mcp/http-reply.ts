@@ -1,0 +1,112 @@
+/** Writes upstream replies and Warden errors to a client's HTTP response. */
+import type { ServerResponse } from 'node:http';
+import { toWireError } from '../domain/errors.js';
+import type { JsonRpcId, JsonRpcMessage } from '../domain/jsonrpc.js';
+import { isResponse } from '../domain/jsonrpc.js';
+import { formatSseEvent } from './sse.js';
+import type { UpstreamReply } from './upstream/types.js';
+
+export interface ReplyOptions {
+  readonly requestId: string;
+  /** The id of the client request this answers, so a failure mid-stream still answers it. */
+  readonly rpcId: JsonRpcId | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** Sends an error before any response header was written: HTTP status plus a JSON-RPC error. */
+export function writeError(
+  response: ServerResponse,
+  error: unknown,
+  requestId: string,
+  rpcId: JsonRpcId | null,
+): void {
+  const wire = toWireError(error, requestId);
+  if (response.headersSent) {
+    response.end();
+    return;
+  }
+  const body = JSON.stringify({
+    jsonrpc: '2.0',
+    id: rpcId,
+    error: { code: wire.rpcCode, message: wire.message, data: wire.data },
+  });
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-request-id': requestId,
+  };
+  if (wire.status === 405) headers['allow'] = 'GET, POST, DELETE';
+  response.writeHead(wire.status, headers).end(body);
+}
+
+export async function writeReply(
+  response: ServerResponse,
+  reply: UpstreamReply,
+  options: ReplyOptions,
+): Promise<void> {
+  const base = { ...options.headers, 'x-request-id': options.requestId };
+  switch (reply.kind) {
+    case 'accepted':
+      response.writeHead(202, base).end();
+      return;
+    case 'status': {
+      const headers: Record<string, string> = { ...base };
+      if (reply.contentType !== undefined) headers['content-type'] = reply.contentType;
+      response.writeHead(reply.status, headers).end(reply.body);
+      return;
+    }
+    case 'json':
+      response.writeHead(200, { ...base, 'content-type': 'application/json' }).end(reply.raw);
+      return;
+    case 'stream':
+      await writeStream(response, reply.events, options, base);
+  }
+}
+
+async function writeStream(
+  response: ServerResponse,
+  events: Extract<UpstreamReply, { kind: 'stream' }>['events'],
+  options: ReplyOptions,
+  headers: Record<string, string>,
+): Promise<void> {
+  response.writeHead(200, {
+    ...headers,
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+  });
+  response.flushHeaders();
+  let answered = false;
+  try {
+    for await (const event of events) {
+      if (response.destroyed) break;
+      if (event.message && isAnswerTo(event.message, options.rpcId)) answered = true;
+      const data = event.message === undefined ? '' : (event.raw ?? JSON.stringify(event.message));
+      response.write(
+        formatSseEvent({
+          data,
+          ...(event.message !== undefined && { event: 'message' }),
+          ...(event.id !== undefined && { id: event.id }),
+          ...(event.retry !== undefined && { retry: event.retry }),
+        }),
+      );
+    }
+  } catch (error) {
+    // The stream broke after it started: answer the request in-band so the client is not left waiting.
+    if (!answered && options.rpcId !== undefined && !response.destroyed) {
+      const wire = toWireError(error, options.requestId);
+      const message = {
+        jsonrpc: '2.0',
+        id: options.rpcId,
+        error: { code: wire.rpcCode, message: wire.message, data: wire.data },
+      };
+      response.write(formatSseEvent({ event: 'message', data: JSON.stringify(message) }));
+    }
+  } finally {
+    response.end();
+  }
+}
+
+function isAnswerTo(message: JsonRpcMessage, rpcId: JsonRpcId | undefined): boolean {
+  return rpcId !== undefined && isResponse(message) && message.id === rpcId;
+}

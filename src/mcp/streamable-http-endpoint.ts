@@ -1,0 +1,302 @@
+/**
+ * The client-facing Streamable HTTP endpoint for one upstream (sessionful revisions 2025-03-26,
+ * 2025-06-18 and 2025-11-25). It validates the HTTP exchange, owns the client session, and
+ * relays each message to the upstream session behind it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { WardenError } from '../domain/errors.js';
+import type { JsonRpcId, JsonRpcMessage } from '../domain/jsonrpc.js';
+import { isRequest, isResponse } from '../domain/jsonrpc.js';
+import { isSupportedRevision, STATELESS_REVISION } from '../domain/protocol.js';
+import { writeError, writeReply } from './http-reply.js';
+import { parseClientMessage } from './jsonrpc-parse.js';
+import { readBody } from './read-body.js';
+import type { ClientSession, SessionRegistry } from './session-registry.js';
+import type { ForwardContext, UpstreamConnector, UpstreamReply } from './upstream/types.js';
+
+/** What the gateway's pipeline learns about each client message before it is forwarded. */
+export interface ClientMessageContext {
+  readonly requestId: string;
+  readonly upstreamName: string;
+  readonly sessionId: string | undefined;
+  readonly protocolVersion: string | undefined;
+}
+
+/** The gateway's hook into the relay: it may refuse a message by throwing a WardenError. */
+export interface MessageGate {
+  admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext): Promise<void>;
+}
+
+/** Handles one 2026-07-28 (stateless) exchange; provided by the stateless module. */
+export type StatelessHandler = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  context: { readonly requestId: string; readonly signal: AbortSignal },
+) => Promise<void>;
+
+export interface McpEndpointOptions {
+  readonly upstream: UpstreamConnector;
+  readonly sessions: SessionRegistry;
+  readonly maxBodyBytes: number;
+  readonly gate: MessageGate;
+  readonly stateless: StatelessHandler | undefined;
+}
+
+export type McpEndpoint = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  signal: AbortSignal,
+) => Promise<void>;
+
+export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
+  return async (request, response, signal) => {
+    const requestId = randomUUID();
+    let rpcId: JsonRpcId | null = null;
+    try {
+      const version = readHeader(request, 'mcp-protocol-version');
+      if (version !== undefined && !isSupportedRevision(version)) {
+        throw new WardenError(
+          'WARDEN_UNSUPPORTED_PROTOCOL_VERSION',
+          `Unsupported MCP-Protocol-Version "${version}".`,
+        );
+      }
+      if (version === STATELESS_REVISION && options.stateless) {
+        await options.stateless(request, response, { requestId, signal });
+        return;
+      }
+      switch (request.method) {
+        case 'POST': {
+          const message = await readClientMessage(request, options.maxBodyBytes);
+          if (isRequest(message)) rpcId = message.id;
+          await handlePost(options, request, response, message, { requestId, version, signal });
+          return;
+        }
+        case 'GET':
+          await handleGet(options, request, response, { requestId, version, signal });
+          return;
+        case 'DELETE':
+          await handleDelete(options, request, response, { requestId, version, signal });
+          return;
+        default:
+          throw new WardenError('WARDEN_METHOD_NOT_ALLOWED');
+      }
+    } catch (error) {
+      writeError(response, error, requestId, rpcId);
+    }
+  };
+}
+
+interface Exchange {
+  readonly requestId: string;
+  readonly version: string | undefined;
+  readonly signal: AbortSignal;
+}
+
+async function readClientMessage(
+  request: IncomingMessage,
+  maxBodyBytes: number,
+): Promise<JsonRpcMessage> {
+  const contentType = readHeader(request, 'content-type');
+  if (!contentType || !/^application\/json\s*(;|$)/i.test(contentType)) {
+    throw new WardenError('WARDEN_UNSUPPORTED_MEDIA_TYPE');
+  }
+  const accept = readHeader(request, 'accept') ?? '';
+  if (!acceptsAll(accept, ['application/json', 'text/event-stream'])) {
+    throw new WardenError(
+      'WARDEN_NOT_ACCEPTABLE',
+      'POST requests must accept both application/json and text/event-stream.',
+    );
+  }
+  return parseClientMessage(await readBody(request, maxBodyBytes));
+}
+
+async function handlePost(
+  options: McpEndpointOptions,
+  request: IncomingMessage,
+  response: ServerResponse,
+  message: JsonRpcMessage,
+  exchange: Exchange,
+): Promise<void> {
+  const sessionId = readHeader(request, 'mcp-session-id');
+  if (isRequest(message) && message.method === 'initialize') {
+    if (sessionId !== undefined) throw new WardenError('WARDEN_SESSION_CONFLICT');
+    await initializeSession(options, request, response, message, exchange);
+    return;
+  }
+  const session = requireSession(options, sessionId);
+  await options.gate.admitClientMessage(message, {
+    requestId: exchange.requestId,
+    upstreamName: options.upstream.name,
+    sessionId: session.id,
+    protocolVersion: exchange.version ?? session.protocolVersion,
+  });
+  await relay(session, request, response, message, exchange, options);
+}
+
+async function initializeSession(
+  options: McpEndpointOptions,
+  request: IncomingMessage,
+  response: ServerResponse,
+  message: JsonRpcMessage & { id: JsonRpcId },
+  exchange: Exchange,
+): Promise<void> {
+  await options.gate.admitClientMessage(message, {
+    requestId: exchange.requestId,
+    upstreamName: options.upstream.name,
+    sessionId: undefined,
+    protocolVersion: exchange.version,
+  });
+  const upstream = options.upstream.openSession();
+  const session = options.sessions.create(options.upstream.name, upstream, exchange.version);
+  let reply: UpstreamReply;
+  try {
+    reply = await upstream.send(message, forwardContext(request, exchange, undefined));
+  } catch (error) {
+    options.sessions.delete(session.id);
+    await upstream.terminate(forwardContext(request, exchange, undefined));
+    throw error;
+  }
+  if (
+    reply.kind === 'status' ||
+    (reply.kind === 'json' && isResponse(reply.message) && 'error' in reply.message)
+  ) {
+    options.sessions.delete(session.id);
+    await upstream.terminate(forwardContext(request, exchange, undefined));
+    await writeReply(response, reply, {
+      requestId: exchange.requestId,
+      rpcId: message.id,
+      headers: {},
+    });
+    return;
+  }
+  session.protocolVersion = negotiatedVersion(reply) ?? exchange.version;
+  await writeTracked(session, response, reply, {
+    requestId: exchange.requestId,
+    rpcId: message.id,
+    headers: { 'mcp-session-id': session.id },
+  });
+}
+
+async function relay(
+  session: ClientSession,
+  request: IncomingMessage,
+  response: ServerResponse,
+  message: JsonRpcMessage,
+  exchange: Exchange,
+  options: McpEndpointOptions,
+): Promise<void> {
+  const reply = await sendOrForget(session, options, () =>
+    session.upstream.send(message, forwardContext(request, exchange, undefined)),
+  );
+  await writeTracked(session, response, reply, {
+    requestId: exchange.requestId,
+    rpcId: isRequest(message) ? message.id : undefined,
+    headers: { 'mcp-session-id': session.id },
+  });
+}
+
+async function handleGet(
+  options: McpEndpointOptions,
+  request: IncomingMessage,
+  response: ServerResponse,
+  exchange: Exchange,
+): Promise<void> {
+  const accept = readHeader(request, 'accept') ?? '';
+  if (!acceptsAll(accept, ['text/event-stream'])) {
+    throw new WardenError('WARDEN_NOT_ACCEPTABLE', 'GET requests must accept text/event-stream.');
+  }
+  const session = requireSession(options, readHeader(request, 'mcp-session-id'));
+  const lastEventId = readHeader(request, 'last-event-id');
+  const reply = await sendOrForget(session, options, () =>
+    session.upstream.openServerStream(forwardContext(request, exchange, lastEventId)),
+  );
+  await writeTracked(session, response, reply, {
+    requestId: exchange.requestId,
+    rpcId: undefined,
+    headers: { 'mcp-session-id': session.id },
+  });
+}
+
+async function handleDelete(
+  options: McpEndpointOptions,
+  request: IncomingMessage,
+  response: ServerResponse,
+  exchange: Exchange,
+): Promise<void> {
+  const session = requireSession(options, readHeader(request, 'mcp-session-id'));
+  options.sessions.delete(session.id);
+  await session.upstream.terminate(forwardContext(request, exchange, undefined));
+  response.writeHead(200, { 'x-request-id': exchange.requestId }).end();
+}
+
+function requireSession(options: McpEndpointOptions, sessionId: string | undefined): ClientSession {
+  if (sessionId === undefined) throw new WardenError('WARDEN_SESSION_REQUIRED');
+  const session = options.sessions.find(sessionId, options.upstream.name);
+  if (!session) throw new WardenError('WARDEN_SESSION_NOT_FOUND');
+  return session;
+}
+
+/** Runs an upstream call; if the upstream has lost the session, the client's session ends too. */
+async function sendOrForget(
+  session: ClientSession,
+  options: McpEndpointOptions,
+  send: () => Promise<UpstreamReply>,
+): Promise<UpstreamReply> {
+  try {
+    return await send();
+  } catch (error) {
+    if (error instanceof WardenError && error.code === 'WARDEN_SESSION_NOT_FOUND') {
+      options.sessions.delete(session.id);
+    }
+    throw error;
+  }
+}
+
+async function writeTracked(
+  session: ClientSession,
+  response: ServerResponse,
+  reply: UpstreamReply,
+  replyOptions: Parameters<typeof writeReply>[2],
+): Promise<void> {
+  session.activeExchanges += 1;
+  try {
+    await writeReply(response, reply, replyOptions);
+  } finally {
+    session.activeExchanges -= 1;
+  }
+}
+
+function forwardContext(
+  request: IncomingMessage,
+  exchange: Exchange,
+  lastEventId: string | undefined,
+): ForwardContext {
+  return {
+    requestId: exchange.requestId,
+    protocolVersion: exchange.version,
+    mcpHeaders: {},
+    traceparent: readHeader(request, 'traceparent'),
+    tracestate: readHeader(request, 'tracestate'),
+    lastEventId,
+    signal: exchange.signal,
+  };
+}
+
+function negotiatedVersion(reply: UpstreamReply): string | undefined {
+  if (reply.kind !== 'json' || !isResponse(reply.message) || !('result' in reply.message))
+    return undefined;
+  const version = reply.message.result['protocolVersion'];
+  return typeof version === 'string' ? version : undefined;
+}
+
+export function readHeader(request: IncomingMessage, name: string): string | undefined {
+  const value = request.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function acceptsAll(accept: string, types: readonly string[]): boolean {
+  const listed = accept.split(',').map((part) => part.split(';')[0]?.trim().toLowerCase());
+  if (listed.includes('*/*')) return true;
+  return types.every((type) => listed.includes(type) || listed.includes(`${type.split('/')[0]}/*`));
+}

@@ -1,0 +1,74 @@
+/**
+ * Warden's own credential for an upstream, read from an env var or a secret file. The file is
+ * re-read when its modification time changes, so rotating the secret needs no restart.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import type { UpstreamCredentialConfig } from '../../config/config.js';
+import { WardenError } from '../../domain/errors.js';
+
+/** How often the secret file's mtime is checked, at most. */
+const FILE_CHECK_INTERVAL_MS = 1000;
+
+export interface CredentialSource {
+  /** The header name and value to send, read fresh enough to follow rotation. */
+  header(): { readonly name: string; readonly value: string };
+}
+
+export function createCredentialSource(
+  config: UpstreamCredentialConfig,
+  now: () => number = Date.now,
+): CredentialSource {
+  const format = (secret: string) => ({
+    name: config.header,
+    value: config.scheme === '' ? secret : `${config.scheme} ${secret}`,
+  });
+  if (config.source.kind === 'env') {
+    const name = config.source.name;
+    return {
+      header() {
+        const secret = process.env[name]?.trim();
+        if (!secret)
+          throw new WardenError(
+            'WARDEN_UPSTREAM_UNAVAILABLE',
+            'The upstream credential is not configured.',
+          );
+        return format(secret);
+      },
+    };
+  }
+  const path = config.source.path;
+  let cached: { mtimeMs: number; secret: string } | undefined;
+  let checkedAt = -Infinity;
+  return {
+    header() {
+      const at = now();
+      if (!cached || at - checkedAt >= FILE_CHECK_INTERVAL_MS) {
+        checkedAt = at;
+        cached = readSecretIfChanged(path, cached);
+      }
+      return format(cached.secret);
+    },
+  };
+}
+
+function readSecretIfChanged(
+  path: string,
+  cached: { mtimeMs: number; secret: string } | undefined,
+): { mtimeMs: number; secret: string } {
+  try {
+    const { mtimeMs } = statSync(path);
+    if (cached && cached.mtimeMs === mtimeMs) return cached;
+    const secret = readFileSync(path, 'utf8').trim();
+    if (secret === '') throw new Error('empty');
+    return { mtimeMs, secret };
+  } catch (error) {
+    if (cached) return cached; // mid-rotation (file briefly missing): keep the last good secret
+    throw new WardenError(
+      'WARDEN_UPSTREAM_UNAVAILABLE',
+      'The upstream credential could not be read.',
+      {
+        cause: error,
+      },
+    );
+  }
+}

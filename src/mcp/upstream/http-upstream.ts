@@ -1,0 +1,203 @@
+/**
+ * An upstream MCP server reached over Streamable HTTP. Messages are relayed, not re-implemented:
+ * each client exchange becomes one upstream exchange, and SSE events pass through with their ids,
+ * so resumption (Last-Event-ID) and polling work end to end.
+ */
+import { Pool, errors as undiciErrors } from 'undici';
+import type { Dispatcher } from 'undici';
+import type { HttpUpstreamConfig } from '../../config/config.js';
+import { WardenError } from '../../domain/errors.js';
+import type { JsonRpcMessage } from '../../domain/jsonrpc.js';
+import { isRequest } from '../../domain/jsonrpc.js';
+import { parseUpstreamMessage } from '../jsonrpc-parse.js';
+import { parseSseStream } from '../sse.js';
+import { createCredentialSource, type CredentialSource } from './credential.js';
+import type {
+  ForwardContext,
+  UpstreamConnector,
+  UpstreamEvent,
+  UpstreamReply,
+  UpstreamSession,
+} from './types.js';
+
+const ACCEPT_BOTH = 'application/json, text/event-stream';
+
+export function createHttpUpstream(config: HttpUpstreamConfig): UpstreamConnector {
+  const url = new URL(config.url);
+  const pool = new Pool(url.origin, {
+    connections: 128,
+    keepAliveTimeout: 30_000,
+    headersTimeout: config.timeoutMs,
+    bodyTimeout: config.timeoutMs,
+  });
+  const credential = config.credential ? createCredentialSource(config.credential) : undefined;
+  const path = `${url.pathname}${url.search}`;
+  return {
+    name: config.name,
+    kind: 'http',
+    openSession: () => new HttpUpstreamSession(pool, path, config, credential),
+    close: () => pool.close(),
+  };
+}
+
+class HttpUpstreamSession implements UpstreamSession {
+  onEnded: (() => void) | undefined;
+  private upstreamSessionId: string | undefined;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly path: string,
+    private readonly config: HttpUpstreamConfig,
+    private readonly credential: CredentialSource | undefined,
+  ) {}
+
+  async send(message: JsonRpcMessage, context: ForwardContext): Promise<UpstreamReply> {
+    const response = await this.exchange('POST', context, JSON.stringify(message));
+    const sessionId = response.headers['mcp-session-id'];
+    if (typeof sessionId === 'string' && isRequest(message) && message.method === 'initialize') {
+      this.upstreamSessionId = sessionId;
+    }
+    return this.readReply(response, context, isRequest(message));
+  }
+
+  async openServerStream(context: ForwardContext): Promise<UpstreamReply> {
+    const response = await this.exchange('GET', context, undefined);
+    return this.readReply(response, context, true);
+  }
+
+  async terminate(context: ForwardContext): Promise<void> {
+    if (this.upstreamSessionId === undefined) return;
+    try {
+      const response = await this.exchange('DELETE', context, undefined);
+      await response.body.dump();
+    } catch {
+      // The client's session ends either way; an upstream that cannot be told will expire it.
+    }
+  }
+
+  private async exchange(
+    method: 'POST' | 'GET' | 'DELETE',
+    context: ForwardContext,
+    body: string | undefined,
+  ): Promise<Dispatcher.ResponseData> {
+    try {
+      return await this.pool.request({
+        method,
+        path: this.path,
+        headers: this.buildHeaders(method, context),
+        body: body ?? null,
+        signal: context.signal,
+        // A server stream may be quiet for long stretches; requests must keep making progress.
+        bodyTimeout: method === 'GET' ? 0 : this.config.timeoutMs,
+      });
+    } catch (error) {
+      throw toUpstreamError(error);
+    }
+  }
+
+  private buildHeaders(method: string, context: ForwardContext): Record<string, string> {
+    const headers: Record<string, string> = { ...this.config.headers, ...context.mcpHeaders };
+    if (method === 'POST') {
+      headers['content-type'] = 'application/json';
+      headers['accept'] = ACCEPT_BOTH;
+    } else if (method === 'GET') {
+      headers['accept'] = 'text/event-stream';
+    }
+    if (context.protocolVersion !== undefined)
+      headers['mcp-protocol-version'] = context.protocolVersion;
+    if (this.upstreamSessionId !== undefined) headers['mcp-session-id'] = this.upstreamSessionId;
+    if (context.lastEventId !== undefined) headers['last-event-id'] = context.lastEventId;
+    if (context.traceparent !== undefined) headers['traceparent'] = context.traceparent;
+    if (context.tracestate !== undefined) headers['tracestate'] = context.tracestate;
+    if (this.credential) {
+      const { name, value } = this.credential.header();
+      headers[name] = value;
+    }
+    return headers;
+  }
+
+  private async readReply(
+    response: Dispatcher.ResponseData,
+    context: ForwardContext,
+    expectsAnswer: boolean,
+  ): Promise<UpstreamReply> {
+    const contentType = headerValue(response.headers['content-type']);
+    if (response.statusCode === 404 && this.upstreamSessionId !== undefined) {
+      // The upstream forgot the session: the client must start over, as the spec prescribes.
+      await response.body.dump();
+      this.onEnded?.();
+      throw new WardenError('WARDEN_SESSION_NOT_FOUND');
+    }
+    if (response.statusCode < 200 || response.statusCode >= 300) {
+      return {
+        kind: 'status',
+        status: response.statusCode,
+        body: await readText(response),
+        contentType,
+      };
+    }
+    if (response.statusCode === 202 || !expectsAnswer) {
+      await response.body.dump();
+      return { kind: 'accepted' };
+    }
+    if (contentType?.startsWith('text/event-stream')) {
+      return { kind: 'stream', events: relayEvents(response.body, context) };
+    }
+    if (contentType?.startsWith('application/json')) {
+      const raw = await readText(response);
+      return { kind: 'json', message: parseUpstreamMessage(raw), raw };
+    }
+    await response.body.dump();
+    throw new WardenError(
+      'WARDEN_UPSTREAM_PROTOCOL_ERROR',
+      'The upstream answered with an unexpected content type.',
+    );
+  }
+}
+
+async function* relayEvents(
+  body: Dispatcher.ResponseData['body'],
+  context: ForwardContext,
+): AsyncGenerator<UpstreamEvent> {
+  try {
+    for await (const event of parseSseStream(body)) {
+      const base = {
+        ...(event.id !== undefined && { id: event.id }),
+        ...(event.retry !== undefined && { retry: event.retry }),
+      };
+      if (event.data.trim() === '') {
+        yield base;
+        continue;
+      }
+      yield { ...base, message: parseUpstreamMessage(event.data), raw: event.data };
+    }
+  } catch (error) {
+    if (context.signal.aborted) return;
+    throw toUpstreamError(error);
+  } finally {
+    body.destroy();
+  }
+}
+
+async function readText(response: Dispatcher.ResponseData): Promise<string> {
+  try {
+    return await response.body.text();
+  } catch (error) {
+    throw toUpstreamError(error);
+  }
+}
+
+function headerValue(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function toUpstreamError(error: unknown): WardenError {
+  if (error instanceof WardenError) return error;
+  if (
+    error instanceof undiciErrors.HeadersTimeoutError ||
+    error instanceof undiciErrors.BodyTimeoutError
+  ) {
+    return new WardenError('WARDEN_UPSTREAM_TIMEOUT', undefined, { cause: error });
+  }
+  return new WardenError('WARDEN_UPSTREAM_UNAVAILABLE', undefined, { cause: error });
+}

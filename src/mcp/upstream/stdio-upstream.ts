@@ -1,0 +1,341 @@
+/**
+ * An upstream MCP server run as a child process speaking newline-delimited JSON-RPC on stdio.
+ *
+ * Each client session gets its own child. A stdio server is written for one client: sharing a
+ * process would let one user's session state (roots, subscriptions, log level) leak into
+ * another's, and would make server-to-client requests (sampling, elicitation) impossible to route.
+ * A child that dies is restarted with exponential backoff and re-initialised with the session's
+ * own initialize request, so the client's session survives.
+ */
+import {
+  StdioClientTransport,
+  getDefaultEnvironment,
+} from '@modelcontextprotocol/sdk/client/stdio.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { StdioUpstreamConfig } from '../../config/config.js';
+import { WardenError } from '../../domain/errors.js';
+import type {
+  JsonRpcId,
+  JsonRpcMessage,
+  JsonRpcNotification,
+  JsonRpcRequest,
+  JsonRpcResponse,
+} from '../../domain/jsonrpc.js';
+import { isNotification, isRequest, isResponse } from '../../domain/jsonrpc.js';
+import { AsyncQueue } from '../async-queue.js';
+import type {
+  ForwardContext,
+  UpstreamConnector,
+  UpstreamEvent,
+  UpstreamReply,
+  UpstreamSession,
+} from './types.js';
+
+/** Messages kept for a server stream that is not open yet (bounded, oldest dropped). */
+const MAX_BACKLOG = 256;
+/** How long a child may take to die after SIGTERM before it is killed. */
+const STOP_GRACE_MS = 2000;
+
+export interface StdioLogger {
+  warn(fields: Record<string, unknown>, message: string): void;
+  debug(fields: Record<string, unknown>, message: string): void;
+}
+
+export function createStdioUpstream(
+  config: StdioUpstreamConfig,
+  logger: StdioLogger,
+): UpstreamConnector {
+  const sessions = new Set<StdioUpstreamSession>();
+  return {
+    name: config.name,
+    kind: 'stdio',
+    openSession() {
+      if (sessions.size >= config.maxSessions) {
+        throw new WardenError('WARDEN_TOO_MANY_SESSIONS');
+      }
+      const session = new StdioUpstreamSession(config, logger, () => sessions.delete(session));
+      sessions.add(session);
+      return session;
+    },
+    async close() {
+      await Promise.all([...sessions].map((session) => session.stop()));
+    },
+  };
+}
+
+interface PendingRequest {
+  readonly id: JsonRpcId;
+  readonly events: AsyncQueue<UpstreamEvent>;
+  readonly progressToken: string | number | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+class StdioUpstreamSession implements UpstreamSession {
+  onEnded: (() => void) | undefined;
+  private transport: StdioClientTransport | undefined;
+  private ready: Promise<void>;
+  private readonly pending = new Map<string, PendingRequest>();
+  private readonly progressRoutes = new Map<string, PendingRequest>();
+  private serverStream: AsyncQueue<UpstreamEvent> | undefined;
+  private readonly backlog: JsonRpcMessage[] = [];
+  private initializeRequest: JsonRpcRequest | undefined;
+  private initialized = false;
+  private stopped = false;
+  private restarts = 0;
+  private replayCounter = 0;
+
+  constructor(
+    private readonly config: StdioUpstreamConfig,
+    private readonly logger: StdioLogger,
+    private readonly release: () => void,
+  ) {
+    this.ready = this.spawn();
+  }
+
+  async send(message: JsonRpcMessage, context: ForwardContext): Promise<UpstreamReply> {
+    await this.awaitReady();
+    if (isRequest(message)) return this.sendRequest(message, context);
+    if (isNotification(message) && message.method === 'notifications/initialized')
+      this.initialized = true;
+    await this.write(message);
+    return { kind: 'accepted' };
+  }
+
+  async openServerStream(_context: ForwardContext): Promise<UpstreamReply> {
+    await this.awaitReady();
+    // One server stream per session, as the spec allows; a new GET replaces a stale one.
+    this.serverStream?.end();
+    const stream = new AsyncQueue<UpstreamEvent>();
+    this.serverStream = stream;
+    for (const message of this.backlog.splice(0)) stream.push({ message });
+    return { kind: 'stream', events: stream };
+  }
+
+  async terminate(_context: ForwardContext): Promise<void> {
+    await this.stop();
+  }
+
+  /** Stops the child for good: the session is over. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.failPending('WARDEN_UPSTREAM_UNAVAILABLE');
+    this.serverStream?.end();
+    this.release();
+    const transport = this.transport;
+    this.transport = undefined;
+    if (transport) await closeWithin(transport, STOP_GRACE_MS);
+  }
+
+  private async sendRequest(
+    request: JsonRpcRequest,
+    context: ForwardContext,
+  ): Promise<UpstreamReply> {
+    if (request.method === 'initialize') this.initializeRequest = request;
+    const key = idKey(request.id);
+    const events = new AsyncQueue<UpstreamEvent>();
+    const progressToken = readProgressToken(request);
+    const entry: PendingRequest = { id: request.id, events, progressToken, timer: undefined };
+    this.pending.set(key, entry);
+    if (progressToken !== undefined) this.progressRoutes.set(idKey(progressToken), entry);
+    this.armTimeout(request.id, entry);
+    context.signal.addEventListener('abort', () => this.abandon(request.id), { once: true });
+    await this.write(request);
+    return { kind: 'stream', events };
+  }
+
+  /** The client left: tell the server to stop working on the request, as a client would. */
+  private abandon(id: JsonRpcId): void {
+    const entry = this.pending.get(idKey(id));
+    if (!entry) return;
+    this.settle(id, entry);
+    void this.write({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: id, reason: 'client disconnected' },
+    }).catch(() => undefined);
+  }
+
+  /** The timeout restarts whenever the server shows progress on the request. */
+  private armTimeout(id: JsonRpcId, entry: PendingRequest): void {
+    if (entry.timer) clearTimeout(entry.timer);
+    entry.timer = setTimeout(() => {
+      entry.events.push({ message: errorResponse(id, 'WARDEN_UPSTREAM_TIMEOUT') });
+      this.abandon(id);
+    }, this.config.timeoutMs);
+    entry.timer.unref();
+  }
+
+  private settle(id: JsonRpcId, entry: PendingRequest): void {
+    if (entry.timer) clearTimeout(entry.timer);
+    this.pending.delete(idKey(id));
+    if (entry.progressToken !== undefined) this.progressRoutes.delete(idKey(entry.progressToken));
+    entry.events.end();
+  }
+
+  private route(message: JsonRpcMessage): void {
+    if (isResponse(message)) {
+      if (
+        message.id !== null &&
+        typeof message.id === 'string' &&
+        message.id.startsWith('warden-replay-')
+      )
+        return;
+      const entry = message.id === null ? undefined : this.pending.get(idKey(message.id));
+      if (!entry || message.id === null) return; // the client stopped waiting for it
+      entry.events.push({ message });
+      this.settle(message.id, entry);
+      return;
+    }
+    const target = this.targetFor(message);
+    if (target) {
+      target.events.push({ message });
+      this.armTimeout(target.id, target);
+      return;
+    }
+    if (this.serverStream && !this.serverStream.isEnded) {
+      this.serverStream.push({ message });
+      return;
+    }
+    this.backlog.push(message);
+    if (this.backlog.length > MAX_BACKLOG) this.backlog.shift();
+  }
+
+  /**
+   * Where a server notification or request goes: progress to the request that asked for it;
+   * anything else to the newest request still open, whose stream the client is reading.
+   */
+  private targetFor(message: JsonRpcNotification | JsonRpcRequest): PendingRequest | undefined {
+    if (message.method === 'notifications/progress') {
+      const token = message.params?.['progressToken'];
+      if (typeof token === 'string' || typeof token === 'number')
+        return this.progressRoutes.get(idKey(token));
+    }
+    let newest: PendingRequest | undefined;
+    for (const entry of this.pending.values()) newest = entry;
+    return newest;
+  }
+
+  private failPending(code: 'WARDEN_UPSTREAM_UNAVAILABLE'): void {
+    for (const entry of [...this.pending.values()]) {
+      entry.events.push({ message: errorResponse(entry.id, code) });
+      this.settle(entry.id, entry);
+    }
+  }
+
+  private async write(message: JsonRpcMessage): Promise<void> {
+    const transport = this.transport;
+    if (!transport) throw new WardenError('WARDEN_UPSTREAM_UNAVAILABLE');
+    try {
+      await transport.send(message as JSONRPCMessage);
+    } catch (error) {
+      throw new WardenError('WARDEN_UPSTREAM_UNAVAILABLE', undefined, { cause: error });
+    }
+  }
+
+  private async awaitReady(): Promise<void> {
+    if (this.stopped) throw new WardenError('WARDEN_SESSION_NOT_FOUND');
+    await this.ready;
+    if (!this.transport) throw new WardenError('WARDEN_UPSTREAM_UNAVAILABLE');
+  }
+
+  private async spawn(): Promise<void> {
+    const transport = new StdioClientTransport({
+      command: this.config.command,
+      args: [...this.config.args],
+      // The child gets a minimal environment: Warden's own secrets are not the tool's business.
+      env: { ...getDefaultEnvironment(), ...this.config.env },
+      ...(this.config.cwd !== undefined && { cwd: this.config.cwd }),
+      stderr: 'pipe',
+    });
+    transport.onmessage = (message) => this.route(message as JsonRpcMessage);
+    transport.onerror = (error) =>
+      this.logger.debug({ upstream: this.config.name, err: error.message }, 'stdio upstream error');
+    transport.onclose = () => this.handleExit(transport);
+    try {
+      await transport.start();
+    } catch (error) {
+      this.logger.warn(
+        { upstream: this.config.name, err: (error as Error).message },
+        'stdio upstream failed to start',
+      );
+      this.handleExit(transport);
+      return;
+    }
+    transport.stderr?.on('data', (chunk: Buffer) =>
+      this.logger.debug(
+        { upstream: this.config.name, stderr: chunk.toString('utf8').trimEnd() },
+        'stdio upstream stderr',
+      ),
+    );
+    this.transport = transport;
+  }
+
+  private handleExit(transport: StdioClientTransport): void {
+    if (this.transport !== undefined && this.transport !== transport) return;
+    this.transport = undefined;
+    if (this.stopped) return;
+    this.failPending('WARDEN_UPSTREAM_UNAVAILABLE');
+    const delay = Math.min(
+      this.config.restartBackoffMs * 2 ** this.restarts,
+      this.config.restartBackoffMaxMs,
+    );
+    this.restarts += 1;
+    this.logger.warn(
+      { upstream: this.config.name, restartInMs: delay, restarts: this.restarts },
+      'stdio upstream exited; restarting',
+    );
+    this.ready = new Promise((resolve) => {
+      const timer = setTimeout(() => void this.restart().then(resolve, resolve), delay);
+      timer.unref();
+    });
+  }
+
+  /** Starts a fresh child and replays the session's handshake so the client need not notice. */
+  private async restart(): Promise<void> {
+    if (this.stopped) return;
+    await this.spawn();
+    if (!this.transport || !this.initializeRequest) return;
+    const replay: JsonRpcRequest = {
+      ...this.initializeRequest,
+      id: `warden-replay-${++this.replayCounter}`,
+    };
+    await this.write(replay).catch(() => undefined);
+    if (this.initialized) {
+      await this.write({ jsonrpc: '2.0', method: 'notifications/initialized' }).catch(
+        () => undefined,
+      );
+    }
+  }
+}
+
+function readProgressToken(request: JsonRpcRequest): string | number | undefined {
+  const meta = request.params?.['_meta'];
+  if (meta === null || typeof meta !== 'object') return undefined;
+  const token = (meta as Record<string, unknown>)['progressToken'];
+  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
+}
+
+/** Map keys that keep 1 and "1" apart, as JSON-RPC does. */
+function idKey(id: JsonRpcId): string {
+  return typeof id === 'number' ? `n:${id}` : `s:${id}`;
+}
+
+function errorResponse(
+  id: JsonRpcId,
+  code: 'WARDEN_UPSTREAM_UNAVAILABLE' | 'WARDEN_UPSTREAM_TIMEOUT',
+): JsonRpcResponse {
+  const error = new WardenError(code);
+  return {
+    jsonrpc: '2.0',
+    id,
+    error: { code: error.rpcCode, message: error.message, data: { code } },
+  };
+}
+
+async function closeWithin(transport: StdioClientTransport, graceMs: number): Promise<void> {
+  await Promise.race([
+    transport.close().catch(() => undefined),
+    new Promise((resolve) => setTimeout(resolve, graceMs).unref()),
+  ]);
+}

@@ -1,0 +1,60 @@
+/** The seam between the client-facing endpoint and an upstream MCP server, whatever its transport. */
+import type { JsonRpcMessage } from '../../domain/jsonrpc.js';
+
+/** Per-exchange facts an upstream needs; the client's credentials are deliberately absent. */
+export interface ForwardContext {
+  /** Warden's reference id for this exchange (logs, error references). */
+  readonly requestId: string;
+  /** MCP-Protocol-Version the client sent, if any. */
+  readonly protocolVersion: string | undefined;
+  /** MCP headers that must travel with the message (Mcp-Method, Mcp-Name, Mcp-Param-*), lower-cased. */
+  readonly mcpHeaders: Readonly<Record<string, string>>;
+  readonly traceparent: string | undefined;
+  readonly tracestate: string | undefined;
+  readonly lastEventId: string | undefined;
+  /** Aborted when the client goes away or the gateway stops. */
+  readonly signal: AbortSignal;
+}
+
+/** One server-sent event relayed from the upstream. `message` is absent on priming events. */
+export interface UpstreamEvent {
+  readonly id?: string;
+  readonly retry?: number;
+  readonly message?: JsonRpcMessage;
+  /** The event's data exactly as the upstream wrote it, reused when the message is unchanged. */
+  readonly raw?: string;
+}
+
+/** What the upstream answered to one HTTP exchange. */
+export type UpstreamReply =
+  | { readonly kind: 'json'; readonly message: JsonRpcMessage; readonly raw: string }
+  | { readonly kind: 'stream'; readonly events: AsyncIterable<UpstreamEvent> }
+  | { readonly kind: 'accepted' }
+  /** A non-success HTTP answer, relayed with its status (e.g. 405 for an unsupported GET). */
+  | {
+      readonly kind: 'status';
+      readonly status: number;
+      readonly body: string;
+      readonly contentType: string | undefined;
+    };
+
+/** An upstream's half of one client session. */
+export interface UpstreamSession {
+  /** Sends one client message (request, notification or response) upstream. */
+  send(message: JsonRpcMessage, context: ForwardContext): Promise<UpstreamReply>;
+  /** Opens the server-to-client stream (HTTP GET), or resumes one after Last-Event-ID. */
+  openServerStream(context: ForwardContext): Promise<UpstreamReply>;
+  /** Ends the session upstream (HTTP DELETE, or stopping the child process). */
+  terminate(context: ForwardContext): Promise<void>;
+  /** Called by the upstream when the session can no longer be used. */
+  onEnded: (() => void) | undefined;
+}
+
+/** Opens sessions against one configured upstream. */
+export interface UpstreamConnector {
+  readonly name: string;
+  readonly kind: 'http' | 'stdio';
+  openSession(): UpstreamSession;
+  /** Stops everything this connector started (child processes, connection pools). */
+  close(): Promise<void>;
+}

@@ -50,16 +50,16 @@ export async function startGateway(
   );
 
   // The guard needs the bound port, known only after listen (port 0 in tests).
-  let guard: OriginGuard | undefined;
+  const guard: { current: OriginGuard } = { current: failClosedGuard };
   const listener = await startListener({
     host: config.listen.host,
     port: config.listen.port,
     endpoints,
-    guard: () => guard ?? failClosedGuard,
+    guard: () => guard.current,
     logger,
     isReady: () => true,
   });
-  guard = createOriginGuard({
+  guard.current = createOriginGuard({
     listenHost: config.listen.host,
     port: listener.port,
     allowedHosts: config.listen.allowedHosts,

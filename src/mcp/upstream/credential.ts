@@ -59,7 +59,7 @@ function readSecretIfChanged(
     const { mtimeMs } = statSync(path);
     if (cached && cached.mtimeMs === mtimeMs) return cached;
     const secret = readFileSync(path, 'utf8').trim();
-    if (secret === '') throw new Error('empty');
+    if (secret.length === 0) throw new Error('empty');
     return { mtimeMs, secret };
   } catch (error) {
     if (cached) return cached; // mid-rotation (file briefly missing): keep the last good secret

@@ -22,7 +22,7 @@ import type {
   JsonRpcResponse,
 } from '../../domain/jsonrpc.js';
 import { isNotification, isRequest, isResponse } from '../../domain/jsonrpc.js';
-import { AsyncQueue } from '../async-queue.js';
+import { parseEventId, ReplayableStream } from '../replayable-stream.js';
 import type {
   ForwardContext,
   UpstreamConnector,
@@ -35,6 +35,12 @@ import type {
 const MAX_BACKLOG = 256;
 /** How long a child may take to die after SIGTERM before it is killed. */
 const STOP_GRACE_MS = 2000;
+/** Finished streams kept per session for clients that resume with Last-Event-ID. */
+const MAX_KEPT_STREAMS = 64;
+/** The reconnection delay suggested to clients in priming events. */
+const RETRY_HINT_MS = 1000;
+/** The first revision whose clients expect priming events (SEP-1699). */
+const PRIMING_REVISION = '2025-11-25';
 
 export interface StdioLogger {
   warn(fields: Record<string, unknown>, message: string): void;
@@ -65,7 +71,7 @@ export function createStdioUpstream(
 
 interface PendingRequest {
   readonly id: JsonRpcId;
-  readonly events: AsyncQueue<UpstreamEvent>;
+  readonly events: ReplayableStream;
   readonly progressToken: string | number | undefined;
   timer: NodeJS.Timeout | undefined;
 }
@@ -76,9 +82,12 @@ class StdioUpstreamSession implements UpstreamSession {
   private ready: Promise<void>;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly progressRoutes = new Map<string, PendingRequest>();
-  private serverStream: AsyncQueue<UpstreamEvent> | undefined;
+  private serverStream: ReplayableStream | undefined;
+  private readonly streams = new Map<number, ReplayableStream>();
+  private nextStreamId = 1;
   private readonly backlog: JsonRpcMessage[] = [];
   private initializeRequest: JsonRpcRequest | undefined;
+  private negotiatedVersion: string | undefined;
   private initialized = false;
   private stopped = false;
   private restarts = 0;
@@ -94,21 +103,25 @@ class StdioUpstreamSession implements UpstreamSession {
 
   async send(message: JsonRpcMessage, context: ForwardContext): Promise<UpstreamReply> {
     await this.awaitReady();
-    if (isRequest(message)) return this.sendRequest(message, context);
+    if (isRequest(message)) return this.sendRequest(message);
     if (isNotification(message) && message.method === 'notifications/initialized')
       this.initialized = true;
     await this.write(message);
     return { kind: 'accepted' };
   }
 
-  async openServerStream(_context: ForwardContext): Promise<UpstreamReply> {
+  async openServerStream(context: ForwardContext): Promise<UpstreamReply> {
     await this.awaitReady();
+    const resumeFrom =
+      context.lastEventId === undefined ? undefined : parseEventId(context.lastEventId);
+    const resumed = resumeFrom && this.streams.get(resumeFrom.streamId);
+    if (resumeFrom && resumed) return { kind: 'stream', events: resumed.attach(resumeFrom.seq) };
     // One server stream per session, as the spec allows; a new GET replaces a stale one.
     this.serverStream?.end();
-    const stream = new AsyncQueue<UpstreamEvent>();
+    const stream = this.openStream(this.negotiatedVersion);
     this.serverStream = stream;
     for (const message of this.backlog.splice(0)) stream.push({ message });
-    return { kind: 'stream', events: stream };
+    return { kind: 'stream', events: stream.attach() };
   }
 
   async terminate(_context: ForwardContext): Promise<void> {
@@ -127,24 +140,44 @@ class StdioUpstreamSession implements UpstreamSession {
     if (transport) await closeWithin(transport, STOP_GRACE_MS);
   }
 
-  private async sendRequest(
-    request: JsonRpcRequest,
-    context: ForwardContext,
-  ): Promise<UpstreamReply> {
-    if (request.method === 'initialize') this.initializeRequest = request;
-    const key = idKey(request.id);
-    const events = new AsyncQueue<UpstreamEvent>();
+  /**
+   * A client that disconnects keeps its request running: the spec says disconnection is not
+   * cancellation, and the client may resume the stream with Last-Event-ID.
+   */
+  private async sendRequest(request: JsonRpcRequest): Promise<UpstreamReply> {
+    let version = this.negotiatedVersion;
+    if (request.method === 'initialize') {
+      this.initializeRequest = request;
+      const requested = request.params?.['protocolVersion'];
+      version = typeof requested === 'string' ? requested : undefined;
+    }
+    const events = this.openStream(version);
     const progressToken = readProgressToken(request);
     const entry: PendingRequest = { id: request.id, events, progressToken, timer: undefined };
-    this.pending.set(key, entry);
+    this.pending.set(idKey(request.id), entry);
     if (progressToken !== undefined) this.progressRoutes.set(idKey(progressToken), entry);
     this.armTimeout(request.id, entry);
-    context.signal.addEventListener('abort', () => this.abandon(request.id), { once: true });
+    const consumer = events.attach();
     await this.write(request);
-    return { kind: 'stream', events };
+    return { kind: 'stream', events: consumer };
   }
 
-  /** The client left: tell the server to stop working on the request, as a client would. */
+  private openStream(version: string | undefined): ReplayableStream {
+    const primes = version !== undefined && version >= PRIMING_REVISION;
+    const stream = new ReplayableStream(this.nextStreamId++, primes ? RETRY_HINT_MS : undefined);
+    this.streams.set(stream.streamId, stream);
+    if (this.streams.size > MAX_KEPT_STREAMS) {
+      for (const [id, kept] of this.streams) {
+        if (kept.isEnded) {
+          this.streams.delete(id);
+          break;
+        }
+      }
+    }
+    return stream;
+  }
+
+  /** The request timed out: tell the server to stop working on it, as a client would. */
   private abandon(id: JsonRpcId): void {
     const entry = this.pending.get(idKey(id));
     if (!entry) return;
@@ -152,7 +185,7 @@ class StdioUpstreamSession implements UpstreamSession {
     void this.write({
       jsonrpc: '2.0',
       method: 'notifications/cancelled',
-      params: { requestId: id, reason: 'client disconnected' },
+      params: { requestId: id, reason: 'timed out at the gateway' },
     }).catch(() => undefined);
   }
 
@@ -182,7 +215,15 @@ class StdioUpstreamSession implements UpstreamSession {
       )
         return;
       const entry = message.id === null ? undefined : this.pending.get(idKey(message.id));
-      if (!entry || message.id === null) return; // the client stopped waiting for it
+      if (!entry || message.id === null) return; // the request already timed out
+      if (
+        this.initializeRequest &&
+        message.id === this.initializeRequest.id &&
+        'result' in message
+      ) {
+        const version = message.result['protocolVersion'];
+        if (typeof version === 'string') this.negotiatedVersion = version;
+      }
       entry.events.push({ message });
       this.settle(message.id, entry);
       return;
@@ -197,6 +238,7 @@ class StdioUpstreamSession implements UpstreamSession {
       this.serverStream.push({ message });
       return;
     }
+    // No server stream yet: keep the message for the client's first GET.
     this.backlog.push(message);
     if (this.backlog.length > MAX_BACKLOG) this.backlog.shift();
   }

@@ -26,7 +26,6 @@ import { parseEventId, ReplayableStream } from '../replayable-stream.js';
 import type {
   ForwardContext,
   UpstreamConnector,
-  UpstreamEvent,
   UpstreamReply,
   UpstreamSession,
 } from './types.js';
@@ -101,7 +100,7 @@ class StdioUpstreamSession implements UpstreamSession {
     this.ready = this.spawn();
   }
 
-  async send(message: JsonRpcMessage, context: ForwardContext): Promise<UpstreamReply> {
+  async send(message: JsonRpcMessage, _context: ForwardContext): Promise<UpstreamReply> {
     await this.awaitReady();
     if (isRequest(message)) return this.sendRequest(message);
     if (isNotification(message) && message.method === 'notifications/initialized')

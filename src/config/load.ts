@@ -5,7 +5,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../domain/errors.js';
 import type { Config, UpstreamConfig } from './config.js';
-import { configSchema, type RawConfig } from './schema.js';
+import { configSchema, UPSTREAM_KIND_KEYS, type RawConfig } from './schema.js';
 
 /** Reads and validates a YAML file; relative paths in it resolve against the file's folder. */
 export function loadConfigFile(path: string): Config {
@@ -32,20 +32,53 @@ export function loadConfigFile(path: string): Config {
 
 /** Validates an already-parsed config object. `baseDir` anchors relative paths. */
 export function parseConfig(raw: unknown, source: string, baseDir = process.cwd()): Config {
-  const result = configSchema.safeParse(raw ?? {});
-  if (!result.success) throw new ConfigError(source, result.error.issues.map(describeIssue));
+  const input = raw ?? {};
+  const result = configSchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(
+      source,
+      result.error.issues.flatMap((issue) => describeIssue(issue, input)),
+    );
+  }
   return freezeDeep(toConfig(result.data, source, baseDir));
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+function describeIssue(issue: z.core.$ZodIssue, input: unknown): string[] {
   const path = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
   if (issue.code === 'unrecognized_keys') {
-    return `${path}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    return [
+      `${path}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`,
+    ];
   }
   if (issue.code === 'invalid_union') {
-    return `${path}: expected an HTTP upstream ({ url }) or a stdio upstream ({ command: [...] })`;
+    // Report what is wrong with the kind of upstream the entry is evidently meant to be.
+    const value = valueAt(input, issue.path);
+    const kind = UPSTREAM_KIND_KEYS.findIndex(
+      (key) => value !== null && typeof value === 'object' && key in value,
+    );
+    const nested = kind === -1 ? undefined : issue.errors[kind];
+    if (nested !== undefined && nested.length > 0) {
+      return nested.flatMap((inner) =>
+        describeIssue({ ...inner, path: [...issue.path, ...inner.path] }, input),
+      );
+    }
+    return [
+      `${path}: expected an HTTP upstream ({ url }) or a stdio upstream ({ command: [...] })`,
+    ];
   }
-  return `${path}: ${issue.message}`;
+  if (issue.code === 'invalid_key') {
+    return [`${path}: invalid name: ${issue.issues.map((inner) => inner.message).join('; ')}`];
+  }
+  return [`${path}: ${issue.message}`];
+}
+
+function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
+  let current = value;
+  for (const key of path) {
+    if (current === null || typeof current !== 'object') return undefined;
+    current = (current as Record<PropertyKey, unknown>)[key];
+  }
+  return current;
 }
 
 function toConfig(raw: RawConfig, source: string, baseDir: string): Config {
@@ -123,11 +156,22 @@ function resolveStore(store: string, baseDir: string): string {
 function freezeDeep<T>(value: T): T {
   if (value instanceof Map) {
     for (const entry of value.values()) freezeDeep(entry);
-    return Object.freeze(value);
+    return freezeMap(value) as T;
   }
   if (value !== null && typeof value === 'object') {
     for (const entry of Object.values(value)) freezeDeep(entry);
     return Object.freeze(value);
   }
   return value;
+}
+
+/** Object.freeze does not stop Map#set, so a frozen map refuses its mutators itself. */
+function freezeMap<K, V>(map: Map<K, V>): Map<K, V> {
+  const refuse = (): never => {
+    throw new TypeError('the configuration is frozen');
+  };
+  for (const method of ['set', 'delete', 'clear']) {
+    Object.defineProperty(map, method, { value: refuse });
+  }
+  return Object.freeze(map);
 }

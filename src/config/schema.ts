@@ -17,6 +17,9 @@ const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   return ms;
 });
 
+/** A wait that must end: 0 would disable an upstream timeout, or restart a crashing child in a tight loop. */
+const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be longer than 0' });
+
 const upstreamName = z
   .string()
   .regex(/^[a-z][a-z0-9_-]{0,62}$/, 'upstream names are lowercase letters, digits, - and _');
@@ -37,19 +40,21 @@ const httpUpstreamSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
   credential: credentialSchema.optional(),
   headers: z.record(z.string(), z.string()).optional(),
-  timeout: duration.default(60_000),
+  timeout: positiveDuration.default(60_000),
 });
 
 const stdioUpstreamSchema = z.strictObject({
   command: z.array(z.string().min(1)).min(1),
   env: z.record(z.string(), z.string()).optional(),
   cwd: z.string().optional(),
-  timeout: duration.default(60_000),
+  timeout: positiveDuration.default(60_000),
   max_sessions: z.number().int().positive().default(32),
-  restart_backoff: duration.default(250),
-  restart_backoff_max: duration.default(30_000),
+  restart_backoff: positiveDuration.default(250),
+  restart_backoff_max: positiveDuration.default(30_000),
 });
 
+/** The key that tells each kind of upstream apart, in the order of upstreamSchema's options. */
+export const UPSTREAM_KIND_KEYS = ['url', 'command'] as const;
 const upstreamSchema = z.union([httpUpstreamSchema, stdioUpstreamSchema]);
 
 const listenSchema = z.strictObject({
@@ -68,7 +73,7 @@ const limitsSchema = z.strictObject({
     .positive()
     .default(4 * 1024 * 1024),
   max_sessions: z.number().int().positive().default(10_000),
-  session_idle_timeout: duration.default(30 * 60_000),
+  session_idle_timeout: positiveDuration.default(30 * 60_000),
   shutdown_grace: duration.default(10_000),
 });
 

@@ -77,8 +77,26 @@ export const ERROR_CATALOGUE = {
   },
   WARDEN_UNSUPPORTED_PROTOCOL_VERSION: {
     status: 400,
-    rpcCode: -32000,
-    summary: 'The MCP-Protocol-Version header names a revision this gateway does not serve.',
+    rpcCode: -32022,
+    summary:
+      'The request names an MCP protocol revision this gateway does not serve; data.supported lists those it does.',
+  },
+  WARDEN_INVALID_ENVELOPE: {
+    status: 400,
+    rpcCode: -32602,
+    summary:
+      'A 2026-07-28 request needs params._meta with io.modelcontextprotocol/protocolVersion and clientCapabilities.',
+  },
+  WARDEN_METHOD_NOT_FOUND: {
+    status: 404,
+    rpcCode: -32601,
+    summary: 'This method does not exist in the protocol revision the request uses.',
+  },
+  WARDEN_INVALID_REQUEST_STATE: {
+    status: 400,
+    rpcCode: -32602,
+    summary:
+      'The requestState of this retry is unknown, expired or belongs to another request. Send the original request again.',
   },
   WARDEN_HEADER_MISMATCH: {
     status: 400,
@@ -133,11 +151,18 @@ export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 /** Base class of every error Warden raises on purpose. `message` may reach the client. */
 export class WardenError extends Error {
   readonly code: ErrorCode;
+  /** Structured facts a client may act on (e.g. the supported revisions); sent in error.data. */
+  readonly details: Readonly<Record<string, unknown>> | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(message ?? ERROR_CATALOGUE[code].summary, options);
     this.name = 'WardenError';
     this.code = code;
+    this.details = options?.details;
   }
 
   get status(): number {
@@ -166,7 +191,9 @@ export interface WireError {
   readonly status: number;
   readonly rpcCode: number;
   readonly message: string;
-  readonly data: { readonly code: ErrorCode; readonly reference: string };
+  readonly data: { readonly code: ErrorCode; readonly reference: string } & Readonly<
+    Record<string, unknown>
+  >;
 }
 
 /**
@@ -179,6 +206,6 @@ export function toWireError(error: unknown, reference: string): WireError {
     status: known.status,
     rpcCode: known.rpcCode,
     message: known.message,
-    data: { code: known.code, reference },
+    data: { ...known.details, code: known.code, reference },
   };
 }

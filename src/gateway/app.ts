@@ -2,6 +2,8 @@
  * The composition root: the only place that constructs concrete pieces and wires them together.
  */
 import type { Config, UpstreamConfig } from '../config/config.js';
+import { createLegacyBridge, type LegacyBridge } from '../mcp/stateless/legacy-bridge.js';
+import { createEraDetector } from '../mcp/stateless/upstream-era.js';
 import { createOriginGuard, type OriginGuard } from '../mcp/origin-guard.js';
 import { SessionRegistry } from '../mcp/session-registry.js';
 import { createMcpEndpoint, type McpEndpoint } from '../mcp/streamable-http-endpoint.js';
@@ -11,6 +13,8 @@ import type { UpstreamConnector } from '../mcp/upstream/types.js';
 import { startListener } from './http-server.js';
 import { createLogger, type Logger } from './logger.js';
 import { createPipeline } from './pipeline.js';
+
+const PARKED_CALL_TIMEOUT_MS = 10 * 60_000;
 
 export interface RunningGateway {
   /** Base URL, e.g. http://127.0.0.1:8080; upstream N is served at `${url}/mcp/N`. */
@@ -36,15 +40,20 @@ export async function startGateway(
     void session.upstream.terminate(idleContext()).catch(() => undefined);
   });
   const pipeline = createPipeline(logger);
+  const eraOf = createEraDetector();
+  // A parked multi round-trip call waits as long as a person may take to answer an elicitation.
+  const bridges = connectors.map((upstream) =>
+    createLegacyBridge({ connector: upstream, parkTimeoutMs: PARKED_CALL_TIMEOUT_MS }),
+  );
   const endpoints = new Map<string, McpEndpoint>(
-    connectors.map((upstream) => [
+    connectors.map((upstream, index) => [
       upstream.name,
       createMcpEndpoint({
         upstream,
         sessions,
         maxBodyBytes: config.limits.maxBodyBytes,
         gate: pipeline,
-        stateless: undefined,
+        modern: { bridge: bridges[index] as LegacyBridge, eraOf },
       }),
     ]),
   );
@@ -81,6 +90,7 @@ export async function startGateway(
         logger.info({}, 'warden shutting down');
         await listener.close(config.limits.shutdownGraceMs);
         sessions.close();
+        await Promise.all(bridges.map((bridge) => bridge.close()));
         await Promise.all(connectors.map((connector) => connector.close()));
         logger.info({}, 'warden stopped');
       })();

@@ -35,7 +35,9 @@ export function writeError(
     'content-length': Buffer.byteLength(body),
     'x-request-id': requestId,
   };
-  if (wire.status === 405) headers['allow'] = 'GET, POST, DELETE';
+  if (wire.status === 405)
+    headers['allow'] =
+      typeof wire.data['allow'] === 'string' ? wire.data['allow'] : 'GET, POST, DELETE';
   response.writeHead(wire.status, headers).end(body);
 }
 

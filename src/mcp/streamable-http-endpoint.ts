@@ -8,39 +8,29 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../domain/errors.js';
 import type { JsonRpcId, JsonRpcMessage } from '../domain/jsonrpc.js';
 import { isRequest, isResponse } from '../domain/jsonrpc.js';
-import { isSupportedRevision, STATELESS_REVISION } from '../domain/protocol.js';
+import {
+  isSupportedRevision,
+  STATELESS_REVISION,
+  SUPPORTED_REVISIONS,
+} from '../domain/protocol.js';
 import { writeError, writeReply } from './http-reply.js';
 import { parseClientMessage } from './jsonrpc-parse.js';
 import { readBody } from './read-body.js';
 import type { ClientSession, SessionRegistry } from './session-registry.js';
+import type { ClientMessageContext, MessageGate } from './message-gate.js';
+import { claimsModernRevision } from './stateless/envelope.js';
+import { handleModernMessage, type ModernExchangeOptions } from './stateless/modern-exchange.js';
 import type { ForwardContext, UpstreamConnector, UpstreamReply } from './upstream/types.js';
 
-/** What the gateway's pipeline learns about each client message before it is forwarded. */
-export interface ClientMessageContext {
-  readonly requestId: string;
-  readonly upstreamName: string;
-  readonly sessionId: string | undefined;
-  readonly protocolVersion: string | undefined;
-}
-
-/** The gateway's hook into the relay: it may refuse a message by throwing a WardenError. */
-export interface MessageGate {
-  admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext): Promise<void>;
-}
-
-/** Handles one 2026-07-28 (stateless) exchange; provided by the stateless module. */
-export type StatelessHandler = (
-  request: IncomingMessage,
-  response: ServerResponse,
-  context: { readonly requestId: string; readonly signal: AbortSignal },
-) => Promise<void>;
+export type { ClientMessageContext, MessageGate };
 
 export interface McpEndpointOptions {
   readonly upstream: UpstreamConnector;
   readonly sessions: SessionRegistry;
   readonly maxBodyBytes: number;
   readonly gate: MessageGate;
-  readonly stateless: StatelessHandler | undefined;
+  /** Serves 2026-07-28 requests, which carry their own envelope instead of a session. */
+  readonly modern: Omit<ModernExchangeOptions, 'upstream' | 'gate'>;
 }
 
 export type McpEndpoint = (
@@ -59,16 +49,32 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
         throw new WardenError(
           'WARDEN_UNSUPPORTED_PROTOCOL_VERSION',
           `Unsupported MCP-Protocol-Version "${version}".`,
+          { details: { supported: SUPPORTED_REVISIONS, requested: version } },
         );
       }
-      if (version === STATELESS_REVISION && options.stateless) {
-        await options.stateless(request, response, { requestId, signal });
-        return;
+      const modernHeader = version === STATELESS_REVISION;
+      if (modernHeader && request.method !== 'POST') {
+        throw new WardenError(
+          'WARDEN_METHOD_NOT_ALLOWED',
+          'Revision 2026-07-28 has no GET or DELETE: every request is a POST.',
+          { details: { allow: 'POST' } },
+        );
       }
       switch (request.method) {
         case 'POST': {
           const message = await readClientMessage(request, options.maxBodyBytes);
           if (isRequest(message)) rpcId = message.id;
+          if (claimsModernRevision(message) || modernHeader) {
+            requireModernClaim(message);
+            await handleModernMessage(
+              { ...options.modern, upstream: options.upstream, gate: options.gate },
+              request,
+              response,
+              message,
+              { requestId, signal },
+            );
+            return;
+          }
           await handlePost(options, request, response, message, { requestId, version, signal });
           return;
         }
@@ -91,6 +97,21 @@ interface Exchange {
   readonly requestId: string;
   readonly version: string | undefined;
   readonly signal: AbortSignal;
+}
+
+/** A 2026-07-28 header on a request without the body's claim is refused as the SDK does. */
+function requireModernClaim(message: JsonRpcMessage): void {
+  if (claimsModernRevision(message)) return;
+  if (isRequest(message) && message.method === 'initialize') {
+    throw new WardenError(
+      'WARDEN_HEADER_MISMATCH',
+      'initialize belongs to the sessionful revisions; it cannot be sent as 2026-07-28.',
+      { details: { mismatch: { header: STATELESS_REVISION, body: 'initialize' } } },
+    );
+  }
+  throw new WardenError('WARDEN_INVALID_ENVELOPE', undefined, {
+    details: { envelope: { missing: ['_meta'] } },
+  });
 }
 
 async function readClientMessage(

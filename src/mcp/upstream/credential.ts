@@ -1,12 +1,12 @@
 /**
  * Warden's own credential for an upstream, read from an env var or a secret file. The file is
- * re-read when its modification time changes, so rotating the secret needs no restart.
+ * re-read at most once a second, so rotating the secret needs no restart.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { UpstreamCredentialConfig } from '../../config/config.js';
 import { WardenError } from '../../domain/errors.js';
 
-/** How often the secret file's mtime is checked, at most. */
+/** How often the secret file is re-read, at most. */
 const FILE_CHECK_INTERVAL_MS = 1000;
 
 export interface CredentialSource {
@@ -37,32 +37,31 @@ export function createCredentialSource(
     };
   }
   const path = config.source.path;
-  let cached: { mtimeMs: number; secret: string } | undefined;
+  let cached: string | undefined;
   let checkedAt = -Infinity;
   return {
     header() {
       const at = now();
-      if (!cached || at - checkedAt >= FILE_CHECK_INTERVAL_MS) {
+      if (cached === undefined || at - checkedAt >= FILE_CHECK_INTERVAL_MS) {
         checkedAt = at;
-        cached = readSecretIfChanged(path, cached);
+        cached = readSecret(path, cached);
       }
-      return format(cached.secret);
+      return format(cached);
     },
   };
 }
 
-function readSecretIfChanged(
-  path: string,
-  cached: { mtimeMs: number; secret: string } | undefined,
-): { mtimeMs: number; secret: string } {
+/**
+ * Reads the whole (small) file rather than trusting its modification time: a rotation within one
+ * tick of a coarse file clock, or a copy that keeps the timestamp, leaves the mtime unchanged.
+ */
+function readSecret(path: string, cached: string | undefined): string {
   try {
-    const { mtimeMs } = statSync(path);
-    if (cached && cached.mtimeMs === mtimeMs) return cached;
     const secret = readFileSync(path, 'utf8').trim();
     if (secret.length === 0) throw new Error('empty');
-    return { mtimeMs, secret };
+    return secret;
   } catch (error) {
-    if (cached) return cached; // mid-rotation (file briefly missing): keep the last good secret
+    if (cached !== undefined) return cached; // mid-rotation (missing or empty): keep the last good secret
     throw new WardenError(
       'WARDEN_UPSTREAM_UNAVAILABLE',
       'The upstream credential could not be read.',

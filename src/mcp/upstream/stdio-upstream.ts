@@ -23,12 +23,7 @@ import type {
 } from '../../domain/jsonrpc.js';
 import { isNotification, isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { parseEventId, ReplayableStream } from '../replayable-stream.js';
-import type {
-  ForwardContext,
-  UpstreamConnector,
-  UpstreamReply,
-  UpstreamSession,
-} from './types.js';
+import type { ForwardContext, UpstreamConnector, UpstreamReply, UpstreamSession } from './types.js';
 
 /** Messages kept for a server stream that is not open yet (bounded, oldest dropped). */
 const MAX_BACKLOG = 256;

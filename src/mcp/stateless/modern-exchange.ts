@@ -1,0 +1,109 @@
+/**
+ * One 2026-07-28 exchange: validate the envelope and the mirrored headers, pass the gate, then
+ * relay to a modern upstream or serve through the legacy bridge. There is no session.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { WardenError } from '../../domain/errors.js';
+import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from '../../domain/jsonrpc.js';
+import { isRequest, isResponse } from '../../domain/jsonrpc.js';
+import { STATELESS_REVISION } from '../../domain/protocol.js';
+import { writeReply } from '../http-reply.js';
+import type { MessageGate } from '../message-gate.js';
+import type {
+  ForwardContext,
+  UpstreamConnector,
+  UpstreamEvent,
+  UpstreamReply,
+} from '../upstream/types.js';
+import { PROTOCOL_VERSION_KEY, readEnvelope } from './envelope.js';
+import { checkMirroredHeaders, mirroredHeaders } from './header-check.js';
+import type { LegacyBridge } from './legacy-bridge.js';
+import type { UpstreamEra } from './upstream-era.js';
+
+export interface ModernExchangeOptions {
+  readonly upstream: UpstreamConnector;
+  readonly bridge: LegacyBridge;
+  readonly eraOf: (connector: UpstreamConnector, context: ForwardContext) => Promise<UpstreamEra>;
+  readonly gate: MessageGate;
+}
+
+export interface ModernExchange {
+  readonly requestId: string;
+  readonly signal: AbortSignal;
+}
+
+export async function handleModernMessage(
+  options: ModernExchangeOptions,
+  request: IncomingMessage,
+  response: ServerResponse,
+  message: JsonRpcMessage,
+  exchange: ModernExchange,
+): Promise<void> {
+  if (isResponse(message)) {
+    throw new WardenError(
+      'WARDEN_INVALID_MESSAGE',
+      'Revision 2026-07-28 has no client-to-server responses.',
+    );
+  }
+  const modern = message as JsonRpcRequest | JsonRpcNotification;
+  const claimed = modern.params?.['_meta'] as Record<string, unknown> | undefined;
+  checkMirroredHeaders(
+    request.headers,
+    modern,
+    String(claimed?.[PROTOCOL_VERSION_KEY] ?? STATELESS_REVISION),
+  );
+  const envelope = readEnvelope(modern);
+  await options.gate.admitClientMessage(message, {
+    requestId: exchange.requestId,
+    upstreamName: options.upstream.name,
+    sessionId: undefined,
+    protocolVersion: envelope.protocolVersion,
+  });
+  const context: ForwardContext = {
+    requestId: exchange.requestId,
+    protocolVersion: envelope.protocolVersion,
+    mcpHeaders: mirroredHeaders(request.headers),
+    traceparent: single(request.headers['traceparent']),
+    tracestate: single(request.headers['tracestate']),
+    lastEventId: undefined,
+    signal: exchange.signal,
+  };
+  const era = await options.eraOf(options.upstream, context);
+  const replyOptions = {
+    requestId: exchange.requestId,
+    rpcId: isRequest(message) ? message.id : undefined,
+    headers: {},
+  };
+  if (era === 'modern') {
+    const reply = await options.upstream.openSession().send(message, context);
+    await writeReply(response, reply, replyOptions);
+    return;
+  }
+  if (!isRequest(message)) {
+    // Cancellation in 2026-07-28 is closing the stream; other notifications have no bridged meaning.
+    response.writeHead(202, { 'x-request-id': exchange.requestId }).end();
+    return;
+  }
+  const events = options.bridge.exchange(message, envelope, context);
+  await writeReply(response, await toReply(events), replyOptions);
+}
+
+/** A call answered before any notification is sent as plain JSON; otherwise as an SSE stream. */
+async function toReply(events: AsyncGenerator<UpstreamEvent>): Promise<UpstreamReply> {
+  const first = await events.next();
+  if (first.done) throw new WardenError('WARDEN_UPSTREAM_PROTOCOL_ERROR');
+  const message = first.value.message;
+  if (message && isResponse(message)) {
+    await events.return(undefined);
+    return { kind: 'json', message, raw: JSON.stringify(message) };
+  }
+  async function* replay(): AsyncGenerator<UpstreamEvent> {
+    yield first.value as UpstreamEvent;
+    yield* events;
+  }
+  return { kind: 'stream', events: replay() };
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}

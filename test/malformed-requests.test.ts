@@ -1,0 +1,245 @@
+// Malformed and hostile HTTP exchanges: each is refused with its own status and JSON-RPC error
+// (src/domain/errors.ts), nothing reaches the upstream, and the gateway keeps serving.
+import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startConformanceHttpServer } from './fixtures/conformance-http.js';
+import { startTestGateway, type TestGateway } from './support/gateway.js';
+import {
+  assertWardenError,
+  initializeRequest,
+  MCP_POST_HEADERS,
+  openSession,
+  postMcp,
+  sendRaw,
+} from './support/raw-http.js';
+
+const MAX_BODY_BYTES = 4096;
+const TOOLS_LIST = { jsonrpc: '2.0', id: 7, method: 'tools/list' };
+
+let fixture: Awaited<ReturnType<typeof startConformanceHttpServer>>;
+let gateway: TestGateway;
+let alpha: string;
+
+before(async () => {
+  fixture = await startConformanceHttpServer();
+  gateway = await startTestGateway({
+    limits: { max_body_bytes: MAX_BODY_BYTES },
+    upstreams: { alpha: { url: fixture.url }, beta: { url: fixture.url } },
+  });
+  alpha = gateway.endpoint('alpha');
+});
+
+after(async () => {
+  await gateway?.close();
+  await fixture?.close();
+});
+
+test('refuses a body that is not JSON with 400 and -32700', async () => {
+  for (const body of ['{"jsonrpc":"2.0","id":1,', 'not json', '']) {
+    assertWardenError(await postMcp(alpha, body), 'WARDEN_PARSE_ERROR');
+  }
+});
+
+test('refuses JSON that is not a JSON-RPC 2.0 message with 400 and -32600', async () => {
+  const shapes: unknown[] = [
+    42,
+    'initialize',
+    null,
+    {},
+    { jsonrpc: '1.0', id: 1, method: 'ping' },
+    { id: 1, method: 'ping' },
+    { jsonrpc: '2.0', id: { forged: true }, method: 'ping' },
+    { jsonrpc: '2.0', id: null, method: 'ping' },
+    { jsonrpc: '2.0', id: 1, method: '' },
+    { jsonrpc: '2.0', id: 1, method: 42 },
+    { jsonrpc: '2.0', id: 1, method: 'tools/call', params: ['positional'] },
+    { jsonrpc: '2.0', id: 1 },
+    { jsonrpc: '2.0', id: 1, result: {}, error: { code: 1, message: 'both' } },
+    { jsonrpc: '2.0', id: 1, error: 'not an object' },
+  ];
+  for (const shape of shapes) {
+    const reply = await postMcp(alpha, JSON.stringify(shape));
+    const body = assertWardenError(reply, 'WARDEN_INVALID_MESSAGE');
+    assert.match(body.error?.message ?? '', /^Invalid JSON-RPC message: /, JSON.stringify(shape));
+  }
+});
+
+test('refuses a JSON-RPC batch with 400, whatever it contains', async () => {
+  for (const batch of [[initializeRequest()], [], [TOOLS_LIST, TOOLS_LIST]]) {
+    assertWardenError(await postMcp(alpha, batch), 'WARDEN_BATCH_UNSUPPORTED');
+  }
+});
+
+test('refuses a POST that is not labelled application/json with 415', async () => {
+  for (const contentType of [
+    'text/plain',
+    'application/x-www-form-urlencoded',
+    'application/jsonp',
+  ]) {
+    const reply = await postMcp(alpha, initializeRequest(), {
+      headers: { 'content-type': contentType },
+    });
+    assertWardenError(reply, 'WARDEN_UNSUPPORTED_MEDIA_TYPE');
+  }
+  const unlabelled = await sendRaw(alpha, {
+    method: 'POST',
+    headers: { accept: MCP_POST_HEADERS['accept'] ?? '' },
+    body: JSON.stringify(initializeRequest()),
+  });
+  assertWardenError(unlabelled, 'WARDEN_UNSUPPORTED_MEDIA_TYPE');
+});
+
+test('refuses a POST whose Accept leaves out text/event-stream with 406', async () => {
+  for (const accept of ['application/json', 'text/html']) {
+    const reply = await postMcp(alpha, initializeRequest(), { headers: { accept } });
+    assertWardenError(reply, 'WARDEN_NOT_ACCEPTABLE');
+  }
+  const stream = await sendRaw(alpha, { headers: { accept: 'application/json' } });
+  assertWardenError(stream, 'WARDEN_NOT_ACCEPTABLE');
+});
+
+test('refuses a request without Mcp-Session-Id with 400', async () => {
+  assertWardenError(await postMcp(alpha, TOOLS_LIST), 'WARDEN_SESSION_REQUIRED', 7);
+  const stream = await sendRaw(alpha, { headers: { accept: 'text/event-stream' } });
+  assertWardenError(stream, 'WARDEN_SESSION_REQUIRED');
+  assertWardenError(await sendRaw(alpha, { method: 'DELETE' }), 'WARDEN_SESSION_REQUIRED');
+});
+
+test('refuses a forged or guessed session id with 404', async () => {
+  await openSession(alpha);
+  for (const forged of ['1', 'upstream-session', 'A'.repeat(32), '../../admin']) {
+    const reply = await postMcp(alpha, TOOLS_LIST, { sessionId: forged });
+    assertWardenError(reply, 'WARDEN_SESSION_NOT_FOUND', 7);
+  }
+  const deleted = await sendRaw(alpha, { method: 'DELETE', headers: { 'mcp-session-id': 'x' } });
+  assertWardenError(deleted, 'WARDEN_SESSION_NOT_FOUND');
+});
+
+test("refuses a session id replayed on another upstream's path with 404", async () => {
+  const sessionId = await openSession(alpha);
+  const stolen = await postMcp(gateway.endpoint('beta'), TOOLS_LIST, { sessionId });
+  assertWardenError(stolen, 'WARDEN_SESSION_NOT_FOUND', 7);
+  const own = await postMcp(alpha, TOOLS_LIST, { sessionId });
+  assert.equal(own.status, 200, 'the session still works on its own path');
+});
+
+test('refuses an initialize that carries a session id with 400', async () => {
+  const sessionId = await openSession(alpha);
+  const reply = await postMcp(alpha, initializeRequest(), { sessionId });
+  assertWardenError(reply, 'WARDEN_SESSION_CONFLICT', 'init');
+});
+
+test('refuses an oversized body announced by Content-Length with 413', async () => {
+  const reply = await postMcp(alpha, {
+    ...initializeRequest(),
+    padding: 'x'.repeat(MAX_BODY_BYTES),
+  });
+  assertWardenError(reply, 'WARDEN_BODY_TOO_LARGE');
+});
+
+test('refuses an oversized chunked body that never announced its length with 413', async () => {
+  const reply = await sendRaw(alpha, {
+    method: 'POST',
+    headers: MCP_POST_HEADERS,
+    chunked: true,
+    body: JSON.stringify({ ...initializeRequest(), padding: 'x'.repeat(MAX_BODY_BYTES * 4) }),
+  });
+  assertWardenError(reply, 'WARDEN_BODY_TOO_LARGE');
+});
+
+test('refuses a trickled chunked body with 413 as soon as it passes the limit, before it ends', async () => {
+  const reply = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const url = new URL(alpha);
+    const request = httpRequest(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        headers: { ...MCP_POST_HEADERS, 'transfer-encoding': 'chunked' },
+        agent: false,
+      },
+      (response) => {
+        let text = '';
+        response.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
+      },
+    );
+    request.on('error', reject);
+    // Written slowly in pieces, the way a trickling client would; it never ends the body.
+    const piece = 'x'.repeat(1024);
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (request.destroyed || sent > MAX_BODY_BYTES * 8) return clearInterval(timer);
+      request.write(piece);
+      sent += piece.length;
+    }, 5);
+  });
+  assert.equal(reply.status, 413, reply.text);
+});
+
+test('answers an unknown upstream with 404', async () => {
+  for (const path of ['/mcp/nope', '/mcp/NOPE', '/mcp/alpha/extra', '/mcp']) {
+    const reply = await postMcp(`${gateway.url}${path}`, initializeRequest());
+    assertWardenError(reply, 'WARDEN_UNKNOWN_UPSTREAM');
+  }
+});
+
+test('answers any path outside /mcp with 404', async () => {
+  for (const path of ['/elsewhere', '/', '/admin', '/.env']) {
+    assertWardenError(await sendRaw(`${gateway.url}${path}`), 'WARDEN_NOT_FOUND');
+  }
+});
+
+test('refuses PUT and PATCH with 405 and names the allowed methods', async () => {
+  for (const method of ['PUT', 'PATCH']) {
+    const reply = await sendRaw(alpha, {
+      method,
+      headers: MCP_POST_HEADERS,
+      body: JSON.stringify(initializeRequest()),
+    });
+    assertWardenError(reply, 'WARDEN_METHOD_NOT_ALLOWED');
+    assert.equal(reply.headers['allow'], 'GET, POST, DELETE');
+  }
+});
+
+test('refuses an MCP-Protocol-Version it does not serve with 400', async () => {
+  for (const version of ['1999-01-01', '2025-06-18; drop table', 'latest']) {
+    const reply = await postMcp(alpha, initializeRequest(), {
+      headers: { 'mcp-protocol-version': version },
+    });
+    assertWardenError(reply, 'WARDEN_UNSUPPORTED_PROTOCOL_VERSION');
+  }
+});
+
+test('survives a client that disconnects in the middle of its body', async () => {
+  const url = new URL(alpha);
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    const socket = connect(Number(url.port), url.hostname);
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    socket.write(
+      `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n` +
+        `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n` +
+        `Content-Length: 2000\r\n\r\n{"jsonrpc":"2.0","id":1,"method":"initi`,
+    );
+    await sleep(20);
+    socket.destroy();
+  }
+  await sleep(50);
+  const failures = gateway.logs.filter((line) => Number(line['level']) >= 50);
+  assert.deepEqual(failures, [], 'an aborted upload is not a gateway error');
+  await openSession(alpha);
+});
+
+test('a well-formed initialize still works after all of the above', async () => {
+  const sessionId = await openSession(alpha);
+  const reply = await postMcp(alpha, TOOLS_LIST, { sessionId });
+  assert.equal(reply.status, 200);
+  assert.match(reply.text, /test_simple_text/);
+});

@@ -1,0 +1,170 @@
+/**
+ * A raw HTTP client for edge tests: every header (Host included) and the body framing are the
+ * test's to choose, so a test can send exactly what an attacker or a broken client would.
+ */
+import assert from 'node:assert/strict';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { ERROR_CATALOGUE, type ErrorCode } from '../../src/domain/errors.js';
+
+export interface RawRequest {
+  readonly method?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Sent with Content-Length, unless `chunked` asks for chunked transfer encoding. */
+  readonly body?: string | Buffer;
+  readonly chunked?: boolean;
+}
+
+export interface RawReply {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly text: string;
+}
+
+export interface WireMessage {
+  readonly jsonrpc?: string;
+  readonly id?: string | number | null;
+  readonly method?: string;
+  readonly params?: Record<string, unknown>;
+  readonly result?: Record<string, unknown>;
+  readonly error?: { code: number; message: string; data?: { code?: string; reference?: string } };
+}
+
+/** The headers a sessionful MCP client sends with every POST. */
+export const MCP_POST_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+};
+
+/** Sends one request on a fresh connection and reads the whole reply. */
+export function sendRaw(url: string, options: RawRequest = {}): Promise<RawReply> {
+  const target = new URL(url);
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = { ...options.headers };
+    if (options.body !== undefined && !options.chunked)
+      headers['content-length'] = Buffer.byteLength(options.body);
+    const request = httpRequest(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: `${target.pathname}${target.search}`,
+        method: options.method ?? 'GET',
+        headers,
+        agent: false,
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            text: Buffer.concat(chunks).toString('utf8'),
+          }),
+        );
+      },
+    );
+    request.on('error', reject);
+    if (options.chunked) request.setHeader('transfer-encoding', 'chunked');
+    if (options.body !== undefined) request.write(options.body);
+    request.end();
+  });
+}
+
+/** POSTs one JSON-RPC message (or any raw text) the way an MCP client does. */
+export function postMcp(
+  url: string,
+  body: unknown,
+  options: { sessionId?: string; headers?: Readonly<Record<string, string>> } = {},
+): Promise<RawReply> {
+  return sendRaw(url, {
+    method: 'POST',
+    headers: {
+      ...MCP_POST_HEADERS,
+      ...(options.sessionId !== undefined && { 'mcp-session-id': options.sessionId }),
+      ...options.headers,
+    },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+/** The JSON-RPC messages in a reply: the JSON body, or every `data:` payload of an SSE body. */
+export function messagesOf(reply: RawReply): WireMessage[] {
+  if (reply.text.trim() === '') return [];
+  if (!String(reply.headers['content-type']).startsWith('text/event-stream'))
+    return [JSON.parse(reply.text) as WireMessage];
+  return reply.text
+    .split(/\r?\n\r?\n/)
+    .map((event) =>
+      event
+        .split(/\r?\n/)
+        .filter((line) => line.startsWith('data:'))
+        .map((line) => line.slice(5).replace(/^ /, ''))
+        .join('\n'),
+    )
+    .filter((data) => data.trim() !== '')
+    .map((data) => JSON.parse(data) as WireMessage);
+}
+
+/** The answer to request `id` in a reply. */
+export function answerIn(reply: RawReply, id: string | number): WireMessage {
+  const answer = messagesOf(reply).find((message) => message.id === id && !message.method);
+  assert.ok(answer, `no answer to request ${id} in: ${reply.status} ${reply.text}`);
+  return answer;
+}
+
+export function initializeRequest(id: string | number = 'init', protocolVersion = '2025-06-18') {
+  return {
+    jsonrpc: '2.0',
+    id,
+    method: 'initialize',
+    params: {
+      protocolVersion,
+      capabilities: {},
+      clientInfo: { name: 'warden-edge-test', version: '0.0.0' },
+    },
+  };
+}
+
+/** Runs the initialize handshake and returns the session id Warden issued. */
+export async function openSession(
+  url: string,
+  headers: Readonly<Record<string, string>> = {},
+): Promise<string> {
+  const reply = await postMcp(url, initializeRequest(), { headers });
+  assert.equal(reply.status, 200, `initialize failed: ${reply.status} ${reply.text}`);
+  assert.ok(answerIn(reply, 'init').result, `initialize was refused: ${reply.text}`);
+  const sessionId = reply.headers['mcp-session-id'];
+  assert.equal(typeof sessionId, 'string', 'initialize returned no Mcp-Session-Id');
+  const initialized = await postMcp(
+    url,
+    { jsonrpc: '2.0', method: 'notifications/initialized' },
+    { sessionId: sessionId as string, headers },
+  );
+  assert.equal(initialized.status, 202, `notifications/initialized: ${initialized.text}`);
+  return sessionId as string;
+}
+
+/** Asserts that a reply is the given Warden error: its HTTP status, JSON-RPC code and data. */
+export function assertWardenError(
+  reply: RawReply,
+  code: ErrorCode,
+  id: string | number | null = null,
+): WireMessage {
+  const spec = ERROR_CATALOGUE[code];
+  assert.equal(reply.status, spec.status, `expected ${code}, got ${reply.status} ${reply.text}`);
+  assert.match(String(reply.headers['content-type']), /^application\/json/);
+  const body = JSON.parse(reply.text) as WireMessage;
+  assert.equal(body.jsonrpc, '2.0');
+  assert.equal(body.id, id);
+  assert.equal(body.error?.code, spec.rpcCode);
+  assert.equal(body.error?.data?.code, code);
+  assert.equal(typeof body.error?.data?.reference, 'string');
+  return body;
+}
+
+/** Asserts that a JSON-RPC answer (delivered in-band, e.g. on an SSE stream) is a Warden error. */
+export function assertInBandError(answer: WireMessage, code: ErrorCode): void {
+  assert.equal(answer.error?.code, ERROR_CATALOGUE[code].rpcCode, JSON.stringify(answer));
+  assert.equal(answer.error?.data?.code, code);
+}

@@ -2,12 +2,13 @@
  * The listener: routes /mcp/<upstream> to that upstream's endpoint, serves health probes,
  * guards Host/Origin, and drains in-flight exchanges on shutdown.
  */
+import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WardenError } from '../domain/errors.js';
 import { writeError } from '../mcp/http-reply.js';
 import type { OriginGuard } from '../mcp/origin-guard.js';
-import type { McpEndpoint } from '../mcp/streamable-http-endpoint.js';
+import type { ExchangeHandle, McpEndpoint } from '../mcp/streamable-http-endpoint.js';
 import type { Logger } from './logger.js';
 
 export interface ListenerOptions {
@@ -32,21 +33,24 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
 
   const server = createServer({ keepAliveTimeout: 65_000 }, (request, response) => {
     const controller = new AbortController();
+    const requestId = randomUUID();
+    const started = performance.now();
     inFlight.add(controller);
     response.on('close', () => {
       controller.abort();
       inFlight.delete(controller);
+      logExchange(options.logger, request, response, requestId, started);
     });
-    handle(request, response, controller.signal).catch((error: unknown) => {
-      options.logger.error({ err: error }, 'unhandled error in request handler');
-      writeError(response, error, 'unknown', null);
+    handle(request, response, { requestId, signal: controller.signal }).catch((error: unknown) => {
+      options.logger.error({ requestId, err: error }, 'unhandled error in request handler');
+      writeError(response, error, requestId, null);
     });
   });
 
   async function handle(
     request: IncomingMessage,
     response: ServerResponse,
-    signal: AbortSignal,
+    exchange: ExchangeHandle,
   ): Promise<void> {
     const path = (request.url ?? '/').split('?')[0] ?? '/';
     if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
@@ -65,9 +69,9 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       }
       const endpoint = options.endpoints.get(decodeURIComponent(match[1] ?? ''));
       if (!endpoint) throw new WardenError('WARDEN_UNKNOWN_UPSTREAM');
-      await endpoint(request, response, signal);
+      await endpoint(request, response, exchange);
     } catch (error) {
-      writeError(response, error, 'gateway', null);
+      writeError(response, error, exchange.requestId, null);
     }
   }
 
@@ -95,6 +99,28 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       server.closeAllConnections();
     },
   };
+}
+
+/** One access-log line per exchange; the request id ties it to the client's error reference. */
+function logExchange(
+  logger: Logger,
+  request: IncomingMessage,
+  response: ServerResponse,
+  requestId: string,
+  started: number,
+): void {
+  if (!logger.isLevelEnabled('info')) return;
+  logger.info(
+    {
+      requestId,
+      method: request.method,
+      path: request.url,
+      status: response.statusCode,
+      completed: response.writableFinished,
+      ms: Math.round((performance.now() - started) * 100) / 100,
+    },
+    'exchange',
+  );
 }
 
 function sendJson(response: ServerResponse, status: number, body: unknown): void {

@@ -3,7 +3,6 @@
  * 2025-06-18 and 2025-11-25). It validates the HTTP exchange, owns the client session, and
  * relays each message to the upstream session behind it.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../domain/errors.js';
 import type { JsonRpcId, JsonRpcMessage } from '../domain/jsonrpc.js';
@@ -33,15 +32,20 @@ export interface McpEndpointOptions {
   readonly modern: Omit<ModernExchangeOptions, 'upstream' | 'gate'>;
 }
 
+/** One HTTP exchange as the listener hands it over: its reference id and its abort signal. */
+export interface ExchangeHandle {
+  readonly requestId: string;
+  readonly signal: AbortSignal;
+}
+
 export type McpEndpoint = (
   request: IncomingMessage,
   response: ServerResponse,
-  signal: AbortSignal,
+  exchange: ExchangeHandle,
 ) => Promise<void>;
 
 export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
-  return async (request, response, signal) => {
-    const requestId = randomUUID();
+  return async (request, response, { requestId, signal }) => {
     let rpcId: JsonRpcId | null = null;
     try {
       const version = readHeader(request, 'mcp-protocol-version');

@@ -1,0 +1,140 @@
+/**
+ * The `warden` command as a user runs it: `warden serve --config FILE` and `warden demo`,
+ * from the built package (npm test builds first), stopped with a signal like a real process.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const DEMO_SERVER = fileURLToPath(
+  new URL('../dist/demo/business-server-stdio.js', import.meta.url),
+);
+
+function runCli(
+  args: string[],
+  cwd: string,
+): ChildProcessWithoutNullStreams & { output: () => string } {
+  assert.ok(existsSync(CLI), 'dist/cli/main.js exists (run npm run build)');
+  const child = spawn(process.execPath, [CLI, ...args], { cwd, stdio: 'pipe' });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  return Object.assign(child, { output: () => output });
+}
+
+async function waitForOutput(
+  child: ReturnType<typeof runCli>,
+  pattern: RegExp,
+  timeoutMs = 20_000,
+): Promise<RegExpMatchArray> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const match = pattern.exec(child.output());
+    if (match) return match;
+    if (child.exitCode !== null) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`no ${pattern} in output:\n${child.output()}`);
+}
+
+async function exitCode(
+  child: ReturnType<typeof runCli>,
+  timeoutMs = 15_000,
+): Promise<number | null> {
+  if (child.exitCode !== null) return child.exitCode;
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`did not exit within ${timeoutMs} ms:\n${child.output()}`));
+    }, timeoutMs);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+}
+
+async function listTools(url: string): Promise<string[]> {
+  const client = new Client({ name: 'cli-test', version: '1.0.0' });
+  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  try {
+    return (await client.listTools()).tools.map((tool) => tool.name).sort();
+  } finally {
+    await client.close();
+  }
+}
+
+test(
+  'warden serve runs a YAML config and stops cleanly on SIGTERM',
+  { timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-cli-'));
+    const config = join(dir, 'warden.yaml');
+    writeFileSync(
+      config,
+      [
+        'listen: { host: 127.0.0.1, port: 0 }',
+        'store: sqlite:./.warden/warden.db',
+        'upstreams:',
+        `  crm: { command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(DEMO_SERVER)}, --domain, crm] }`,
+        '',
+      ].join('\n'),
+    );
+    const child = runCli(['serve', '--config', config], dir);
+    try {
+      const [, url] = await waitForOutput(child, /"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
+      assert.deepEqual(await listTools(`${url}/mcp/crm`), ['search_customers', 'update_record']);
+      const health = await fetch(`${url}/healthz`);
+      assert.equal(health.status, 200);
+      child.kill('SIGTERM');
+      assert.equal(await exitCode(child), 0);
+      assert.match(child.output(), /warden stopped/);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  },
+);
+
+test(
+  'warden serve refuses a config with an unknown key, naming the file and the key',
+  { timeout: 30_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-cli-'));
+    const config = join(dir, 'bad.yaml');
+    writeFileSync(
+      config,
+      'listen: { host: 127.0.0.1, port: 0, tls_off: true }\nupstreams:\n  a: { url: http://127.0.0.1:1/mcp }\n',
+    );
+    const child = runCli(['serve', '--config', config], dir);
+    assert.equal(await exitCode(child), 2);
+    assert.match(child.output(), /bad\.yaml/);
+    assert.match(child.output(), /listen: unknown key "tls_off"/);
+  },
+);
+
+test(
+  'warden demo serves the business tools with no config and no other service',
+  { timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-demo-'));
+    const child = runCli(['demo', '--port', '0'], dir);
+    try {
+      const [, url] = await waitForOutput(child, /(http:\/\/127\.0\.0\.1:\d+)\/mcp\/payments/);
+      assert.deepEqual(await listTools(`${url}/mcp/payments`), ['issue_payment', 'list_invoices']);
+      assert.deepEqual(await listTools(`${url}/mcp/crm`), ['search_customers', 'update_record']);
+      assert.deepEqual(await listTools(`${url}/mcp/research`), ['search_docs']);
+      assert.ok(existsSync(join(dir, '.warden')), 'state lives under ./.warden');
+      child.kill('SIGINT');
+      assert.equal(await exitCode(child), 0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  },
+);

@@ -71,6 +71,17 @@ async function listTools(url: string): Promise<string[]> {
   }
 }
 
+test('npx warden runs the built bin from the repository', { timeout: 60_000 }, async () => {
+  const repo = fileURLToPath(new URL('..', import.meta.url));
+  const child = spawn('npx', ['--offline', 'warden', '--version'], { cwd: repo, stdio: 'pipe' });
+  let output = '';
+  child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(code, 0, output);
+  assert.match(output, /^\d+\.\d+\.\d+/m);
+});
+
 test(
   'warden serve runs a YAML config and stops cleanly on SIGTERM',
   { timeout: 60_000 },

@@ -73,7 +73,13 @@ async function listTools(url: string): Promise<string[]> {
 
 test('npx warden runs the built bin from the repository', { timeout: 60_000 }, async () => {
   const repo = fileURLToPath(new URL('..', import.meta.url));
-  const child = spawn('npx', ['--offline', 'warden', '--version'], { cwd: repo, stdio: 'pipe' });
+  // A private npm cache: what a fresh machine sees, and no interference from other npx runs.
+  const cache = mkdtempSync(join(tmpdir(), 'warden-npx-cache-'));
+  const child = spawn('npx', ['--offline', 'warden', '--version'], {
+    cwd: repo,
+    stdio: 'pipe',
+    env: { ...process.env, npm_config_cache: cache },
+  });
   let output = '';
   child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));

@@ -36,9 +36,13 @@ export async function startGateway(
   const connectors = [...config.upstreams.values()].map((upstream) =>
     createConnector(upstream, logger),
   );
-  const sessions = new SessionRegistry(config.limits.sessionIdleTimeoutMs, (session) => {
-    void session.upstream.terminate(idleContext()).catch(() => undefined);
-  });
+  const sessions = new SessionRegistry(
+    config.limits.maxSessions,
+    config.limits.sessionIdleTimeoutMs,
+    (session) => {
+      void session.upstream.terminate(idleContext()).catch(() => undefined);
+    },
+  );
   const pipeline = createPipeline(logger);
   const eraOf = createEraDetector();
   // A parked multi round-trip call waits as long as a person may take to answer an elicitation.

@@ -3,6 +3,7 @@
  * keeps the upstream half of each session. Idle sessions are ended after a configured time.
  */
 import { randomBytes } from 'node:crypto';
+import { WardenError } from '../domain/errors.js';
 import type { UpstreamSession } from './upstream/types.js';
 
 export interface ClientSession {
@@ -20,6 +21,7 @@ export class SessionRegistry {
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(
+    private readonly maxSessions: number,
     private readonly idleTimeoutMs: number,
     private readonly onExpire: (session: ClientSession) => void,
     private readonly now: () => number = Date.now,
@@ -37,6 +39,7 @@ export class SessionRegistry {
     upstream: UpstreamSession,
     protocolVersion: string | undefined,
   ): ClientSession {
+    if (this.sessions.size >= this.maxSessions) throw new WardenError('WARDEN_TOO_MANY_SESSIONS');
     const session: ClientSession = {
       id: randomBytes(24).toString('base64url'),
       upstreamName,

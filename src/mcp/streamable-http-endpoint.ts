@@ -173,7 +173,13 @@ async function initializeSession(
     protocolVersion: exchange.version,
   });
   const upstream = options.upstream.openSession();
-  const session = options.sessions.create(options.upstream.name, upstream, exchange.version);
+  let session: ClientSession;
+  try {
+    session = options.sessions.create(options.upstream.name, upstream, exchange.version);
+  } catch (error) {
+    await upstream.terminate(forwardContext(request, exchange, undefined));
+    throw error;
+  }
   let reply: UpstreamReply;
   try {
     reply = await upstream.send(message, forwardContext(request, exchange, undefined));

@@ -1,0 +1,241 @@
+/**
+ * The paths a benchmark call can take to the echo server, each started in child processes of
+ * its own so that the load generator's CPU use is not charged to the server being measured.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+export type PeerName = 'direct' | 'warden-http' | 'warden-stdio' | 'mcp-proxy-stdio';
+
+export interface PeerDescription {
+  readonly name: PeerName;
+  /** One line for the report: what the client talks to and what sits behind it. */
+  readonly summary: string;
+}
+
+export interface RunningPeer extends PeerDescription {
+  /** The Streamable HTTP endpoint the benchmark clients connect to. */
+  readonly url: string;
+  /** CPU time (user + system, ms) used so far by this peer's processes and their children. */
+  cpuTimeMs(): number | undefined;
+  stop(): Promise<void>;
+}
+
+export const PEERS: readonly PeerDescription[] = [
+  { name: 'direct', summary: 'client → echo server (Streamable HTTP, SDK 1.x)' },
+  { name: 'warden-http', summary: 'client → Warden → echo server (Streamable HTTP)' },
+  {
+    name: 'warden-stdio',
+    summary: 'client → Warden → echo server (stdio child, one per client session)',
+  },
+  {
+    name: 'mcp-proxy-stdio',
+    summary: 'client → mcp-proxy → echo server (stdio child, one shared by every session)',
+  },
+];
+
+const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const ECHO_SERVER = fileURLToPath(new URL('echo-server.ts', import.meta.url));
+const WARDEN_PROCESS = fileURLToPath(new URL('warden-process.ts', import.meta.url));
+const MCP_PROXY_BIN = fileURLToPath(new URL('bin/mcp-proxy.mjs', import.meta.resolve('mcp-proxy')));
+/** `node --import tsx <file>`: the TypeScript entry points run without a build step. */
+const NODE_TS = ['--import', 'tsx'];
+const ECHO_STDIO_COMMAND = [process.execPath, ...NODE_TS, ECHO_SERVER, 'stdio'];
+const STARTUP_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 5_000;
+
+export async function startPeer(name: PeerName): Promise<RunningPeer> {
+  const description = PEERS.find((peer) => peer.name === name);
+  if (!description) throw new Error(`unknown peer ${name}`);
+  switch (name) {
+    case 'direct': {
+      const echo = await startChild([...NODE_TS, ECHO_SERVER, 'http', '0']);
+      return toPeer(description, echo.url, [echo]);
+    }
+    case 'warden-http': {
+      const echo = await startChild([...NODE_TS, ECHO_SERVER, 'http', '0']);
+      const warden = await startChild([
+        ...NODE_TS,
+        WARDEN_PROCESS,
+        JSON.stringify({ url: echo.url }),
+      ]);
+      return toPeer(description, warden.url, [warden, echo]);
+    }
+    case 'warden-stdio': {
+      const upstream = { command: ECHO_STDIO_COMMAND, cwd: REPO_ROOT };
+      const warden = await startChild([...NODE_TS, WARDEN_PROCESS, JSON.stringify(upstream)]);
+      return toPeer(description, warden.url, [warden]);
+    }
+    case 'mcp-proxy-stdio': {
+      // Run as its README says: `mcp-proxy --port P -- <stdio server command>`, defaults
+      // otherwise; --server stream serves only /mcp, as Warden serves only Streamable HTTP.
+      const port = await findFreePort();
+      const proxy = await startChild(
+        [
+          MCP_PROXY_BIN,
+          ...['--host', '127.0.0.1', '--port', String(port), '--server', 'stream'],
+          '--',
+          ...ECHO_STDIO_COMMAND,
+        ],
+        port,
+      );
+      return toPeer(description, `http://127.0.0.1:${port}/mcp`, [proxy]);
+    }
+  }
+}
+
+interface Child {
+  readonly process: ChildProcess;
+  /** The URL the child printed, or '' for a child that is only waited on by port. */
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+function toPeer(
+  description: PeerDescription,
+  url: string,
+  children: readonly Child[],
+): RunningPeer {
+  const pids = children.flatMap((child) =>
+    child.process.pid === undefined ? [] : [child.process.pid],
+  );
+  return {
+    ...description,
+    url,
+    cpuTimeMs: () => readTreeCpuTimeMs(pids),
+    stop: async () => {
+      for (const child of children) await child.stop();
+    },
+  };
+}
+
+/**
+ * Starts `node <args>` in the repository root and waits until it is serving: until it prints
+ * a URL on stdout or, when `port` is given, until that port accepts connections.
+ */
+async function startChild(args: readonly string[], port?: number): Promise<Child> {
+  const child = spawn(process.execPath, args, {
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-4000);
+  });
+  const stop = () => stopChild(child);
+  try {
+    const url = await Promise.race([
+      port === undefined ? firstStdoutLine(child) : waitForPort(port).then(() => ''),
+      once(child, 'exit').then(([code]) => {
+        throw new Error(`exited with code ${String(code)}`);
+      }),
+      new Promise<never>((_, reject) =>
+        setTimeout(() => reject(new Error('did not start in time')), STARTUP_TIMEOUT_MS).unref(),
+      ),
+    ]);
+    child.stdout.resume();
+    return { process: child, url, stop };
+  } catch (error) {
+    await stop();
+    throw new Error(`${args.join(' ')}: ${(error as Error).message}\n${stderr}`, { cause: error });
+  }
+}
+
+async function firstStdoutLine(child: ChildProcess): Promise<string> {
+  let buffered = '';
+  const stdout = child.stdout;
+  if (!stdout) throw new Error('no stdout');
+  stdout.setEncoding('utf8');
+  for await (const chunk of stdout as AsyncIterable<string>) {
+    buffered += chunk;
+    const end = buffered.indexOf('\n');
+    if (end >= 0) return buffered.slice(0, end).trim();
+  }
+  throw new Error('stdout closed before the URL was printed');
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = once(child, 'exit');
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function findFreePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+async function waitForPort(port: number): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`port ${port} did not open`);
+}
+
+/** Clock ticks per second for /proc/<pid>/stat times: USER_HZ, 100 on every mainstream Linux. */
+const USER_HZ = 100;
+
+/**
+ * CPU time of the given processes and all their descendants, from /proc (Linux only; undefined
+ * elsewhere). Children that already exited are not counted, which is fine while measuring:
+ * the benchmark's processes live for the whole measurement.
+ */
+function readTreeCpuTimeMs(roots: readonly number[]): number | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return undefined;
+  }
+  const stats = new Map<number, { parent: number; ticks: number }>();
+  for (const entry of entries) {
+    try {
+      const text = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Fields after the parenthesised command name: state ppid ... utime(14) stime(15).
+      const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(entry), {
+        parent: Number(fields[1]),
+        ticks: Number(fields[11]) + Number(fields[12]),
+      });
+    } catch {
+      // The process exited while we were reading.
+    }
+  }
+  const inTree = new Set(roots);
+  let grew = true;
+  for (let pass = 0; grew && pass < 16; pass += 1) {
+    grew = false;
+    for (const [pid, { parent }] of stats) {
+      if (!inTree.has(pid) && inTree.has(parent)) {
+        inTree.add(pid);
+        grew = true;
+      }
+    }
+  }
+  let ticks = 0;
+  for (const pid of inTree) ticks += stats.get(pid)?.ticks ?? 0;
+  return (ticks * 1000) / USER_HZ;
+}

@@ -1,0 +1,380 @@
+/**
+ * `npm run bench`: tools/call throughput and latency through Warden, against calling the echo
+ * server directly and against mcp-proxy, all measured in one run on this machine.
+ *
+ *   node --import tsx bench/run.ts [--calls 2000] [--warmup 500] [--rounds 3]
+ *     [--concurrency 1,16] [--clients per-slot|shared] [--peers direct,warden-http,...]
+ *
+ * Clients are real SDK 1.x Clients over StreamableHTTPClientTransport. By default each
+ * concurrency slot has its own client and session, as independent agents would; `--clients
+ * shared` multiplexes every slot over one client instead. Every peer is measured once per round,
+ * in a rotating order, and each row reports the median of its rounds, so that a burst of other
+ * work on the machine lands on every peer rather than on one. Results go to
+ * bench/results/latest.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { runLoad, type LoadResult } from './load.js';
+import { PEERS, startPeer, type PeerName, type RunningPeer } from './peers.js';
+
+type ClientMode = 'per-slot' | 'shared';
+
+interface Settings {
+  readonly calls: number;
+  readonly warmupCalls: number;
+  readonly rounds: number;
+  readonly concurrencies: readonly number[];
+  readonly clientMode: ClientMode;
+  readonly peers: readonly PeerName[];
+}
+
+/** One peer at one concurrency in one round. */
+interface Measurement extends LoadResult {
+  readonly round: number;
+  readonly peer: PeerName;
+  readonly clients: number;
+  /** CPU time of the peer's processes (gateway and upstream) per measured call, in ms. */
+  readonly serverCpuMsPerCall: number | undefined;
+  /** CPU time of this (client) process per measured call, in ms. */
+  readonly clientCpuMsPerCall: number;
+}
+
+/** The median over rounds of one peer at one concurrency. */
+interface Row {
+  readonly peer: PeerName;
+  readonly summary: string;
+  readonly concurrency: number;
+  readonly clients: number;
+  readonly callsPerRound: number;
+  readonly rounds: number;
+  readonly callsPerSecond: number;
+  readonly callsPerSecondMin: number;
+  readonly callsPerSecondMax: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly serverCpuMsPerCall: number | undefined;
+  readonly clientCpuMsPerCall: number;
+  readonly failures: number;
+}
+
+interface Comparison {
+  readonly concurrency: number;
+  readonly warden: PeerName;
+  readonly peer: PeerName;
+  /** Warden's calls/s divided by the peer's. */
+  readonly throughputRatio: number;
+  /** Warden's p50 minus the peer's, in ms. */
+  readonly addedP50Ms: number;
+}
+
+const ECHO_TEXT = 'hello from the warden benchmark';
+const MAX_COUNT = 1_000_000;
+const RESULTS_DIRECTORY = fileURLToPath(new URL('results/', import.meta.url));
+
+const settings = readSettings();
+const machine = {
+  cpu: cpus()[0]?.model.trim() ?? 'unknown',
+  cores: cpus().length,
+  node: process.version,
+  platform: `${process.platform}-${process.arch}`,
+};
+const benchStarted = Date.now();
+
+const measurements: Measurement[] = [];
+const running: RunningPeer[] = [];
+try {
+  for (const name of settings.peers) {
+    process.stderr.write(`starting ${name}\n`);
+    running.push(await startPeer(name));
+  }
+  for (let round = 0; round < settings.rounds; round += 1) {
+    // Rotate the order so no peer always runs first (cold caches) or last.
+    const order = running.map((_, i) => running[(i + round) % running.length]);
+    for (const peer of order) {
+      if (!peer) continue;
+      for (const concurrency of settings.concurrencies) {
+        const measured = await measure(peer, concurrency, round + 1);
+        measurements.push(measured);
+        process.stderr.write(
+          `round ${round + 1}/${settings.rounds} ${describeMeasurement(measured)}\n`,
+        );
+      }
+    }
+  }
+} finally {
+  for (const peer of running) await peer.stop();
+}
+
+const rows = summarise(measurements);
+const comparisons = compare(rows);
+const report = {
+  date: new Date().toISOString(),
+  machine,
+  settings,
+  durationSeconds: Math.round((Date.now() - benchStarted) / 1000),
+  rows,
+  comparisons,
+  measurements,
+};
+mkdirSync(RESULTS_DIRECTORY, { recursive: true });
+writeFileSync(`${RESULTS_DIRECTORY}latest.json`, `${JSON.stringify(report, null, 2)}\n`);
+process.stdout.write(renderMarkdown(rows, comparisons));
+process.stdout.write(
+  `\nResults written to bench/results/latest.json (whole run ${report.durationSeconds} s).\n`,
+);
+if (rows.some((row) => row.failures > 0)) process.exitCode = 1;
+
+/** Connects fresh clients, warms up over them, then measures `settings.calls` calls. */
+async function measure(
+  peer: RunningPeer,
+  concurrency: number,
+  round: number,
+): Promise<Measurement> {
+  const clientCount = settings.clientMode === 'shared' ? 1 : concurrency;
+  const clients = await Promise.all(
+    Array.from({ length: clientCount }, () => connectClient(peer.url)),
+  );
+  try {
+    const call = async (slot: number): Promise<void> => {
+      const client = clients[slot % clients.length];
+      if (!client) throw new Error('no client for this slot');
+      await callEcho(client.client);
+    };
+    await runLoad(call, { calls: settings.warmupCalls, concurrency });
+    const serverCpuBefore = peer.cpuTimeMs();
+    const clientCpuBefore = process.cpuUsage();
+    const result = await runLoad(call, { calls: settings.calls, concurrency });
+    const serverCpuAfter = peer.cpuTimeMs();
+    const clientCpu = process.cpuUsage(clientCpuBefore);
+    return {
+      round,
+      peer: peer.name,
+      clients: clientCount,
+      ...result,
+      serverCpuMsPerCall:
+        serverCpuBefore === undefined || serverCpuAfter === undefined
+          ? undefined
+          : (serverCpuAfter - serverCpuBefore) / result.calls,
+      clientCpuMsPerCall: (clientCpu.user + clientCpu.system) / 1000 / result.calls,
+    };
+  } finally {
+    await Promise.all(clients.map(({ client, transport }) => disconnect(client, transport)));
+  }
+}
+
+/**
+ * The SDK passes one long-lived AbortSignal to every fetch, and undici only drops its abort
+ * listener when the request is garbage-collected, so a busy client crosses undici's listener
+ * limit and prints a warning per call. A per-request signal that follows the transport's keeps
+ * cancellation intact without that noise (and its CPU cost) in the client.
+ */
+function fetchWithOwnSignal(...[url, init]: Parameters<FetchLike>): ReturnType<FetchLike> {
+  return fetch(url, init?.signal ? { ...init, signal: AbortSignal.any([init.signal]) } : init);
+}
+
+async function connectClient(
+  url: string,
+): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
+  const client = new Client({ name: 'warden-bench', version: '1.0.0' });
+  const transport = new StreamableHTTPClientTransport(new URL(url), { fetch: fetchWithOwnSignal });
+  await client.connect(transport);
+  // An agent lists the tools before it calls one.
+  const { tools } = await client.listTools();
+  if (!tools.some((tool) => tool.name === 'echo')) throw new Error(`${url} has no echo tool`);
+  return { client, transport };
+}
+
+async function callEcho(client: Client): Promise<void> {
+  const result = await client.callTool({ name: 'echo', arguments: { text: ECHO_TEXT } });
+  const [first] = Array.isArray(result.content) ? (result.content as unknown[]) : [];
+  const text = (first as { text?: unknown } | undefined)?.text;
+  if (result.isError === true || text !== ECHO_TEXT) {
+    throw new Error(`unexpected echo result: ${JSON.stringify(result).slice(0, 200)}`);
+  }
+}
+
+/** Ends the session as a well-behaved client does (DELETE), then closes the transport. */
+async function disconnect(client: Client, transport: StreamableHTTPClientTransport): Promise<void> {
+  await transport.terminateSession().catch(() => undefined);
+  await client.close().catch(() => undefined);
+}
+
+function summarise(all: readonly Measurement[]): Row[] {
+  return settings.peers.flatMap((peer) =>
+    settings.concurrencies.flatMap((concurrency) => {
+      const rounds = all.filter((m) => m.peer === peer && m.concurrency === concurrency);
+      const first = rounds[0];
+      if (!first) return [];
+      const throughputs = rounds.map((m) => m.callsPerSecond);
+      const serverCpu = rounds.flatMap((m) =>
+        m.serverCpuMsPerCall === undefined ? [] : [m.serverCpuMsPerCall],
+      );
+      return [
+        {
+          peer,
+          summary: PEERS.find((p) => p.name === peer)?.summary ?? peer,
+          concurrency,
+          clients: first.clients,
+          callsPerRound: first.calls,
+          rounds: rounds.length,
+          callsPerSecond: median(throughputs),
+          callsPerSecondMin: Math.min(...throughputs),
+          callsPerSecondMax: Math.max(...throughputs),
+          p50Ms: median(rounds.map((m) => m.p50Ms)),
+          p99Ms: median(rounds.map((m) => m.p99Ms)),
+          serverCpuMsPerCall: serverCpu.length > 0 ? median(serverCpu) : undefined,
+          clientCpuMsPerCall: median(rounds.map((m) => m.clientCpuMsPerCall)),
+          failures: rounds.reduce((sum, m) => sum + m.failures, 0),
+        },
+      ];
+    }),
+  );
+}
+
+function compare(rows: readonly Row[]): Comparison[] {
+  const pairs: ReadonlyArray<[PeerName, PeerName]> = [
+    ['warden-stdio', 'mcp-proxy-stdio'],
+    ['warden-http', 'mcp-proxy-stdio'],
+    ['warden-http', 'direct'],
+    ['warden-stdio', 'direct'],
+  ];
+  return settings.concurrencies.flatMap((concurrency) =>
+    pairs.flatMap(([warden, peer]) => {
+      const ours = rows.find((row) => row.peer === warden && row.concurrency === concurrency);
+      const theirs = rows.find((row) => row.peer === peer && row.concurrency === concurrency);
+      if (!ours || !theirs) return [];
+      return [
+        {
+          concurrency,
+          warden,
+          peer,
+          throughputRatio: ours.callsPerSecond / theirs.callsPerSecond,
+          addedP50Ms: ours.p50Ms - theirs.p50Ms,
+        },
+      ];
+    }),
+  );
+}
+
+function renderMarkdown(rows: readonly Row[], comparisons: readonly Comparison[]): string {
+  const direct = new Map(
+    rows.filter((row) => row.peer === 'direct').map((row) => [row.concurrency, row]),
+  );
+  const lines = [
+    '',
+    `tools/call on an SDK 1.x echo server; ${describeClients()}. Each row is the median of ` +
+      `${settings.rounds} rounds of ${settings.calls} calls, each after ${settings.warmupCalls} warm-up calls.`,
+    `Machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node} (${machine.platform}). ` +
+      'Client, gateway and upstream share these cores, so the client competes with the servers ' +
+      'it measures; server CPU/call is the CPU time of the peer’s own processes.',
+    '',
+    '| path | concurrency | calls/s (min–max) | p50 ms | p99 ms | p50 over direct, ms | server CPU ms/call | failures |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((row) => {
+      const base = direct.get(row.concurrency);
+      const throughput = `${row.callsPerSecond.toFixed(0)} (${row.callsPerSecondMin.toFixed(0)}–${row.callsPerSecondMax.toFixed(0)})`;
+      const overDirect = base ? signed(row.p50Ms - base.p50Ms) : '–';
+      return `| ${row.summary} | ${row.concurrency} | ${throughput} | ${row.p50Ms.toFixed(2)} | ${row.p99Ms.toFixed(2)} | ${overDirect} | ${row.serverCpuMsPerCall?.toFixed(3) ?? '–'} | ${row.failures} |`;
+    }),
+    '',
+    '| concurrency | Warden | compared with | throughput ratio (Warden / other) | added p50, ms |',
+    '|---:|---|---|---:|---:|',
+    ...comparisons.map(
+      (c) =>
+        `| ${c.concurrency} | ${c.warden} | ${c.peer} | ${c.throughputRatio.toFixed(2)}x | ${signed(c.addedP50Ms)} |`,
+    ),
+    '',
+    ...goalLines(comparisons),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** The project's targets, checked at the highest concurrency measured. */
+function goalLines(comparisons: readonly Comparison[]): string[] {
+  const top = Math.max(...settings.concurrencies);
+  const find = (warden: PeerName, peer: PeerName) =>
+    comparisons.find((c) => c.concurrency === top && c.warden === warden && c.peer === peer);
+  const peerRatio = find('warden-stdio', 'mcp-proxy-stdio');
+  const overDirect = find('warden-http', 'direct');
+  const lines: string[] = [];
+  if (peerRatio) {
+    lines.push(
+      `Goal at concurrency ${top}: Warden (stdio) throughput ≥ 1.0x mcp-proxy (stdio): ` +
+        `${peerRatio.throughputRatio.toFixed(2)}x, ${peerRatio.throughputRatio >= 1 ? 'met' : 'NOT met'}.`,
+    );
+  }
+  if (overDirect) {
+    lines.push(
+      `Goal at concurrency ${top}: Warden (HTTP) adds ≤ 1 ms p50 over direct: ` +
+        `${signed(overDirect.addedP50Ms)} ms, ${overDirect.addedP50Ms <= 1 ? 'met' : 'NOT met'}.`,
+    );
+  }
+  return lines;
+}
+
+function describeMeasurement(m: Measurement): string {
+  const failures = m.failures > 0 ? `, ${m.failures} FAILED (${m.firstFailure ?? ''})` : '';
+  return (
+    `${m.peer} c=${m.concurrency}: ${m.callsPerSecond.toFixed(0)} calls/s, ` +
+    `p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms.toFixed(2)} ms${failures}`
+  );
+}
+
+function describeClients(): string {
+  return settings.clientMode === 'shared'
+    ? 'one SDK 1.x client (one session) shared by every concurrent caller'
+    : 'one SDK 1.x client and session per concurrent caller, like independent agents';
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  const upper = sorted[middle] ?? Number.NaN;
+  return sorted.length % 2 === 1 ? upper : ((sorted[middle - 1] ?? upper) + upper) / 2;
+}
+
+function signed(value: number): string {
+  return `${value >= 0 ? '+' : ''}${value.toFixed(2)}`;
+}
+
+function readSettings(): Settings {
+  const { values } = parseArgs({
+    options: {
+      calls: { type: 'string', default: '2000' },
+      warmup: { type: 'string', default: '500' },
+      rounds: { type: 'string', default: '3' },
+      concurrency: { type: 'string', default: '1,16' },
+      clients: { type: 'string', default: 'per-slot' },
+      peers: { type: 'string', default: PEERS.map((peer) => peer.name).join(',') },
+    },
+  });
+  if (values.clients !== 'per-slot' && values.clients !== 'shared') {
+    throw new Error('--clients must be per-slot or shared');
+  }
+  const known = new Set<string>(PEERS.map((peer) => peer.name));
+  const peers = values.peers.split(',').map((name) => {
+    if (!known.has(name)) throw new Error(`unknown peer ${name}; expected one of ${[...known]}`);
+    return name as PeerName;
+  });
+  return {
+    calls: readCount(values.calls, '--calls'),
+    warmupCalls: readCount(values.warmup, '--warmup'),
+    rounds: readCount(values.rounds, '--rounds'),
+    concurrencies: values.concurrency.split(',').map((c) => readCount(c, '--concurrency')),
+    clientMode: values.clients,
+    peers,
+  };
+}
+
+function readCount(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1 || value > MAX_COUNT) {
+    throw new Error(`${flag} must be an integer from 1 to ${MAX_COUNT}`);
+  }
+  return value;
+}

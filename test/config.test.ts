@@ -45,6 +45,15 @@ function refuse(raw: unknown): ConfigError {
   assert.fail('the configuration was accepted');
 }
 
+/** Asserts that a config is refused with an issue starting with `expected` (its path first). */
+function assertRefusedWith(raw: unknown, expected: string): void {
+  const { issues } = refuse(raw);
+  assert.ok(
+    issues.some((issue) => issue.startsWith(expected)),
+    `${JSON.stringify(issues)} should say ${expected}`,
+  );
+}
+
 const HTTP_UPSTREAM = { url: 'http://127.0.0.1:3001/mcp' };
 
 test('loads the minimal form: listen, an sqlite store, an HTTP and a stdio upstream', () => {
@@ -118,13 +127,7 @@ test('refuses a misspelt key and names its path, at every level', () => {
       'upstreams.a.credential: unknown key "schema"',
     ],
   ];
-  for (const [raw, expected] of cases) {
-    const error = refuse(raw);
-    assert.ok(
-      error.issues.some((issue) => issue.startsWith(expected)),
-      `${JSON.stringify(error.issues)} should name ${expected}`,
-    );
-  }
+  for (const [raw, expected] of cases) assertRefusedWith(raw, expected);
 });
 
 test('refuses a duration it cannot read, or one of zero that would disable a timeout', () => {
@@ -150,13 +153,7 @@ test('refuses a duration it cannot read, or one of zero that would disable a tim
       'upstreams.a.restart_backoff: must be longer than 0',
     ],
   ];
-  for (const [raw, expected] of cases) {
-    const error = refuse(raw);
-    assert.ok(
-      error.issues.some((issue) => issue.startsWith(expected)),
-      `${JSON.stringify(error.issues)} should say ${expected}`,
-    );
-  }
+  for (const [raw, expected] of cases) assertRefusedWith(raw, expected);
 });
 
 test('refuses an upstream name that could not be a path segment', () => {

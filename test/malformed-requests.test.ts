@@ -1,7 +1,6 @@
 // Malformed and hostile HTTP exchanges: each is refused with its own status and JSON-RPC error
 // (src/domain/errors.ts), nothing reaches the upstream, and the gateway keeps serving.
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -150,36 +149,36 @@ test('refuses an oversized chunked body that never announced its length with 413
   assertWardenError(reply, 'WARDEN_BODY_TOO_LARGE');
 });
 
-test('refuses a trickled chunked body with 413 as soon as it passes the limit, before it ends', async () => {
-  const reply = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+for (const framing of ['Content-Length: 100000000', 'Transfer-Encoding: chunked']) {
+  test(`cuts off a client that keeps sending past the limit (${framing.split(':')[0]})`, async () => {
+    // After the 413 the connection must close: reading the rest to keep it alive would let the
+    // attacker push an unbounded body through the gateway after all.
     const url = new URL(alpha);
-    const request = httpRequest(
-      {
-        host: url.hostname,
-        port: url.port,
-        path: url.pathname,
-        method: 'POST',
-        headers: { ...MCP_POST_HEADERS, 'transfer-encoding': 'chunked' },
-        agent: false,
-      },
-      (response) => {
-        let text = '';
-        response.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, text }));
-      },
+    const socket = connect(Number(url.port), url.hostname);
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.once('connect', resolve));
+    let received = '';
+    socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')));
+    const closed = new Promise((resolve) => socket.once('close', resolve));
+    socket.write(
+      `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\n` +
+        `Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n` +
+        `${framing}\r\n\r\n`,
     );
-    request.on('error', reject);
-    // Written slowly in pieces, the way a trickling client would; it never ends the body.
     const piece = 'x'.repeat(1024);
-    let sent = 0;
-    const timer = setInterval(() => {
-      if (request.destroyed || sent > MAX_BODY_BYTES * 8) return clearInterval(timer);
-      request.write(piece);
-      sent += piece.length;
-    }, 5);
+    const chunk = framing.startsWith('Transfer') ? `400\r\n${piece}\r\n` : piece;
+    const writer = setInterval(() => socket.destroyed || socket.write(chunk), 2);
+    try {
+      const outcome = await Promise.race([closed, sleep(2000).then(() => 'still open')]);
+      assert.notEqual(outcome, 'still open', 'the gateway kept reading the oversized body');
+    } finally {
+      clearInterval(writer);
+      socket.destroy();
+    }
+    assert.match(received, /^HTTP\/1\.1 413 /);
+    assert.match(received, /\r\nconnection: close\r\n/i);
   });
-  assert.equal(reply.status, 413, reply.text);
-});
+}
 
 test('answers an unknown upstream with 404', async () => {
   for (const path of ['/mcp/nope', '/mcp/NOPE', '/mcp/alpha/extra', '/mcp']) {
@@ -189,7 +188,7 @@ test('answers an unknown upstream with 404', async () => {
 });
 
 test('answers any path outside /mcp with 404', async () => {
-  for (const path of ['/elsewhere', '/', '/admin', '/.env']) {
+  for (const path of ['/elsewhere', '/', '/admin', '/.env', '/mcpx']) {
     assertWardenError(await sendRaw(`${gateway.url}${path}`), 'WARDEN_NOT_FOUND');
   }
 });

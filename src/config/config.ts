@@ -52,3 +52,58 @@ export interface Config {
   };
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
 }
+
+/** The gateway's own token issuer, so the embedded setup needs no identity provider. */
+export interface BuiltinIssuerConfig {
+  readonly kind: 'builtin';
+  /** The `iss` of tokens it mints: the origin of `auth.resource`. */
+  readonly issuer: string;
+  readonly tokenTtlMs: number;
+  readonly maxTtlMs: number;
+  readonly rotateEveryMs: number;
+  readonly algorithm: 'ES256' | 'EdDSA' | 'RS256';
+}
+
+/** An external OAuth 2.1 authorization server whose JWT access tokens are accepted. */
+export interface ExternalIssuerConfig {
+  readonly kind: 'external';
+  readonly issuer: string;
+  /** Where its keys are; undefined means discover them from the issuer's metadata. */
+  readonly jwksUri: string | undefined;
+  readonly algorithms: readonly string[];
+  readonly agentClaim: string;
+  readonly environmentClaim: string;
+}
+
+export type IssuerConfig = BuiltinIssuerConfig | ExternalIssuerConfig;
+
+export interface AuthConfig {
+  /** This gateway's resource URL: the audience every token must carry. */
+  readonly resource: string;
+  readonly issuers: readonly IssuerConfig[];
+  readonly requiredScopes: readonly string[];
+  readonly maxTokenLifetimeMs: number;
+  readonly clockSkewMs: number;
+  /** A client certificate alone authenticates agents that have an mtlsIdentity. */
+  readonly mtls: boolean;
+}
+
+export interface AgentConfig {
+  readonly id: string;
+  readonly roles: readonly string[];
+  readonly tenant: string | undefined;
+  readonly clientIds: readonly string[];
+  /** `scrypt$…` hash of the client secret for the built-in token endpoint. */
+  readonly secretHash: string | undefined;
+  /** Public JWKS for private_key_jwt at the built-in token endpoint. */
+  readonly jwks: { readonly keys: readonly Readonly<Record<string, unknown>>[] } | undefined;
+  readonly mtlsIdentity: string | undefined;
+}
+
+export interface TlsConfig {
+  /** Paths of PEM files. */
+  readonly cert: string;
+  readonly key: string;
+  readonly clientCa: string | undefined;
+  readonly clientCertificates: 'required' | 'optional';
+}

@@ -103,6 +103,35 @@ export const ERROR_CATALOGUE = {
     rpcCode: -32020,
     summary: 'An Mcp-Method or Mcp-Name header is missing or does not match the request body.',
   },
+  WARDEN_UNAUTHENTICATED: {
+    status: 401,
+    rpcCode: -32010,
+    summary:
+      'This endpoint needs credentials: an OAuth bearer token in the Authorization header (see the resource_metadata link in WWW-Authenticate), or a registered client certificate.',
+  },
+  WARDEN_INVALID_TOKEN: {
+    status: 401,
+    rpcCode: -32011,
+    summary:
+      'The access token was refused (expired, revoked, not for this gateway or environment, or not genuine). Get a new token.',
+  },
+  WARDEN_INSUFFICIENT_SCOPE: {
+    status: 403,
+    rpcCode: -32012,
+    summary: 'The access token lacks a scope this endpoint needs; WWW-Authenticate names it.',
+  },
+  WARDEN_INVALID_AUTH_REQUEST: {
+    status: 400,
+    rpcCode: -32013,
+    summary:
+      'Credentials were sent the wrong way: use one Authorization: Bearer header, never a token in the URL.',
+  },
+  WARDEN_CERTIFICATE_REQUIRED: {
+    status: 401,
+    rpcCode: -32014,
+    summary:
+      'This token is bound to a client certificate (RFC 8705); present that certificate over TLS.',
+  },
   WARDEN_FORBIDDEN_HOST: {
     status: 403,
     rpcCode: -32000,

@@ -23,19 +23,27 @@ export interface ListenerOptions {
 export interface Listener {
   readonly server: Server;
   readonly port: number;
-  /** Stops accepting, waits up to graceMs for open exchanges, then cuts the rest. */
+  /**
+   * Drains, then stops: new requests are refused with 503 (and /readyz answers 503) while the
+   * exchanges already open get up to graceMs to finish; the rest are then cut.
+   */
   close(graceMs: number): Promise<void>;
 }
 
+/** How long cut exchanges get to write their 503 before their connections are closed. */
+const CUT_FLUSH_MS = 200;
+
 export async function startListener(options: ListenerOptions): Promise<Listener> {
-  const inFlight = new Set<AbortController>();
+  const inFlight = new Map<AbortController, ServerResponse>();
   let draining = false;
 
   const server = createServer({ keepAliveTimeout: 65_000 }, (request, response) => {
     const controller = new AbortController();
     const requestId = randomUUID();
     const started = performance.now();
-    inFlight.add(controller);
+    inFlight.set(controller, response);
+    // While draining, every connection is told to go, so clients reconnect elsewhere.
+    if (draining) response.setHeader('connection', 'close');
     response.on('close', () => {
       controller.abort();
       inFlight.delete(controller);
@@ -64,7 +72,9 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       const match = /^\/mcp\/([^/]+)\/?$/.exec(path);
       if (!match) {
         throw new WardenError(
-          path.startsWith('/mcp') ? 'WARDEN_UNKNOWN_UPSTREAM' : 'WARDEN_NOT_FOUND',
+          path === '/mcp' || path.startsWith('/mcp/')
+            ? 'WARDEN_UNKNOWN_UPSTREAM'
+            : 'WARDEN_NOT_FOUND',
         );
       }
       const endpoint = options.endpoints.get(decodeURIComponent(match[1] ?? ''));
@@ -89,16 +99,28 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
     port,
     async close(graceMs) {
       draining = true;
-      server.close();
+      // The listener stays open through the drain: a load balancer's probe must still see /readyz
+      // turn 503, and a client its 503 WARDEN_SHUTTING_DOWN, rather than a refused connection.
+      // Exchanges arriving now are refused at once, so only the earlier ones are waited for.
       server.closeIdleConnections();
-      const deadline = Date.now() + graceMs;
-      while (inFlight.size > 0 && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      for (const controller of inFlight) controller.abort();
+      const earlier = [...inFlight.keys()];
+      await waitUntil(() => earlier.every((controller) => !inFlight.has(controller)), graceMs);
+      server.close();
+      // Still open after the grace: each endpoint answers its request with WARDEN_SHUTTING_DOWN.
+      const reason = new WardenError('WARDEN_SHUTTING_DOWN');
+      for (const controller of inFlight.keys()) controller.abort(reason);
+      await waitUntil(() => inFlight.size === 0, CUT_FLUSH_MS);
+      for (const response of inFlight.values()) writeError(response, reason, 'shutdown', null);
       server.closeAllConnections();
     },
   };
+}
+
+async function waitUntil(done: () => boolean, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done() && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(25, ms)));
+  }
 }
 
 /** One access-log line per exchange; the request id ties it to the client's error reference. */

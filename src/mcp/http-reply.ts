@@ -38,6 +38,8 @@ export function writeError(
   if (wire.status === 405)
     headers['allow'] =
       typeof wire.data['allow'] === 'string' ? wire.data['allow'] : 'GET, POST, DELETE';
+  // The rest of an oversized body is still on its way: close rather than read it all to keep alive.
+  if (wire.status === 413) headers['connection'] = 'close';
   response.writeHead(wire.status, headers).end(body);
 }
 
@@ -81,7 +83,7 @@ async function writeStream(
   let answered = false;
   try {
     for await (const event of events) {
-      if (response.destroyed) break;
+      if (isClosed(response)) break;
       if (event.message && isAnswerTo(event.message, options.rpcId)) answered = true;
       const data = event.message === undefined ? '' : (event.raw ?? JSON.stringify(event.message));
       response.write(
@@ -95,7 +97,7 @@ async function writeStream(
     }
   } catch (error) {
     // The stream broke after it started: answer the request in-band so the client is not left waiting.
-    if (!answered && options.rpcId !== undefined && !response.destroyed) {
+    if (!answered && options.rpcId !== undefined && !isClosed(response)) {
       const wire = toWireError(error, options.requestId);
       const message = {
         jsonrpc: '2.0',
@@ -107,6 +109,11 @@ async function writeStream(
   } finally {
     response.end();
   }
+}
+
+/** Ended by someone else (e.g. a shutdown cutting the exchange) or gone: writing would throw. */
+function isClosed(response: ServerResponse): boolean {
+  return response.destroyed || response.writableEnded;
 }
 
 function isAnswerTo(message: JsonRpcMessage, rpcId: JsonRpcId | undefined): boolean {

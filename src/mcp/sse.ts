@@ -16,14 +16,13 @@ export async function* parseSseStream(
 ): AsyncGenerator<SseEvent> {
   const decoder = new TextDecoder();
   let buffer = '';
-  let fields: { id?: string; event?: string; data: string[]; retry?: number; seen: boolean } = {
-    data: [],
-    seen: false,
-  };
-  for await (const chunk of chunks) {
-    buffer += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+  let fields: EventFields = { data: [], seen: false };
+  // A CR that ends a chunk may be the first half of a CRLF whose LF is still in flight.
+  let skipLeadingLf = false;
+  function* takeLines(): Generator<SseEvent> {
     let newline: number;
     while ((newline = buffer.search(/\r\n|\r|\n/)) !== -1) {
+      if (newline === buffer.length - 1 && buffer[newline] === '\r') skipLeadingLf = true;
       const line = buffer.slice(0, newline);
       const width = buffer.startsWith('\r\n', newline) ? 2 : 1;
       buffer = buffer.slice(newline + width);
@@ -44,15 +43,29 @@ export async function* parseSseStream(
       else if (name === 'retry' && /^\d+$/.test(value)) fields.retry = Number(value);
     }
   }
+  for await (const chunk of chunks) {
+    let text = typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
+    if (skipLeadingLf && text !== '') {
+      if (text.startsWith('\n')) text = text.slice(1);
+      skipLeadingLf = false;
+    }
+    buffer += text;
+    yield* takeLines();
+  }
+  buffer += decoder.decode();
+  yield* takeLines();
   if (fields.seen) yield toEvent(fields);
 }
 
-function toEvent(fields: {
+interface EventFields {
   id?: string;
   event?: string;
   data: string[];
   retry?: number;
-}): SseEvent {
+  seen: boolean;
+}
+
+function toEvent(fields: EventFields): SseEvent {
   return {
     data: fields.data.join('\n'),
     ...(fields.id !== undefined && { id: fields.id }),
@@ -67,6 +80,6 @@ export function formatSseEvent(event: SseEvent): string {
   if (event.event !== undefined) out += `event: ${event.event}\n`;
   if (event.id !== undefined) out += `id: ${event.id}\n`;
   if (event.retry !== undefined) out += `retry: ${event.retry}\n`;
-  for (const line of event.data.split('\n')) out += `data: ${line}\n`;
+  for (const line of event.data.split(/\r\n|\r|\n/)) out += `data: ${line}\n`;
   return `${out}\n`;
 }

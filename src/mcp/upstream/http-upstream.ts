@@ -52,24 +52,24 @@ class HttpUpstreamSession implements UpstreamSession {
   ) {}
 
   async send(message: JsonRpcMessage, context: ForwardContext): Promise<UpstreamReply> {
-    const response = await this.exchange('POST', context, JSON.stringify(message));
+    const { response, deadline } = await this.exchange('POST', context, JSON.stringify(message));
     const sessionId = response.headers['mcp-session-id'];
     if (typeof sessionId === 'string' && isRequest(message) && message.method === 'initialize') {
       this.upstreamSessionId = sessionId;
     }
-    return this.readReply(response, context, isRequest(message));
+    return this.readReply(response, deadline, context, isRequest(message), false);
   }
 
   async openServerStream(context: ForwardContext): Promise<UpstreamReply> {
-    const response = await this.exchange('GET', context, undefined);
-    return this.readReply(response, context, true);
+    const { response, deadline } = await this.exchange('GET', context, undefined);
+    return this.readReply(response, deadline, context, true, true);
   }
 
   async terminate(context: ForwardContext): Promise<void> {
     if (this.upstreamSessionId === undefined) return;
     try {
-      const response = await this.exchange('DELETE', context, undefined);
-      await response.body.dump();
+      const { response, deadline } = await this.exchange('DELETE', context, undefined);
+      await response.body.dump().finally(() => deadline.clear());
     } catch {
       // The client's session ends either way; an upstream that cannot be told will expire it.
     }
@@ -79,19 +79,23 @@ class HttpUpstreamSession implements UpstreamSession {
     method: 'POST' | 'GET' | 'DELETE',
     context: ForwardContext,
     body: string | undefined,
-  ): Promise<Dispatcher.ResponseData> {
+  ): Promise<{ response: Dispatcher.ResponseData; deadline: ProgressDeadline }> {
+    const deadline = new ProgressDeadline(this.config.timeoutMs, context.signal);
     try {
-      return await this.pool.request({
+      const response = await this.pool.request({
         method,
         path: this.path,
         headers: this.buildHeaders(method, context),
         body: body ?? null,
-        signal: context.signal,
+        signal: deadline.signal,
         // A server stream may be quiet for long stretches; requests must keep making progress.
         bodyTimeout: method === 'GET' ? 0 : this.config.timeoutMs,
       });
+      deadline.touch();
+      return { response, deadline };
     } catch (error) {
-      throw toUpstreamError(error);
+      deadline.clear();
+      throw deadline.toError(error);
     }
   }
 
@@ -116,12 +120,43 @@ class HttpUpstreamSession implements UpstreamSession {
     return headers;
   }
 
+  /**
+   * Reads the upstream's answer. `quietStream` is true for the server's own stream (GET), which
+   * may be quiet for long stretches; a request's stream must keep making progress.
+   */
   private async readReply(
     response: Dispatcher.ResponseData,
+    deadline: ProgressDeadline,
     context: ForwardContext,
     expectsAnswer: boolean,
+    quietStream: boolean,
   ): Promise<UpstreamReply> {
+    const status = response.statusCode;
     const contentType = headerValue(response.headers['content-type']);
+    const streams =
+      status >= 200 &&
+      status < 300 &&
+      status !== 202 &&
+      expectsAnswer &&
+      isEventStream(contentType);
+    if (streams) {
+      if (quietStream) deadline.clear();
+      const progress = quietStream ? undefined : deadline;
+      return { kind: 'stream', events: relayEvents(response.body, context, progress) };
+    }
+    try {
+      return await this.readWholeReply(response, deadline, contentType, expectsAnswer);
+    } finally {
+      deadline.clear();
+    }
+  }
+
+  private async readWholeReply(
+    response: Dispatcher.ResponseData,
+    deadline: ProgressDeadline,
+    contentType: string | undefined,
+    expectsAnswer: boolean,
+  ): Promise<UpstreamReply> {
     if (response.statusCode === 404 && this.upstreamSessionId !== undefined) {
       // The upstream forgot the session: the client must start over, as the spec prescribes.
       await response.body.dump();
@@ -132,7 +167,7 @@ class HttpUpstreamSession implements UpstreamSession {
       return {
         kind: 'status',
         status: response.statusCode,
-        body: await readText(response),
+        body: await readText(response, deadline),
         contentType,
       };
     }
@@ -140,11 +175,8 @@ class HttpUpstreamSession implements UpstreamSession {
       await response.body.dump();
       return { kind: 'accepted' };
     }
-    if (contentType?.startsWith('text/event-stream')) {
-      return { kind: 'stream', events: relayEvents(response.body, context) };
-    }
     if (contentType?.startsWith('application/json')) {
-      const raw = await readText(response);
+      const raw = await readText(response, deadline);
       return { kind: 'json', message: parseUpstreamMessage(raw), raw };
     }
     await response.body.dump();
@@ -158,9 +190,10 @@ class HttpUpstreamSession implements UpstreamSession {
 async function* relayEvents(
   body: Dispatcher.ResponseData['body'],
   context: ForwardContext,
+  deadline: ProgressDeadline | undefined,
 ): AsyncGenerator<UpstreamEvent> {
   try {
-    for await (const event of parseSseStream(body)) {
+    for await (const event of parseSseStream(touchEachChunk(body, deadline))) {
       const base = {
         ...(event.id !== undefined && { id: event.id }),
         ...(event.retry !== undefined && { retry: event.retry }),
@@ -172,18 +205,84 @@ async function* relayEvents(
       yield { ...base, message: parseUpstreamMessage(event.data), raw: event.data };
     }
   } catch (error) {
-    if (context.signal.aborted) return;
-    throw toUpstreamError(error);
+    // A client that went away needs no answer; one the gateway cut (shutdown) is told why.
+    if (context.signal.aborted && !(context.signal.reason instanceof WardenError)) return;
+    throw deadline ? deadline.toError(error) : toUpstreamError(error);
   } finally {
+    deadline?.clear();
     body.destroy();
   }
 }
 
-async function readText(response: Dispatcher.ResponseData): Promise<string> {
+/** Passes a body through, counting every chunk as progress against the deadline. */
+async function* touchEachChunk(
+  body: Dispatcher.ResponseData['body'],
+  deadline: ProgressDeadline | undefined,
+): AsyncGenerator<Buffer> {
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    deadline?.touch();
+    yield chunk;
+  }
+}
+
+async function readText(
+  response: Dispatcher.ResponseData,
+  deadline: ProgressDeadline,
+): Promise<string> {
   try {
     return await response.body.text();
   } catch (error) {
-    throw toUpstreamError(error);
+    throw deadline.toError(error);
+  }
+}
+
+function isEventStream(contentType: string | undefined): boolean {
+  return contentType?.startsWith('text/event-stream') ?? false;
+}
+
+/**
+ * Aborts an upstream exchange that makes no progress for the upstream's timeout. Undici's own
+ * headers and body timeouts tick about once a second, which would stretch a 300 ms timeout past
+ * a second; they stay configured only as a backstop.
+ */
+class ProgressDeadline {
+  private readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private expired = false;
+
+  constructor(
+    private readonly timeoutMs: number,
+    client: AbortSignal,
+  ) {
+    if (client.aborted) this.controller.abort(client.reason);
+    else
+      client.addEventListener('abort', () => this.controller.abort(client.reason), { once: true });
+    this.touch();
+  }
+
+  /** Aborted when the client goes away or the upstream stalls. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Progress was made: the timeout starts again. */
+  touch(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.expired = true;
+      this.controller.abort(new WardenError('WARDEN_UPSTREAM_TIMEOUT'));
+    }, this.timeoutMs);
+    this.timer.unref();
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The WardenError for a failed exchange: a timeout if this deadline ended it. */
+  toError(error: unknown): WardenError {
+    return this.expired ? new WardenError('WARDEN_UPSTREAM_TIMEOUT') : toUpstreamError(error);
   }
 }
 

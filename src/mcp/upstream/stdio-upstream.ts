@@ -27,6 +27,8 @@ import type { ForwardContext, UpstreamConnector, UpstreamReply, UpstreamSession 
 
 /** Messages kept for a server stream that is not open yet (bounded, oldest dropped). */
 const MAX_BACKLOG = 256;
+/** How long a child may take to exit on its own once its stdin is closed, before SIGTERM. */
+const EOF_GRACE_MS = 1000;
 /** How long a child may take to die after SIGTERM before it is killed. */
 const STOP_GRACE_MS = 2000;
 /** Finished streams kept per session for clients that resume with Last-Event-ID. */
@@ -73,6 +75,8 @@ interface PendingRequest {
 class StdioUpstreamSession implements UpstreamSession {
   onEnded: (() => void) | undefined;
   private transport: StdioClientTransport | undefined;
+  /** Settles when the current child has exited and its pipes are closed. */
+  private exited: Promise<void> = Promise.resolve();
   private ready: Promise<void>;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly progressRoutes = new Map<string, PendingRequest>();
@@ -85,6 +89,9 @@ class StdioUpstreamSession implements UpstreamSession {
   private initialized = false;
   private stopped = false;
   private restarts = 0;
+  /** Crashes in a row, without a healthy run between them: the backoff exponent. */
+  private crashStreak = 0;
+  private spawnedAt = 0;
   private replayCounter = 0;
 
   constructor(
@@ -122,7 +129,7 @@ class StdioUpstreamSession implements UpstreamSession {
     await this.stop();
   }
 
-  /** Stops the child for good: the session is over. */
+  /** Stops the child for good: the session is over. Resolves once the child has exited. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -131,7 +138,7 @@ class StdioUpstreamSession implements UpstreamSession {
     this.release();
     const transport = this.transport;
     this.transport = undefined;
-    if (transport) await closeWithin(transport, STOP_GRACE_MS);
+    if (transport) await stopChild(transport, this.exited);
   }
 
   /**
@@ -276,6 +283,7 @@ class StdioUpstreamSession implements UpstreamSession {
   }
 
   private async spawn(): Promise<void> {
+    this.spawnedAt = Date.now();
     const transport = new StdioClientTransport({
       command: this.config.command,
       args: [...this.config.args],
@@ -284,10 +292,15 @@ class StdioUpstreamSession implements UpstreamSession {
       ...(this.config.cwd !== undefined && { cwd: this.config.cwd }),
       stderr: 'pipe',
     });
+    let markExited: () => void = () => undefined;
+    const exited = new Promise<void>((resolve) => (markExited = resolve));
     transport.onmessage = (message) => this.route(message as JsonRpcMessage);
     transport.onerror = (error) =>
       this.logger.debug({ upstream: this.config.name, err: error.message }, 'stdio upstream error');
-    transport.onclose = () => this.handleExit(transport);
+    transport.onclose = () => {
+      markExited();
+      this.handleExit(transport);
+    };
     try {
       await transport.start();
     } catch (error) {
@@ -298,6 +311,11 @@ class StdioUpstreamSession implements UpstreamSession {
       this.handleExit(transport);
       return;
     }
+    if (this.stopped) {
+      // The session ended while the child was starting: it must not outlive it.
+      await stopChild(transport, exited);
+      return;
+    }
     transport.stderr?.on('data', (chunk: Buffer) =>
       this.logger.debug(
         { upstream: this.config.name, stderr: chunk.toString('utf8').trimEnd() },
@@ -305,6 +323,7 @@ class StdioUpstreamSession implements UpstreamSession {
       ),
     );
     this.transport = transport;
+    this.exited = exited;
   }
 
   private handleExit(transport: StdioClientTransport): void {
@@ -312,10 +331,14 @@ class StdioUpstreamSession implements UpstreamSession {
     this.transport = undefined;
     if (this.stopped) return;
     this.failPending('WARDEN_UPSTREAM_UNAVAILABLE');
+    // A child that ran longer than the longest backoff was healthy: its crash starts a new streak,
+    // so a long session that saw a few crashes is not stuck at the maximum delay for good.
+    if (Date.now() - this.spawnedAt >= this.config.restartBackoffMaxMs) this.crashStreak = 0;
     const delay = Math.min(
-      this.config.restartBackoffMs * 2 ** this.restarts,
+      this.config.restartBackoffMs * 2 ** this.crashStreak,
       this.config.restartBackoffMaxMs,
     );
+    this.crashStreak += 1;
     this.restarts += 1;
     this.logger.warn(
       { upstream: this.config.name, restartInMs: delay, restarts: this.restarts },
@@ -369,9 +392,36 @@ function errorResponse(
   };
 }
 
-async function closeWithin(transport: StdioClientTransport, graceMs: number): Promise<void> {
-  await Promise.race([
-    transport.close().catch(() => undefined),
-    new Promise((resolve) => setTimeout(resolve, graceMs).unref()),
-  ]);
+/**
+ * Closes the child's stdin, then escalates to SIGTERM and SIGKILL until it has exited: a child busy
+ * with a long call ignores end of input, and must not outlive its session or the gateway.
+ */
+async function stopChild(transport: StdioClientTransport, exited: Promise<void>): Promise<void> {
+  const pid = transport.pid;
+  void transport.close().catch(() => undefined);
+  if (pid === null) return;
+  for (const [signal, graceMs] of [
+    ['SIGTERM', EOF_GRACE_MS],
+    ['SIGKILL', STOP_GRACE_MS],
+  ] as const) {
+    if (await settlesWithin(exited, graceMs)) return;
+    try {
+      process.kill(pid, signal);
+    } catch {
+      return; // already gone
+    }
+  }
+  await settlesWithin(exited, STOP_GRACE_MS);
+}
+
+async function settlesWithin(promise: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

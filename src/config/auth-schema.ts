@@ -1,0 +1,97 @@
+/**
+ * The `auth`, `agents` and `listen.tls` parts of warden.yaml: who may call, and how they prove it.
+ * Every MCP endpoint is authenticated; a config without a way to authenticate does not load.
+ */
+import { z } from 'zod';
+import { parseDuration } from './duration.js';
+
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined || ms <= 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${value}" is not a positive duration (e.g. 30s, 15m, 1h)`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** Asymmetric algorithms only: a shared-secret (HS*) or `none` token can never be accepted. */
+export const ALLOWED_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'EdDSA',
+] as const;
+
+const builtinIssuerSchema = z.strictObject({
+  builtin: z.strictObject({
+    token_ttl: duration.default(15 * 60_000),
+    max_ttl: duration.default(60 * 60_000),
+    rotate_every: duration.default(30 * 24 * 3_600_000),
+    algorithm: z.enum(['ES256', 'EdDSA', 'RS256']).default('ES256'),
+  }),
+});
+
+const externalIssuerSchema = z.strictObject({
+  issuer: z.url({ protocol: /^https?$/ }),
+  /** JWKS location; when absent it is discovered from the issuer's metadata. */
+  jwks_uri: z.url({ protocol: /^https?$/ }).optional(),
+  algorithms: z.array(z.enum(ALLOWED_ALGORITHMS)).min(1).default(['RS256', 'ES256']),
+  /** The claim naming the calling agent (RFC 9068 client_id, then azp). */
+  agent_claim: z.string().default('client_id'),
+  /** The claim that must equal `environment`; tokens of another environment are refused. */
+  environment_claim: z.string().default('warden_env'),
+});
+
+export const issuerSchema = z.union([builtinIssuerSchema, externalIssuerSchema]);
+
+export const authSchema = z.strictObject({
+  /** This gateway's resource URL: the audience every token must carry (RFC 8707). */
+  resource: z.url({ protocol: /^https?$/ }),
+  issuers: z.array(issuerSchema).default([]),
+  /** Scopes every token must carry; a token without them gets 403 insufficient_scope. */
+  required_scopes: z.array(z.string().min(1)).default([]),
+  /** Longest token lifetime (exp - iat) accepted from any issuer. */
+  max_token_lifetime: duration.default(60 * 60_000),
+  clock_skew: duration.default(30_000),
+  /** Accept a client certificate alone (no token) from agents with an mtls_identity. */
+  mtls: z.boolean().default(false),
+});
+
+const agentSchema = z.strictObject({
+  roles: z.array(z.string().min(1)).default([]),
+  tenant: z.string().optional(),
+  /** Client ids this agent has at external issuers (matched against agent_claim). */
+  client_ids: z.array(z.string().min(1)).default([]),
+  /** Hash of the agent's client secret for the built-in token endpoint (`warden agents hash-secret`). */
+  secret_hash: z
+    .string()
+    .regex(/^scrypt\$/, 'use a hash made by `warden agents hash-secret`')
+    .optional(),
+  /** Public keys for private_key_jwt client authentication at the built-in token endpoint. */
+  jwks: z.strictObject({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+  /** The client certificate identity (SPIFFE URI SAN or subject CN) that maps to this agent. */
+  mtls_identity: z.string().min(1).optional(),
+});
+
+export const agentsSchema = z.record(
+  z
+    .string()
+    .regex(/^[a-z][a-z0-9_.-]{0,62}$/, 'agent ids are lowercase letters, digits, ., - and _'),
+  agentSchema,
+);
+
+export const tlsSchema = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  /** CA that signs client certificates; with it, clients may (or must) present one. */
+  client_ca: z.string().min(1).optional(),
+  client_certificates: z.enum(['required', 'optional']).default('optional'),
+});

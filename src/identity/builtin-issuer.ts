@@ -1,0 +1,165 @@
+/**
+ * The built-in token issuer: mints short-lived RFC 9068 JWT access tokens for registered agents,
+ * so the embedded setup needs no identity provider. Tokens are bound to this gateway's resource
+ * (`aud`) and environment (`warden_env`), and optionally to a client certificate (RFC 8705).
+ */
+import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+import type { AgentConfig, AuthConfig, BuiltinIssuerConfig } from '../config/config.js';
+import type { SigningKeyring } from './signing-keys.js';
+
+/** The claim carrying the environment a token is valid in (see ExternalIssuerConfig). */
+export const ENVIRONMENT_CLAIM = 'warden_env';
+
+export type IssuerErrorCode =
+  | 'WARDEN_UNKNOWN_AGENT'
+  | 'WARDEN_TOKEN_TTL_TOO_LONG'
+  | 'WARDEN_INVALID_TOKEN_TTL'
+  | 'WARDEN_INVALID_SCOPE'
+  | 'WARDEN_INVALID_USER'
+  | 'WARDEN_INVALID_CERTIFICATE_THUMBPRINT';
+
+/**
+ * Why a token was not issued. Raised to the token endpoint (which answers with an OAuth error)
+ * and to the CLI (which prints it); never sent to a client as is.
+ */
+export class IssuerError extends Error {
+  readonly code: IssuerErrorCode;
+
+  constructor(code: IssuerErrorCode, message: string) {
+    super(message);
+    this.name = 'IssuerError';
+    this.code = code;
+  }
+}
+
+export interface IssueTokenRequest {
+  readonly agent: AgentConfig;
+  /** The human on whose behalf the agent acts; `sub` is the agent itself without one. */
+  readonly user?: string;
+  /** Requested lifetime; above the issuer's maximum it is refused, not capped. */
+  readonly ttlMs?: number;
+  /** Defaults to `auth.requiredScopes`. */
+  readonly scopes?: readonly string[];
+  /** SHA-256 thumbprint (base64url) of the client certificate to bind the token to. */
+  readonly certificateThumbprint?: string;
+}
+
+export interface IssuedToken {
+  readonly token: string;
+  readonly tokenId: string;
+  /** Epoch milliseconds. */
+  readonly issuedAt: number;
+  /** Epoch milliseconds. */
+  readonly expiresAt: number;
+  readonly scopes: readonly string[];
+}
+
+export interface BuiltinIssuer {
+  /** The `iss` of every token it mints. */
+  readonly issuer: string;
+  /** The audience of every token it mints (`auth.resource`). */
+  readonly resource: string;
+  /** The longest lifetime a token may be issued with. */
+  readonly maxTtlMs: number;
+  readonly algorithm: BuiltinIssuerConfig['algorithm'];
+  issueToken(request: IssueTokenRequest): Promise<IssuedToken>;
+}
+
+export interface BuiltinIssuerOptions {
+  readonly config: BuiltinIssuerConfig;
+  readonly auth: AuthConfig;
+  readonly environment: string;
+  /** The agent registry: tokens are issued only to agents in it. */
+  readonly agents: ReadonlyMap<string, AgentConfig>;
+  readonly keyring: SigningKeyring;
+  readonly now?: () => number;
+  /** Token ids; defaults to 16 random bytes, base64url. */
+  readonly randomId?: () => string;
+}
+
+// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+// base64url of a SHA-256 digest: 32 bytes, 43 characters.
+const SHA256_THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
+
+export function createBuiltinIssuer(options: BuiltinIssuerOptions): BuiltinIssuer {
+  const { config, auth, environment, agents, keyring } = options;
+  const now = options.now ?? Date.now;
+  const randomId = options.randomId ?? (() => randomBytes(16).toString('base64url'));
+  // Never mint a token the gateway's own verifier would refuse as too long-lived.
+  const maxTtlMs = Math.min(config.maxTtlMs, auth.maxTokenLifetimeMs);
+  const defaultTtlMs = Math.min(config.tokenTtlMs, maxTtlMs);
+
+  return Object.freeze({
+    issuer: config.issuer,
+    resource: auth.resource,
+    maxTtlMs,
+    algorithm: config.algorithm,
+
+    async issueToken(request: IssueTokenRequest): Promise<IssuedToken> {
+      const agent = agents.get(request.agent.id);
+      if (!agent)
+        throw new IssuerError(
+          'WARDEN_UNKNOWN_AGENT',
+          `"${request.agent.id}" is not in the agent registry`,
+        );
+      const ttlMs = checkTtl(request.ttlMs ?? defaultTtlMs, maxTtlMs);
+      const scopes = checkScopes(request.scopes ?? auth.requiredScopes);
+      if (request.user !== undefined && request.user.trim() === '')
+        throw new IssuerError('WARDEN_INVALID_USER', 'the user must be a non-empty string');
+      const thumbprint = request.certificateThumbprint;
+      if (thumbprint !== undefined && !SHA256_THUMBPRINT.test(thumbprint))
+        throw new IssuerError(
+          'WARDEN_INVALID_CERTIFICATE_THUMBPRINT',
+          'the certificate thumbprint must be a base64url SHA-256 digest (x5t#S256)',
+        );
+
+      const key = await keyring.currentKey();
+      const issuedAtSeconds = Math.floor(now() / 1000);
+      const expiresAtSeconds = issuedAtSeconds + Math.floor(ttlMs / 1000);
+      const tokenId = randomId();
+      const claims: Record<string, unknown> = {
+        client_id: agent.id,
+        [ENVIRONMENT_CLAIM]: environment,
+      };
+      if (scopes.length > 0) claims['scope'] = scopes.join(' ');
+      if (thumbprint !== undefined) claims['cnf'] = { 'x5t#S256': thumbprint };
+
+      const token = await new SignJWT(claims)
+        .setProtectedHeader({ alg: key.algorithm, kid: key.kid, typ: 'at+jwt' })
+        .setIssuer(config.issuer)
+        .setAudience(auth.resource)
+        .setSubject(request.user ?? agent.id)
+        .setJti(tokenId)
+        .setIssuedAt(issuedAtSeconds)
+        .setExpirationTime(expiresAtSeconds)
+        .sign(key.privateKey);
+      return {
+        token,
+        tokenId,
+        issuedAt: issuedAtSeconds * 1000,
+        expiresAt: expiresAtSeconds * 1000,
+        scopes,
+      };
+    },
+  });
+}
+
+function checkTtl(ttlMs: number, maxTtlMs: number): number {
+  if (!Number.isFinite(ttlMs) || ttlMs < 1000)
+    throw new IssuerError('WARDEN_INVALID_TOKEN_TTL', 'the token lifetime must be at least 1s');
+  if (ttlMs > maxTtlMs)
+    throw new IssuerError(
+      'WARDEN_TOKEN_TTL_TOO_LONG',
+      `the requested lifetime ${ttlMs} ms exceeds the maximum of ${maxTtlMs} ms`,
+    );
+  return ttlMs;
+}
+
+function checkScopes(scopes: readonly string[]): readonly string[] {
+  for (const scope of scopes)
+    if (!SCOPE_TOKEN.test(scope))
+      throw new IssuerError('WARDEN_INVALID_SCOPE', `"${scope}" is not a valid scope token`);
+  return Object.freeze([...new Set(scopes)]);
+}

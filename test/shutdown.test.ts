@@ -1,0 +1,134 @@
+// Graceful shutdown, as a client and a load balancer see it: calls already running finish within
+// the grace period; new work is refused with 503 WARDEN_SHUTTING_DOWN so clients retry elsewhere;
+// /readyz turns 503 at once so the balancer stops sending, while /healthz still answers.
+import assert from 'node:assert/strict';
+import { afterEach, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startTestGateway, type TestGateway } from './support/gateway.js';
+import {
+  answerIn,
+  assertInBandError,
+  assertWardenError,
+  initializeRequest,
+  openSession,
+  postMcp,
+  sendRaw,
+  type RawReply,
+} from './support/raw-http.js';
+import {
+  sendJson,
+  startScriptedUpstream,
+  type ScriptedUpstream,
+} from './support/scripted-upstream.js';
+
+const GRACE_MS = 3000;
+const SLOW_CALL_MS = 600;
+const SLOW_CALL = {
+  jsonrpc: '2.0',
+  id: 'slow',
+  method: 'tools/call',
+  params: { name: 'echo', arguments: {} },
+};
+
+let upstream: ScriptedUpstream | undefined;
+let gateway: TestGateway | undefined;
+
+afterEach(async () => {
+  await gateway?.close();
+  await upstream?.close();
+});
+
+/** A gateway whose upstream takes `callMs` to answer tools/call, as JSON or on an SSE stream. */
+async function startSlowGateway(
+  callMs: number,
+  graceMs: number,
+  framing: 'json' | 'stream' = 'json',
+): Promise<TestGateway> {
+  upstream = await startScriptedUpstream();
+  upstream.intercept = (message, _request, response) => {
+    if (message?.method !== 'tools/call') return false;
+    const answer = { jsonrpc: '2.0', id: message.id, result: { content: [] } };
+    if (framing === 'stream') {
+      response.writeHead(200, { 'content-type': 'text/event-stream' }).flushHeaders();
+      setTimeout(() => response.end(`data: ${JSON.stringify(answer)}\n\n`), callMs).unref();
+    } else {
+      setTimeout(() => sendJson(response, 200, answer), callMs).unref();
+    }
+    return true;
+  };
+  gateway = await startTestGateway({
+    limits: { shutdown_grace: graceMs },
+    upstreams: { tools: { url: upstream.url } },
+  });
+  return gateway;
+}
+
+async function waitForCallUpstream(): Promise<void> {
+  while (!upstream?.received.some(({ message }) => message?.method === 'tools/call')) {
+    await sleep(5);
+  }
+}
+
+function probe(running: TestGateway, path: '/healthz' | '/readyz'): Promise<RawReply> {
+  return sendRaw(`${running.url}${path}`);
+}
+
+test('health probes answer while serving', async () => {
+  const running = await startSlowGateway(SLOW_CALL_MS, GRACE_MS);
+  const health = await probe(running, '/healthz');
+  assert.equal(health.status, 200);
+  assert.deepEqual(JSON.parse(health.text), { status: 'ok' });
+  const ready = await probe(running, '/readyz');
+  assert.equal(ready.status, 200);
+  assert.deepEqual(JSON.parse(ready.text), { status: 'ready' });
+});
+
+test('an in-flight call finishes while new requests are refused with 503', async () => {
+  const running = await startSlowGateway(SLOW_CALL_MS, GRACE_MS);
+  const endpoint = running.endpoint('tools');
+  const sessionId = await openSession(endpoint);
+  const inFlight = postMcp(endpoint, SLOW_CALL, { sessionId });
+  await waitForCallUpstream();
+
+  const started = Date.now();
+  const closing = running.close();
+  await sleep(20);
+
+  assertWardenError(await postMcp(endpoint, initializeRequest()), 'WARDEN_SHUTTING_DOWN');
+  const other = await postMcp(endpoint, { jsonrpc: '2.0', id: 3, method: 'ping' }, { sessionId });
+  assertWardenError(other, 'WARDEN_SHUTTING_DOWN');
+  const ready = await probe(running, '/readyz');
+  assert.equal(ready.status, 503, 'the balancer is told to stop sending');
+  assert.equal((await probe(running, '/healthz')).status, 200, 'the process is alive');
+
+  const reply = await inFlight;
+  assert.equal(reply.status, 200);
+  assert.ok(answerIn(reply, 'slow').result, reply.text);
+  await closing;
+  assert.ok(Date.now() - started < GRACE_MS, 'close() returned as soon as the call was done');
+  await assert.rejects(probe(running, '/healthz'), 'the listener is closed after the drain');
+});
+
+test('a call still running when the grace ends is answered 503 with its id, not dropped', async () => {
+  const running = await startSlowGateway(30_000, 300);
+  const endpoint = running.endpoint('tools');
+  const sessionId = await openSession(endpoint);
+  const inFlight = postMcp(endpoint, SLOW_CALL, { sessionId });
+  await waitForCallUpstream();
+  const started = Date.now();
+  await running.close();
+  assert.ok(Date.now() - started < 300 + 1000, `close() took ${Date.now() - started} ms`);
+  assertWardenError(await inFlight, 'WARDEN_SHUTTING_DOWN', 'slow');
+});
+
+test('a streamed call still running when the grace ends gets its 503 in-band', async () => {
+  const running = await startSlowGateway(30_000, 300, 'stream');
+  const endpoint = running.endpoint('tools');
+  const sessionId = await openSession(endpoint);
+  const inFlight = postMcp(endpoint, SLOW_CALL, { sessionId });
+  await waitForCallUpstream();
+  await running.close();
+  const reply = await inFlight;
+  assert.equal(reply.status, 200, 'the stream had already started');
+  assertInBandError(answerIn(reply, 'slow'), 'WARDEN_SHUTTING_DOWN');
+});

@@ -37,11 +37,17 @@ test('the direct session exercises every message kind', () => {
 });
 
 test('through an HTTP upstream, the client sees exactly what it sees directly', async () => {
-  const viaWarden = await runEverythingSession(gateway.endpoint('everything'));
+  const viaWarden = await runEverythingSession(
+    gateway.endpoint('everything'),
+    await gateway.authHeaders(),
+  );
   assert.deepEqual(viaWarden, direct);
 });
 
 test('through a stdio upstream, the client sees exactly what it sees directly', async () => {
-  const viaWarden = await runEverythingSession(gateway.endpoint('everything_stdio'));
+  const viaWarden = await runEverythingSession(
+    gateway.endpoint('everything_stdio'),
+    await gateway.authHeaders(),
+  );
   assert.deepEqual(viaWarden, direct);
 });

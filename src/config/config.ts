@@ -41,6 +41,7 @@ export interface Config {
     readonly port: number;
     readonly allowedHosts: readonly string[];
     readonly allowedOrigins: readonly string[];
+    readonly tls: TlsConfig | undefined;
   };
   readonly store: string;
   readonly log: { readonly level: string };
@@ -51,6 +52,9 @@ export interface Config {
     readonly shutdownGraceMs: number;
   };
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
+  readonly auth: AuthConfig;
+  /** The agent registry: every caller is one of these. */
+  readonly agents: ReadonlyMap<string, AgentConfig>;
 }
 
 /** The gateway's own token issuer, so the embedded setup needs no identity provider. */

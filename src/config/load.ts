@@ -4,7 +4,14 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../domain/errors.js';
-import type { Config, UpstreamConfig } from './config.js';
+import type {
+  AgentConfig,
+  AuthConfig,
+  Config,
+  IssuerConfig,
+  TlsConfig,
+  UpstreamConfig,
+} from './config.js';
 import { configSchema, UPSTREAM_KIND_KEYS, type RawConfig } from './schema.js';
 
 /** Reads and validates a YAML file; relative paths in it resolve against the file's folder. */
@@ -94,6 +101,7 @@ function toConfig(raw: RawConfig, source: string, baseDir: string): Config {
       port: raw.listen.port,
       allowedHosts: raw.listen.allowed_hosts,
       allowedOrigins: raw.listen.allowed_origins,
+      tls: raw.listen.tls === undefined ? undefined : toTlsConfig(raw.listen.tls, baseDir),
     },
     store: resolveStore(raw.store, baseDir),
     log: { level: raw.log.level },
@@ -104,6 +112,64 @@ function toConfig(raw: RawConfig, source: string, baseDir: string): Config {
       shutdownGraceMs: raw.limits.shutdown_grace,
     },
     upstreams,
+    auth: toAuthConfig(raw.auth),
+    agents: toAgents(raw.agents),
+  };
+}
+
+function toAuthConfig(raw: RawConfig['auth']): AuthConfig {
+  const builtinIssuer = new URL(raw.resource).origin;
+  return {
+    resource: raw.resource.replace(/\/$/, ''),
+    requiredScopes: raw.required_scopes,
+    maxTokenLifetimeMs: raw.max_token_lifetime,
+    clockSkewMs: raw.clock_skew,
+    mtls: raw.mtls,
+    issuers: raw.issuers.map((issuer): IssuerConfig =>
+      'builtin' in issuer
+        ? {
+            kind: 'builtin',
+            issuer: builtinIssuer,
+            tokenTtlMs: issuer.builtin.token_ttl,
+            maxTtlMs: issuer.builtin.max_ttl,
+            rotateEveryMs: issuer.builtin.rotate_every,
+            algorithm: issuer.builtin.algorithm,
+          }
+        : {
+            kind: 'external',
+            issuer: issuer.issuer,
+            jwksUri: issuer.jwks_uri,
+            algorithms: issuer.algorithms,
+            agentClaim: issuer.agent_claim,
+            environmentClaim: issuer.environment_claim,
+          },
+    ),
+  };
+}
+
+function toAgents(raw: RawConfig['agents']): Map<string, AgentConfig> {
+  return new Map(
+    Object.entries(raw).map(([id, agent]) => [
+      id,
+      {
+        id,
+        roles: agent.roles,
+        tenant: agent.tenant,
+        clientIds: agent.client_ids,
+        secretHash: agent.secret_hash,
+        jwks: agent.jwks,
+        mtlsIdentity: agent.mtls_identity,
+      },
+    ]),
+  );
+}
+
+function toTlsConfig(raw: NonNullable<RawConfig['listen']['tls']>, baseDir: string): TlsConfig {
+  return {
+    cert: resolve(baseDir, raw.cert),
+    key: resolve(baseDir, raw.key),
+    clientCa: raw.client_ca === undefined ? undefined : resolve(baseDir, raw.client_ca),
+    clientCertificates: raw.client_certificates,
   };
 }
 

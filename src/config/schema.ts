@@ -3,6 +3,7 @@
  * Unknown keys are refused everywhere (strict objects), so a typo never silently disables a control.
  */
 import { z } from 'zod';
+import { agentsSchema, authSchema, tlsSchema } from './auth-schema.js';
 import { parseDuration } from './duration.js';
 
 const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
@@ -64,6 +65,8 @@ const listenSchema = z.strictObject({
   allowed_hosts: z.array(z.string()).default([]),
   /** Origins browsers may call from; requests with any other Origin are refused. */
   allowed_origins: z.array(z.string()).default([]),
+  /** Serve HTTPS (and accept client certificates when client_ca is set). */
+  tls: tlsSchema.optional(),
 });
 
 const limitsSchema = z.strictObject({
@@ -77,22 +80,99 @@ const limitsSchema = z.strictObject({
   shutdown_grace: duration.default(10_000),
 });
 
-export const configSchema = z.strictObject({
-  environment: z.string().default('development'),
-  listen: listenSchema.default(listenSchema.parse({})),
-  store: z
-    .string()
-    .regex(/^(sqlite:|postgres:\/\/|postgresql:\/\/)/, 'use sqlite:PATH or postgres://…')
-    .default('sqlite:./.warden/warden.db'),
-  log: z
-    .strictObject({
-      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    })
-    .default({ level: 'info' }),
-  limits: limitsSchema.default(limitsSchema.parse({})),
-  upstreams: z.record(upstreamName, upstreamSchema).refine((u) => Object.keys(u).length > 0, {
-    message: 'configure at least one upstream',
-  }),
-});
+export const configSchema = z
+  .strictObject({
+    environment: z.string().default('development'),
+    listen: listenSchema.default(listenSchema.parse({})),
+    store: z
+      .string()
+      .regex(/^(sqlite:|postgres:\/\/|postgresql:\/\/)/, 'use sqlite:PATH or postgres://…')
+      .default('sqlite:./.warden/warden.db'),
+    log: z
+      .strictObject({
+        level: z
+          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+          .default('info'),
+      })
+      .default({ level: 'info' }),
+    limits: limitsSchema.default(limitsSchema.parse({})),
+    upstreams: z.record(upstreamName, upstreamSchema).refine((u) => Object.keys(u).length > 0, {
+      message: 'configure at least one upstream',
+    }),
+    auth: authSchema,
+    agents: agentsSchema.refine((agents) => Object.keys(agents).length > 0, {
+      message: 'register at least one agent: nobody could call otherwise',
+    }),
+  })
+  .superRefine(checkAuthenticationCoverage);
+
+/**
+ * Every MCP endpoint is authenticated: a config that would let anyone in, or lock everyone out
+ * without saying so, does not load.
+ */
+function checkAuthenticationCoverage(
+  config: {
+    listen: { tls?: { client_ca?: string | undefined; client_certificates: string } | undefined };
+    auth: z.output<typeof authSchema>;
+    agents: z.output<typeof agentsSchema>;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  const { auth, agents, listen } = config;
+  const builtins = auth.issuers.filter((issuer) => 'builtin' in issuer);
+  if (builtins.length > 1) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['auth', 'issuers'],
+      message: 'at most one builtin issuer',
+    });
+  }
+  for (const issuer of builtins) {
+    if ('builtin' in issuer && issuer.builtin.max_ttl > auth.max_token_lifetime) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['auth', 'issuers'],
+        message:
+          'builtin.max_ttl is longer than auth.max_token_lifetime: its tokens would be refused',
+      });
+    }
+  }
+  const mtlsAgents = Object.values(agents).filter((agent) => agent.mtls_identity !== undefined);
+  if (auth.mtls && listen.tls?.client_ca === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['auth', 'mtls'],
+      message: 'needs listen.tls.client_ca to verify client certificates',
+    });
+  }
+  if (listen.tls?.client_certificates === 'required' && listen.tls.client_ca === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['listen', 'tls', 'client_certificates'],
+      message: 'required needs client_ca',
+    });
+  }
+  if (auth.issuers.length === 0 && !(auth.mtls && mtlsAgents.length > 0)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['auth'],
+      message:
+        'no way to authenticate: configure auth.issuers, or auth.mtls with agents that have an mtls_identity',
+    });
+  }
+  const seen = new Map<string, string>();
+  for (const [id, agent] of Object.entries(agents)) {
+    if (agent.mtls_identity === undefined) continue;
+    const other = seen.get(agent.mtls_identity);
+    if (other !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['agents', id, 'mtls_identity'],
+        message: `is also the identity of agent "${other}"; each certificate identity maps to one agent`,
+      });
+    }
+    seen.set(agent.mtls_identity, id);
+  }
+}
 
 export type RawConfig = z.output<typeof configSchema>;

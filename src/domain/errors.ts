@@ -132,6 +132,12 @@ export const ERROR_CATALOGUE = {
     summary:
       'This token is bound to a client certificate (RFC 8705); present that certificate over TLS.',
   },
+  WARDEN_ISSUER_UNAVAILABLE: {
+    status: 503,
+    rpcCode: -32015,
+    summary:
+      "The token issuer's signing keys cannot be fetched right now, so no token can be verified. Retry shortly.",
+  },
   WARDEN_FORBIDDEN_HOST: {
     status: 403,
     rpcCode: -32000,

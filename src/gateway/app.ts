@@ -10,6 +10,11 @@ import { createMcpEndpoint, type McpEndpoint } from '../mcp/streamable-http-endp
 import { createHttpUpstream } from '../mcp/upstream/http-upstream.js';
 import { createStdioUpstream } from '../mcp/upstream/stdio-upstream.js';
 import type { UpstreamConnector } from '../mcp/upstream/types.js';
+import { buildTlsServerOptions } from '../identity/tls-options.js';
+import type { BuiltinIssuer } from '../identity/builtin-issuer.js';
+import { openStore } from '../store/open-store.js';
+import type { Revocation } from '../store/types.js';
+import { setUpAuthentication } from './authentication.js';
 import { startListener } from './http-server.js';
 import { createLogger, type Logger } from './logger.js';
 import { createPipeline } from './pipeline.js';
@@ -20,6 +25,10 @@ export interface RunningGateway {
   /** Base URL, e.g. http://127.0.0.1:8080; upstream N is served at `${url}/mcp/N`. */
   readonly url: string;
   readonly port: number;
+  /** The built-in token issuer, when configured: the demo prints tokens minted with it. */
+  readonly issuer: BuiltinIssuer | undefined;
+  /** Revokes at once on this replica, and on the others through the store. */
+  revoke(revocation: Revocation): Promise<void>;
   /** Graceful stop: drains exchanges within the configured grace, then stops upstreams. */
   close(): Promise<void>;
 }
@@ -33,6 +42,15 @@ export async function startGateway(
   dependencies: Partial<GatewayDependencies> = {},
 ): Promise<RunningGateway> {
   const logger = dependencies.logger ?? createLogger(config.log.level);
+  const store = await openStore(config.store, {
+    onError: (error) => logger.error({ err: error }, 'store background failure'),
+  });
+  const authentication = await setUpAuthentication(config, store, logger).catch(
+    async (error: unknown) => {
+      await store.close();
+      throw error;
+    },
+  );
   const connectors = [...config.upstreams.values()].map((upstream) =>
     createConnector(upstream, logger),
   );
@@ -43,7 +61,7 @@ export async function startGateway(
       void session.upstream.terminate(idleContext()).catch(() => undefined);
     },
   );
-  const pipeline = createPipeline(logger);
+  const pipeline = createPipeline({ authenticator: authentication.authenticator, logger });
   const eraOf = createEraDetector();
   // A parked multi round-trip call waits as long as a person may take to answer an elicitation.
   const bridges = connectors.map((upstream) =>
@@ -67,7 +85,11 @@ export async function startGateway(
   const listener = await startListener({
     host: config.listen.host,
     port: config.listen.port,
+    tls: config.listen.tls ? buildTlsServerOptions(config.listen.tls) : undefined,
     endpoints,
+    route: (path) => authentication.route(path),
+    authenticate: (request, upstream) => pipeline.authenticate(request, upstream),
+    challenge: (error, upstream) => authentication.challenge(error, upstream),
     guard: () => guard.current,
     logger,
     isReady: () => true,
@@ -79,7 +101,8 @@ export async function startGateway(
     allowedOrigins: config.listen.allowedOrigins,
   });
   const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host;
-  const url = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${listener.port}`;
+  const scheme = config.listen.tls ? 'https' : 'http';
+  const url = `${scheme}://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${listener.port}`;
   logger.info(
     { url, upstreams: [...endpoints.keys()], environment: config.environment },
     'warden listening',
@@ -89,6 +112,8 @@ export async function startGateway(
   return {
     url,
     port: listener.port,
+    issuer: authentication.issuer,
+    revoke: (revocation) => authentication.revocations.revoke(revocation),
     close() {
       closing ??= (async () => {
         logger.info({}, 'warden shutting down');
@@ -96,6 +121,8 @@ export async function startGateway(
         sessions.close();
         await Promise.all(bridges.map((bridge) => bridge.close()));
         await Promise.all(connectors.map((connector) => connector.close()));
+        await authentication.close();
+        await store.close();
         logger.info({}, 'warden stopped');
       })();
       return closing;

@@ -4,17 +4,33 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpsServer,
+  type ServerOptions as HttpsServerOptions,
+} from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WardenError } from '../domain/errors.js';
+import type { Identity } from '../domain/identity.js';
 import { writeError } from '../mcp/http-reply.js';
 import type { OriginGuard } from '../mcp/origin-guard.js';
 import type { ExchangeHandle, McpEndpoint } from '../mcp/streamable-http-endpoint.js';
 import type { Logger } from './logger.js';
 
+/** A plain HTTP handler for the gateway's own routes (metadata, JWKS, token endpoint). */
+export type RouteHandler = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+
 export interface ListenerOptions {
   readonly host: string;
   readonly port: number;
+  /** HTTPS (and client certificates) when set; plain HTTP otherwise. */
+  readonly tls: HttpsServerOptions | undefined;
   readonly endpoints: ReadonlyMap<string, McpEndpoint>;
+  /** Routes served without authentication: metadata, keys, the token endpoint. */
+  readonly route: (path: string) => RouteHandler | undefined;
+  /** Stage 1 of the pipeline, run before any MCP endpoint sees the request. */
+  readonly authenticate: (request: IncomingMessage, upstream: string) => Promise<Identity>;
+  /** The WWW-Authenticate challenge for a refused request to an upstream's endpoint. */
+  readonly challenge: (error: unknown, upstream: string) => string | undefined;
   readonly guard: () => OriginGuard;
   readonly logger: Logger;
   readonly isReady: () => boolean;
@@ -35,9 +51,11 @@ const CUT_FLUSH_MS = 200;
 
 export async function startListener(options: ListenerOptions): Promise<Listener> {
   const inFlight = new Map<AbortController, ServerResponse>();
+  // Server-to-client streams (GET) never finish by themselves: a drain must not wait for them.
+  const serverStreams = new Set<AbortController>();
   let draining = false;
 
-  const server = createServer({ keepAliveTimeout: 65_000 }, (request, response) => {
+  const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
     const controller = new AbortController();
     const requestId = randomUUID();
     const started = performance.now();
@@ -45,20 +63,30 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
     // While draining, every connection is told to go, so clients reconnect elsewhere.
     if (draining) response.setHeader('connection', 'close');
     response.on('close', () => {
-      controller.abort();
+      // A finished exchange has nothing to cancel; aborting it would only wake every listener.
+      if (!response.writableFinished) controller.abort();
       inFlight.delete(controller);
+      serverStreams.delete(controller);
       logExchange(options.logger, request, response, requestId, started);
     });
-    handle(request, response, { requestId, signal: controller.signal }).catch((error: unknown) => {
+    const exchange: Omit<ExchangeHandle, 'identity'> = {
+      requestId,
+      signal: controller.signal,
+      markServerStream: () => serverStreams.add(controller),
+    };
+    handle(request, response, exchange).catch((error: unknown) => {
       options.logger.error({ requestId, err: error }, 'unhandled error in request handler');
       writeError(response, error, requestId, null);
     });
-  });
+  };
+  const server = options.tls
+    ? createHttpsServer({ ...options.tls, keepAliveTimeout: 65_000 }, onRequest)
+    : createServer({ keepAliveTimeout: 65_000 }, onRequest);
 
   async function handle(
     request: IncomingMessage,
     response: ServerResponse,
-    exchange: ExchangeHandle,
+    exchange: Omit<ExchangeHandle, 'identity'>,
   ): Promise<void> {
     const path = (request.url ?? '/').split('?')[0] ?? '/';
     if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
@@ -66,9 +94,12 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       const ready = !draining && options.isReady();
       return sendJson(response, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
     }
+    let upstream: string | undefined;
     try {
       options.guard().check(request.headers.host, firstHeader(request.headers.origin));
       if (draining) throw new WardenError('WARDEN_SHUTTING_DOWN');
+      const route = options.route(path);
+      if (route) return await route(request, response);
       const match = /^\/mcp\/([^/]+)\/?$/.exec(path);
       if (!match) {
         throw new WardenError(
@@ -77,11 +108,21 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
             : 'WARDEN_NOT_FOUND',
         );
       }
-      const endpoint = options.endpoints.get(decodeURIComponent(match[1] ?? ''));
+      const name = decodeURIComponent(match[1] ?? '');
+      const endpoint = options.endpoints.get(name);
       if (!endpoint) throw new WardenError('WARDEN_UNKNOWN_UPSTREAM');
-      await endpoint(request, response, exchange);
+      upstream = name;
+      const identity = await options.authenticate(request, name);
+      await endpoint(request, response, { ...exchange, identity });
     } catch (error) {
-      writeError(response, error, exchange.requestId, null);
+      const challenge = upstream === undefined ? undefined : options.challenge(error, upstream);
+      writeError(
+        response,
+        error,
+        exchange.requestId,
+        null,
+        challenge === undefined ? {} : { 'www-authenticate': challenge },
+      );
     }
   }
 
@@ -103,6 +144,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       // turn 503, and a client its 503 WARDEN_SHUTTING_DOWN, rather than a refused connection.
       // Exchanges arriving now are refused at once, so only the earlier ones are waited for.
       server.closeIdleConnections();
+      for (const stream of serverStreams) stream.abort(new WardenError('WARDEN_SHUTTING_DOWN'));
       const earlier = [...inFlight.keys()];
       await waitUntil(() => earlier.every((controller) => !inFlight.has(controller)), graceMs);
       server.close();

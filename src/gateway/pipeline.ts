@@ -3,18 +3,42 @@
  * Transport concerns (HTTP framing, sessions, size limits, Origin/Host) are handled by mcp/;
  * this file is where the security stages are composed, in order.
  *
- *   1. authenticate  (identity/, not built yet: every endpoint is open on loopback only)
- *   2. parse         done by the endpoint: one valid JSON-RPC message within the size limit
+ *   1. authenticate  identity/: bearer token or client certificate → Identity, else 401/403
+ *   2. parse         by the endpoint: one valid JSON-RPC message within the size limit; a session
+ *                    is bound to the identity that opened it
  *   3. authorize     (policy/, not built yet)
  *   4. record        (audit/, not built yet)
- *   5. forward       by the endpoint, with Warden's own upstream credential
+ *   5. forward       by the endpoint, with Warden's own upstream credential, never the client's
  */
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Identity } from '../domain/identity.js';
 import type { JsonRpcMessage } from '../domain/jsonrpc.js';
-import type { ClientMessageContext, MessageGate } from '../mcp/streamable-http-endpoint.js';
+import type { RequestAuthenticator } from '../identity/authenticate-request.js';
+import { describeClientCertificate } from '../identity/client-certificate.js';
+import type { ClientMessageContext, MessageGate } from '../mcp/message-gate.js';
 import type { Logger } from './logger.js';
 
-export function createPipeline(logger: Logger): MessageGate {
+export interface Pipeline extends MessageGate {
+  /** Stage 1: who is calling this endpoint. Throws a WardenError (401/403/400) when unproven. */
+  authenticate(request: IncomingMessage, upstream: string): Promise<Identity>;
+}
+
+export function createPipeline(options: {
+  authenticator: RequestAuthenticator;
+  logger: Logger;
+}): Pipeline {
+  const { authenticator, logger } = options;
   return {
+    authenticate(request, upstream) {
+      return authenticator.authenticate({
+        authorization: request.headers.authorization,
+        url: request.url ?? '/',
+        upstream,
+        clientCertificate: verifiedClientCertificate(request),
+        declaredModel: firstHeader(request.headers['x-agent-model']),
+      });
+    },
     admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext): Promise<void> {
       if (logger.isLevelEnabled('debug')) {
         logger.debug(
@@ -22,6 +46,8 @@ export function createPipeline(logger: Logger): MessageGate {
             requestId: context.requestId,
             upstream: context.upstreamName,
             session: context.sessionId,
+            agent: context.identity.agent,
+            user: context.identity.user,
             method: 'method' in message ? message.method : undefined,
           },
           'client message',
@@ -30,4 +56,19 @@ export function createPipeline(logger: Logger): MessageGate {
       return Promise.resolve();
     },
   };
+}
+
+/** A client certificate counts only when the TLS layer verified it against the client CA. */
+function verifiedClientCertificate(request: IncomingMessage) {
+  const socket = request.socket as Partial<TLSSocket>;
+  if (socket.authorized !== true || typeof socket.getPeerX509Certificate !== 'function')
+    return undefined;
+  const certificate = socket.getPeerX509Certificate();
+  return certificate === undefined ? undefined : describeClientCertificate(certificate);
+}
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  // Declared, never trusted: keep it short and printable for the log.
+  return text === undefined ? undefined : text.slice(0, 200).replace(/[^\x20-\x7e]/g, '');
 }

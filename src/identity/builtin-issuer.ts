@@ -6,6 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { AgentConfig, AuthConfig, BuiltinIssuerConfig } from '../config/config.js';
+import type { SigningKeyRepository } from '../store/types.js';
+import { createSigningKeyring } from './signing-keys.js';
 import type { SigningKeyring } from './signing-keys.js';
 
 /** The claim carrying the environment a token is valid in (see ExternalIssuerConfig). */
@@ -88,7 +90,7 @@ export function createBuiltinIssuer(options: BuiltinIssuerOptions): BuiltinIssue
   const now = options.now ?? Date.now;
   const randomId = options.randomId ?? (() => randomBytes(16).toString('base64url'));
   // Never mint a token the gateway's own verifier would refuse as too long-lived.
-  const maxTtlMs = Math.min(config.maxTtlMs, auth.maxTokenLifetimeMs);
+  const maxTtlMs = maxTtlOf(config, auth);
   const defaultTtlMs = Math.min(config.tokenTtlMs, maxTtlMs);
 
   return Object.freeze({
@@ -146,6 +148,11 @@ export function createBuiltinIssuer(options: BuiltinIssuerOptions): BuiltinIssue
   });
 }
 
+/** Never mint a token the gateway's own verifier would refuse as too long-lived. */
+function maxTtlOf(config: BuiltinIssuerConfig, auth: AuthConfig): number {
+  return Math.min(config.maxTtlMs, auth.maxTokenLifetimeMs);
+}
+
 function checkTtl(ttlMs: number, maxTtlMs: number): number {
   if (!Number.isFinite(ttlMs) || ttlMs < 1000)
     throw new IssuerError('WARDEN_INVALID_TOKEN_TTL', 'the token lifetime must be at least 1s');
@@ -162,4 +169,30 @@ function checkScopes(scopes: readonly string[]): readonly string[] {
     if (!SCOPE_TOKEN.test(scope))
       throw new IssuerError('WARDEN_INVALID_SCOPE', `"${scope}" is not a valid scope token`);
   return Object.freeze([...new Set(scopes)]);
+}
+
+/**
+ * The keyring of a configured built-in issuer. Gateway and CLI both build it here, so they agree
+ * on how long a rotated key stays published: the longest token lifetime the gateway accepts from
+ * this issuer, plus the clock skew its verifier allows.
+ */
+export function createBuiltinKeyring(options: {
+  readonly repository: SigningKeyRepository;
+  readonly config: BuiltinIssuerConfig;
+  readonly auth: AuthConfig;
+  readonly now?: () => number;
+}): SigningKeyring {
+  const { config, auth } = options;
+  return createSigningKeyring({
+    repository: options.repository,
+    algorithm: config.algorithm,
+    rotateEveryMs: config.rotateEveryMs,
+    maxTokenTtlMs: maxTtlOf(config, auth) + auth.clockSkewMs,
+    ...(options.now !== undefined && { now: options.now }),
+  });
+}
+
+/** The built-in issuer in the auth config, if one is configured. */
+export function findBuiltinIssuerConfig(auth: AuthConfig): BuiltinIssuerConfig | undefined {
+  return auth.issuers.find((issuer): issuer is BuiltinIssuerConfig => issuer.kind === 'builtin');
 }

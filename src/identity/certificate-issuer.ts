@@ -208,7 +208,11 @@ function toGeneralName(name: SubjectAltName): GeneralName {
 }
 
 function encodeExtension(extnID: string, critical: boolean, value: unknown): Extension {
-  return new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
+  return new Extension({
+    extnID,
+    critical,
+    extnValue: new OctetString(AsnConvert.serialize(value)),
+  });
 }
 
 function buildName(commonName: string, organization: string | undefined): Name {

@@ -14,9 +14,7 @@ import type { AgentConfig } from '../config/config.js';
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 export type ClientAuthenticationMethod =
-  | 'client_secret_basic'
-  | 'client_secret_post'
-  | 'private_key_jwt';
+  'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
 
 export const CLIENT_AUTHENTICATION_METHODS: readonly ClientAuthenticationMethod[] = [
   'client_secret_basic',
@@ -89,9 +87,7 @@ function deriveKey(
   // scrypt needs 128 * N * r bytes; Node's default maxmem (32 MiB) is exactly that at N=2^15 r=8.
   const options: ScryptOptions = { ...params, maxmem: 256 * params.N * params.r + 1024 * 1024 };
   return new Promise((resolve, reject) => {
-    scrypt(secret, salt, length, options, (error, key) =>
-      error ? reject(error) : resolve(key),
-    );
+    scrypt(secret, salt, length, options, (error, key) => (error ? reject(error) : resolve(key)));
   });
 }
 
@@ -229,7 +225,9 @@ export interface ClientAuthenticator {
   authenticateClient(presented: PresentedClientCredentials): Promise<ClientAuthentication>;
 }
 
-export function createClientAuthenticator(options: ClientAuthenticatorOptions): ClientAuthenticator {
+export function createClientAuthenticator(
+  options: ClientAuthenticatorOptions,
+): ClientAuthenticator {
   const { agents, audiences } = options;
   const now = options.now ?? Date.now;
   const maxLifetimeMs = options.maxAssertionLifetimeMs ?? 5 * 60_000;
@@ -296,7 +294,9 @@ export function createClientAuthenticator(options: ClientAuthenticatorOptions): 
       if (!agent) return refuse('unknown_client', presented.method, presented.clientId);
       if (presented.method === 'private_key_jwt') {
         const result = await verifyAssertion(agent, presented.assertion);
-        return result === true ? { outcome: 'authenticated', agent, method: presented.method } : result;
+        return result === true
+          ? { outcome: 'authenticated', agent, method: presented.method }
+          : result;
       }
       if (agent.secretHash === undefined)
         return refuse('method_not_registered', presented.method, agent.id);

@@ -17,6 +17,8 @@ export interface RevocationSubject {
 export interface RevocationList {
   /** The revocation that covers this credential, if any. */
   find(subject: RevocationSubject): Revocation | undefined;
+  /** True while an agent revocation is in force: the agent may not be issued new tokens. */
+  isAgentRevoked(agent: string, at: number): boolean;
   revoke(revocation: Revocation): Promise<void>;
   close(): Promise<void>;
 }
@@ -52,6 +54,10 @@ export async function loadRevocationList(
       const user = subject.user === undefined ? undefined : byUser.get(subject.user);
       if (user && issuedAt <= user.revokedAt) return user;
       return undefined;
+    },
+    isAgentRevoked(agent, at) {
+      const revocation = byAgent.get(agent);
+      return revocation !== undefined && revocation.expiresAt > at;
     },
     async revoke(revocation) {
       await repository.add(revocation);

@@ -10,14 +10,17 @@ const MESSAGES = {
   token_too_large: 'The access token is larger than this gateway accepts.',
   token_malformed: 'The access token is not a well-formed JWS compact serialization.',
   algorithm_refused: 'The access token is signed with an algorithm this issuer may not use.',
-  key_header_refused: 'The access token names or embeds its own verification key (jku, x5u, jwk, x5c).',
+  key_header_refused:
+    'The access token names or embeds its own verification key (jku, x5u, jwk, x5c).',
   crit_refused: 'The access token declares critical header extensions, which are not supported.',
   kid_invalid: 'The access token key id (kid) is malformed.',
   kid_required: 'The access token must name its signing key (kid): the issuer publishes several.',
   type_refused: 'The token is not a JWT access token (typ must be at+jwt).',
-  issuer_unknown: 'The access token was issued by an authorization server this gateway does not trust.',
+  issuer_unknown:
+    'The access token was issued by an authorization server this gateway does not trust.',
   key_unknown: "The access token's signing key is not among the issuer's published keys.",
-  jwks_unavailable: "The issuer's signing keys could not be obtained; the token cannot be verified now.",
+  jwks_unavailable:
+    "The issuer's signing keys could not be obtained; the token cannot be verified now.",
   signature_invalid: 'The access token signature is invalid.',
   audience_mismatch: 'The access token is not meant for this resource (aud).',
   expiry_missing: 'The access token has no expiry (exp).',

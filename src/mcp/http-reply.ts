@@ -11,6 +11,8 @@ export interface ReplyOptions {
   /** The id of the client request this answers, so a failure mid-stream still answers it. */
   readonly rpcId: JsonRpcId | undefined;
   readonly headers: Readonly<Record<string, string>>;
+  /** The exchange's abort signal: a request cut from outside is answered in-band. */
+  readonly signal?: AbortSignal;
 }
 
 /** Sends an error before any response header was written: HTTP status plus a JSON-RPC error. */
@@ -19,6 +21,7 @@ export function writeError(
   error: unknown,
   requestId: string,
   rpcId: JsonRpcId | null,
+  extraHeaders: Readonly<Record<string, string>> = {},
 ): void {
   const wire = toWireError(error, requestId);
   if (response.headersSent) {
@@ -31,6 +34,7 @@ export function writeError(
     error: { code: wire.rpcCode, message: wire.message, data: wire.data },
   });
   const headers: Record<string, string | number> = {
+    ...extraHeaders,
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     'x-request-id': requestId,
@@ -79,8 +83,27 @@ async function writeStream(
     'cache-control': 'no-cache, no-transform',
     connection: 'keep-alive',
   });
-  response.flushHeaders();
+  // A server stream must show the client it is open; a request's stream sends its headers
+  // with the first event, saving a write per call.
+  if (options.rpcId === undefined) response.flushHeaders();
   let answered = false;
+  const answerInBand = (error: unknown): void => {
+    if (answered || options.rpcId === undefined || isClosed(response)) return;
+    answered = true;
+    const wire = toWireError(error, options.requestId);
+    const message = {
+      jsonrpc: '2.0',
+      id: options.rpcId,
+      error: { code: wire.rpcCode, message: wire.message, data: wire.data },
+    };
+    response.write(formatSseEvent({ event: 'message', data: JSON.stringify(message) }));
+  };
+  // Cut from outside (shutdown): the request still gets its answer before the stream ends.
+  const onAbort = (): void => {
+    answerInBand(options.signal?.reason);
+    if (!isClosed(response)) response.end();
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     for await (const event of events) {
       if (isClosed(response)) break;
@@ -97,17 +120,10 @@ async function writeStream(
     }
   } catch (error) {
     // The stream broke after it started: answer the request in-band so the client is not left waiting.
-    if (!answered && options.rpcId !== undefined && !isClosed(response)) {
-      const wire = toWireError(error, options.requestId);
-      const message = {
-        jsonrpc: '2.0',
-        id: options.rpcId,
-        error: { code: wire.rpcCode, message: wire.message, data: wire.data },
-      };
-      response.write(formatSseEvent({ event: 'message', data: JSON.stringify(message) }));
-    }
+    answerInBand(error);
   } finally {
-    response.end();
+    options.signal?.removeEventListener('abort', onAbort);
+    if (!isClosed(response)) response.end();
   }
 }
 

@@ -1,4 +1,5 @@
 /** The gateway pipeline's hook into the relay, called for every client message before it is forwarded. */
+import type { Identity } from '../domain/identity.js';
 import type { JsonRpcMessage } from '../domain/jsonrpc.js';
 
 /** What the pipeline learns about each client message. */
@@ -7,6 +8,7 @@ export interface ClientMessageContext {
   readonly upstreamName: string;
   readonly sessionId: string | undefined;
   readonly protocolVersion: string | undefined;
+  readonly identity: Identity;
 }
 
 /** Refuses a message by throwing a WardenError; resolving admits it. */

@@ -10,6 +10,8 @@ export interface ClientSession {
   readonly id: string;
   readonly upstreamName: string;
   readonly upstream: UpstreamSession;
+  /** The identity that opened the session; no other may use it. */
+  readonly owner: string;
   protocolVersion: string | undefined;
   lastSeenAt: number;
   /** Open exchanges (POST streams, GET streams); a session in use is never idle. */
@@ -38,12 +40,14 @@ export class SessionRegistry {
     upstreamName: string,
     upstream: UpstreamSession,
     protocolVersion: string | undefined,
+    owner: string,
   ): ClientSession {
     if (this.sessions.size >= this.maxSessions) throw new WardenError('WARDEN_TOO_MANY_SESSIONS');
     const session: ClientSession = {
       id: randomBytes(24).toString('base64url'),
       upstreamName,
       upstream,
+      owner,
       protocolVersion,
       lastSeenAt: this.now(),
       activeExchanges: 0,
@@ -53,10 +57,14 @@ export class SessionRegistry {
     return session;
   }
 
-  /** Finds a session of this upstream; a session id is not valid on another upstream's path. */
-  find(id: string, upstreamName: string): ClientSession | undefined {
+  /**
+   * Finds a session of this upstream and this owner: a session id is not valid on another
+   * upstream's path, nor in another caller's hands.
+   */
+  find(id: string, upstreamName: string, owner: string): ClientSession | undefined {
     const session = this.sessions.get(id);
-    if (!session || session.upstreamName !== upstreamName) return undefined;
+    if (!session || session.upstreamName !== upstreamName || session.owner !== owner)
+      return undefined;
     session.lastSeenAt = this.now();
     return session;
   }

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../domain/errors.js';
+import type { Identity } from '../domain/identity.js';
 import type { JsonRpcId, JsonRpcMessage } from '../domain/jsonrpc.js';
 import { isRequest, isResponse } from '../domain/jsonrpc.js';
 import {
@@ -17,6 +18,7 @@ import { parseClientMessage } from './jsonrpc-parse.js';
 import { readBody } from './read-body.js';
 import type { ClientSession, SessionRegistry } from './session-registry.js';
 import type { ClientMessageContext, MessageGate } from './message-gate.js';
+import { ownerOf } from './session-owner.js';
 import { claimsModernRevision } from './stateless/envelope.js';
 import { handleModernMessage, type ModernExchangeOptions } from './stateless/modern-exchange.js';
 import type { ForwardContext, UpstreamConnector, UpstreamReply } from './upstream/types.js';
@@ -36,6 +38,10 @@ export interface McpEndpointOptions {
 export interface ExchangeHandle {
   readonly requestId: string;
   readonly signal: AbortSignal;
+  /** Who is calling, established by the pipeline's authentication stage. */
+  readonly identity: Identity;
+  /** Tells the listener this exchange is a server-to-client stream that only ends when cut. */
+  markServerStream(): void;
 }
 
 export type McpEndpoint = (
@@ -45,7 +51,7 @@ export type McpEndpoint = (
 ) => Promise<void>;
 
 export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
-  return async (request, response, { requestId, signal }) => {
+  return async (request, response, { requestId, signal, markServerStream, identity }) => {
     let rpcId: JsonRpcId | null = null;
     try {
       const version = readHeader(request, 'mcp-protocol-version');
@@ -75,18 +81,24 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
               request,
               response,
               message,
-              { requestId, signal },
+              { requestId, signal, identity },
             );
             return;
           }
-          await handlePost(options, request, response, message, { requestId, version, signal });
+          await handlePost(options, request, response, message, {
+            requestId,
+            version,
+            signal,
+            identity,
+          });
           return;
         }
         case 'GET':
-          await handleGet(options, request, response, { requestId, version, signal });
+          markServerStream();
+          await handleGet(options, request, response, { requestId, version, signal, identity });
           return;
         case 'DELETE':
-          await handleDelete(options, request, response, { requestId, version, signal });
+          await handleDelete(options, request, response, { requestId, version, signal, identity });
           return;
         default:
           throw new WardenError('WARDEN_METHOD_NOT_ALLOWED');
@@ -101,6 +113,7 @@ interface Exchange {
   readonly requestId: string;
   readonly version: string | undefined;
   readonly signal: AbortSignal;
+  readonly identity: Identity;
 }
 
 /** A 2026-07-28 header on a request without the body's claim is refused as the SDK does. */
@@ -149,12 +162,13 @@ async function handlePost(
     await initializeSession(options, request, response, message, exchange);
     return;
   }
-  const session = requireSession(options, sessionId);
+  const session = requireSession(options, sessionId, exchange.identity);
   await options.gate.admitClientMessage(message, {
     requestId: exchange.requestId,
     upstreamName: options.upstream.name,
     sessionId: session.id,
     protocolVersion: exchange.version ?? session.protocolVersion,
+    identity: exchange.identity,
   });
   await relay(session, request, response, message, exchange, options);
 }
@@ -171,11 +185,17 @@ async function initializeSession(
     upstreamName: options.upstream.name,
     sessionId: undefined,
     protocolVersion: exchange.version,
+    identity: exchange.identity,
   });
   const upstream = options.upstream.openSession();
   let session: ClientSession;
   try {
-    session = options.sessions.create(options.upstream.name, upstream, exchange.version);
+    session = options.sessions.create(
+      options.upstream.name,
+      upstream,
+      exchange.version,
+      ownerOf(exchange.identity),
+    );
   } catch (error) {
     await upstream.terminate(forwardContext(request, exchange, undefined));
     throw error;
@@ -197,6 +217,7 @@ async function initializeSession(
     await writeReply(response, reply, {
       requestId: exchange.requestId,
       rpcId: message.id,
+      signal: exchange.signal,
       headers: {},
     });
     return;
@@ -205,6 +226,7 @@ async function initializeSession(
   await writeTracked(session, response, reply, {
     requestId: exchange.requestId,
     rpcId: message.id,
+    signal: exchange.signal,
     headers: { 'mcp-session-id': session.id },
   });
 }
@@ -223,6 +245,7 @@ async function relay(
   await writeTracked(session, response, reply, {
     requestId: exchange.requestId,
     rpcId: isRequest(message) ? message.id : undefined,
+    signal: exchange.signal,
     headers: { 'mcp-session-id': session.id },
   });
 }
@@ -237,7 +260,7 @@ async function handleGet(
   if (!acceptsAll(accept, ['text/event-stream'])) {
     throw new WardenError('WARDEN_NOT_ACCEPTABLE', 'GET requests must accept text/event-stream.');
   }
-  const session = requireSession(options, readHeader(request, 'mcp-session-id'));
+  const session = requireSession(options, readHeader(request, 'mcp-session-id'), exchange.identity);
   const lastEventId = readHeader(request, 'last-event-id');
   const reply = await sendOrForget(session, options, () =>
     session.upstream.openServerStream(forwardContext(request, exchange, lastEventId)),
@@ -245,6 +268,7 @@ async function handleGet(
   await writeTracked(session, response, reply, {
     requestId: exchange.requestId,
     rpcId: undefined,
+    signal: exchange.signal,
     headers: { 'mcp-session-id': session.id },
   });
 }
@@ -255,15 +279,23 @@ async function handleDelete(
   response: ServerResponse,
   exchange: Exchange,
 ): Promise<void> {
-  const session = requireSession(options, readHeader(request, 'mcp-session-id'));
+  const session = requireSession(options, readHeader(request, 'mcp-session-id'), exchange.identity);
   options.sessions.delete(session.id);
   await session.upstream.terminate(forwardContext(request, exchange, undefined));
   response.writeHead(200, { 'x-request-id': exchange.requestId }).end();
 }
 
-function requireSession(options: McpEndpointOptions, sessionId: string | undefined): ClientSession {
+/**
+ * A session belongs to the identity that opened it: another caller holding a stolen session id
+ * is told the session does not exist, exactly as for an unknown one.
+ */
+function requireSession(
+  options: McpEndpointOptions,
+  sessionId: string | undefined,
+  identity: Identity,
+): ClientSession {
   if (sessionId === undefined) throw new WardenError('WARDEN_SESSION_REQUIRED');
-  const session = options.sessions.find(sessionId, options.upstream.name);
+  const session = options.sessions.find(sessionId, options.upstream.name, ownerOf(identity));
   if (!session) throw new WardenError('WARDEN_SESSION_NOT_FOUND');
   return session;
 }

@@ -34,7 +34,10 @@ export interface EverythingTranscript {
   readonly setLevel: unknown;
 }
 
-export async function runEverythingSession(url: string): Promise<EverythingTranscript> {
+export async function runEverythingSession(
+  url: string,
+  headers: Record<string, string> = {},
+): Promise<EverythingTranscript> {
   const client = new Client(
     { name: 'transparency-test', version: '1.0.0' },
     { capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } } },
@@ -52,7 +55,9 @@ export async function runEverythingSession(url: string): Promise<EverythingTrans
   client.setRequestHandler(ListRootsRequestSchema, () => ({
     roots: [{ uri: 'file:///tmp/warden-root', name: 'test root' }],
   }));
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }),
+  );
   try {
     const tools = (await client.listTools()).tools.map((tool) => tool.name).sort();
     const resourcePages: string[][] = [];

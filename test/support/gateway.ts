@@ -1,13 +1,30 @@
-/** Starts a real Warden gateway on 127.0.0.1, port 0, for a test. */
+/**
+ * Starts a real Warden gateway on 127.0.0.1, port 0, for a test: with the built-in issuer and
+ * one registered agent by default, so tests authenticate as a real client would.
+ */
 import { Writable } from 'node:stream';
 import { parseConfig } from '../../src/config/load.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/app.js';
 import { createLogger } from '../../src/gateway/logger.js';
 
+/** The resource URL (token audience) of every test gateway. */
+export const TEST_RESOURCE = 'https://warden.test/mcp';
+export const TEST_AGENT = 'test-agent';
+
+export interface TokenOptions {
+  readonly agent?: string;
+  readonly user?: string;
+  readonly ttlMs?: number;
+}
+
 export interface TestGateway extends RunningGateway {
   /** Every JSON log line the gateway wrote. */
   readonly logs: Record<string, unknown>[];
   endpoint(upstream: string): string;
+  /** A fresh access token from the gateway's built-in issuer. */
+  token(options?: TokenOptions): Promise<string>;
+  /** `{ authorization: 'Bearer …' }` for raw HTTP requests. */
+  authHeaders(options?: TokenOptions): Promise<Record<string, string>>;
 }
 
 export async function startTestGateway(raw: Record<string, unknown>): Promise<TestGateway> {
@@ -25,16 +42,33 @@ export async function startTestGateway(raw: Record<string, unknown>): Promise<Te
       listen: { host: '127.0.0.1', port: 0 },
       store: 'sqlite::memory:',
       log: { level: 'debug' },
+      auth: { resource: TEST_RESOURCE, issuers: [{ builtin: {} }] },
+      agents: { [TEST_AGENT]: { roles: ['tester'] } },
       ...raw,
     },
     'test',
   );
   const gateway = await startGateway(config, { logger: createLogger('debug', sink) });
+  const token = async (options: TokenOptions = {}): Promise<string> => {
+    const agent = config.agents.get(options.agent ?? TEST_AGENT);
+    if (!gateway.issuer || !agent)
+      throw new Error('the test gateway has no built-in issuer or agent');
+    const issued = await gateway.issuer.issueToken({
+      agent,
+      ...(options.user !== undefined && { user: options.user }),
+      ...(options.ttlMs !== undefined && { ttlMs: options.ttlMs }),
+    });
+    return issued.token;
+  };
   return {
     url: gateway.url,
     port: gateway.port,
+    issuer: gateway.issuer,
+    revoke: (revocation) => gateway.revoke(revocation),
     close: () => gateway.close(),
     logs,
     endpoint: (upstream) => `${gateway.url}/mcp/${upstream}`,
+    token,
+    authHeaders: async (options) => ({ authorization: `Bearer ${await token(options)}` }),
   };
 }

@@ -79,10 +79,14 @@ interface BridgedCall {
   readonly progress: ProgressMapping | undefined;
   /** Aborts the upstream exchange; owned by the call, not by any one client request. */
   readonly abort: AbortController;
+  /** The caller that started the call. */
+  readonly owner: string;
 }
 
 interface ParkedCall {
   readonly abort: AbortController;
+  /** Only the caller that started the call may resume it, whatever requestState it holds. */
+  readonly owner: string;
   readonly session: BridgeSession;
   readonly events: AsyncIterator<UpstreamEvent>;
   readonly upstreamId: string;
@@ -100,11 +104,15 @@ interface ProgressMapping {
 }
 
 export interface LegacyBridge {
-  /** Answers one modern request; yields the events for the client, the last being the response. */
+  /**
+   * Answers one modern request; yields the events for the client, the last being the response.
+   * `owner` names the caller: upstream sessions and parked calls are never shared across owners.
+   */
   exchange(
     request: JsonRpcRequest,
     envelope: Envelope,
     context: ForwardContext,
+    owner: string,
   ): AsyncGenerator<UpstreamEvent>;
   close(): Promise<void>;
 }
@@ -115,8 +123,12 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
   const parked = new Map<string, ParkedCall>();
   let counter = 0;
 
-  async function checkout(envelope: Envelope, context: ForwardContext): Promise<BridgeSession> {
-    const key = sessionKey(envelope);
+  async function checkout(
+    envelope: Envelope,
+    context: ForwardContext,
+    owner: string,
+  ): Promise<BridgeSession> {
+    const key = sessionKey(envelope, owner);
     const ready = idle.get(key)?.pop();
     if (ready) return ready;
     const upstream = options.connector.openSession();
@@ -234,12 +246,14 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
     request: JsonRpcRequest,
     state: unknown,
     context: ForwardContext,
+    owner: string,
   ): AsyncGenerator<UpstreamEvent> {
     const handle = typeof state === 'string' ? signer.verify(state) : undefined;
     const call = handle === undefined ? undefined : parked.get(handle);
     if (
       !handle ||
       !call ||
+      call.owner !== owner ||
       call.method !== request.method ||
       canonicalJson(call.target) !== canonicalJson(targetOf(request))
     ) {
@@ -267,7 +281,7 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
   }
 
   return {
-    async *exchange(request, envelope, context) {
+    async *exchange(request, envelope, context, owner) {
       if (!BRIDGED_METHODS.has(request.method)) {
         throw new WardenError(
           'WARDEN_METHOD_NOT_FOUND',
@@ -276,10 +290,10 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
       }
       const state = request.params?.['requestState'];
       if (state !== undefined) {
-        yield* resume(request, state, context);
+        yield* resume(request, state, context, owner);
         return;
       }
-      const session = await checkout(envelope, context);
+      const session = await checkout(envelope, context, owner);
       // Upstream, the call travels in the session's revision: no 2026-07-28 headers.
       context = { ...context, protocolVersion: session.protocolVersion, mcpHeaders: {} };
       if (request.method === 'server/discover') {
@@ -304,7 +318,7 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
         throw error;
       }
       const events = eventsOf(reply)[Symbol.asyncIterator]();
-      yield* relayCall({ session, events, upstreamId, progress, abort }, request, context);
+      yield* relayCall({ session, events, upstreamId, progress, abort, owner }, request, context);
     },
     async close() {
       for (const call of parked.values()) {
@@ -484,11 +498,12 @@ function targetOf(request: JsonRpcRequest): unknown {
   return request.params?.['name'] ?? request.params?.['uri'];
 }
 
-/** Sessions are shared only between clients that declared the same capabilities and identity. */
-function sessionKey(envelope: Envelope): string {
+/** Sessions are shared only between calls of one owner that declared the same capabilities. */
+function sessionKey(envelope: Envelope, owner: string): string {
   return createHash('sha256')
     .update(
       canonicalJson({
+        owner,
         capabilities: envelope.clientCapabilities,
         clientInfo: envelope.clientInfo ?? null,
       }),

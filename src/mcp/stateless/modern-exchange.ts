@@ -4,11 +4,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../../domain/errors.js';
+import type { Identity } from '../../domain/identity.js';
 import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from '../../domain/jsonrpc.js';
 import { isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { STATELESS_REVISION } from '../../domain/protocol.js';
 import { writeReply } from '../http-reply.js';
 import type { MessageGate } from '../message-gate.js';
+import { ownerOf } from '../session-owner.js';
 import type {
   ForwardContext,
   UpstreamConnector,
@@ -30,6 +32,7 @@ export interface ModernExchangeOptions {
 export interface ModernExchange {
   readonly requestId: string;
   readonly signal: AbortSignal;
+  readonly identity: Identity;
 }
 
 export async function handleModernMessage(
@@ -58,6 +61,7 @@ export async function handleModernMessage(
     upstreamName: options.upstream.name,
     sessionId: undefined,
     protocolVersion: envelope.protocolVersion,
+    identity: exchange.identity,
   });
   const context: ForwardContext = {
     requestId: exchange.requestId,
@@ -72,6 +76,7 @@ export async function handleModernMessage(
   const replyOptions = {
     requestId: exchange.requestId,
     rpcId: isRequest(message) ? message.id : undefined,
+    signal: exchange.signal,
     headers: {},
   };
   if (era === 'modern') {
@@ -84,7 +89,7 @@ export async function handleModernMessage(
     response.writeHead(202, { 'x-request-id': exchange.requestId }).end();
     return;
   }
-  const events = options.bridge.exchange(message, envelope, context);
+  const events = options.bridge.exchange(message, envelope, context, ownerOf(exchange.identity));
   await writeReply(response, await toReply(events), replyOptions);
 }
 

@@ -247,17 +247,22 @@ function isEventStream(contentType: string | undefined): boolean {
  */
 class ProgressDeadline {
   private readonly controller = new AbortController();
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timer: NodeJS.Timeout;
   private expired = false;
+  private readonly onClientAbort: () => void;
 
   constructor(
-    private readonly timeoutMs: number,
-    client: AbortSignal,
+    timeoutMs: number,
+    private readonly client: AbortSignal,
   ) {
+    this.onClientAbort = () => this.controller.abort(client.reason);
     if (client.aborted) this.controller.abort(client.reason);
-    else
-      client.addEventListener('abort', () => this.controller.abort(client.reason), { once: true });
-    this.touch();
+    else client.addEventListener('abort', this.onClientAbort, { once: true });
+    this.timer = setTimeout(() => {
+      this.expired = true;
+      this.controller.abort(new WardenError('WARDEN_UPSTREAM_TIMEOUT'));
+    }, timeoutMs);
+    this.timer.unref();
   }
 
   /** Aborted when the client goes away or the upstream stalls. */
@@ -267,17 +272,12 @@ class ProgressDeadline {
 
   /** Progress was made: the timeout starts again. */
   touch(): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => {
-      this.expired = true;
-      this.controller.abort(new WardenError('WARDEN_UPSTREAM_TIMEOUT'));
-    }, this.timeoutMs);
-    this.timer.unref();
+    this.timer.refresh();
   }
 
   clear(): void {
     clearTimeout(this.timer);
-    this.timer = undefined;
+    this.client.removeEventListener('abort', this.onClientAbort);
   }
 
   /** The WardenError for a failed exchange: a timeout if this deadline ended it. */

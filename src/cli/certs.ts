@@ -1,0 +1,109 @@
+/** `warden certs dev`: a development CA, server certificate and agent client certificates. */
+import type { Command } from 'commander';
+import { relative } from 'node:path';
+import { CertificateIssueError } from '../identity/certificate-issuer.js';
+import {
+  DEFAULT_DEV_HOSTS,
+  DEFAULT_TRUST_DOMAIN,
+  DevCertificateError,
+  writeDevCertificates,
+  type DevCertificateFiles,
+} from '../identity/dev-certificates.js';
+
+interface DevCommandOptions {
+  readonly out: string;
+  readonly agent?: string[];
+  readonly host?: string[];
+  readonly trustDomain: string;
+  readonly days: string;
+}
+
+export function registerCertsCommand(program: Command): void {
+  const certs = program.command('certs').description('manage TLS certificates');
+  certs
+    .command('dev')
+    .description('write a development CA, a server certificate and agent client certificates')
+    .option('-o, --out <dir>', 'directory to write the PEM files to', './.warden/certs')
+    .option('-a, --agent <id>', 'an agent to issue a client certificate for (repeatable)', collect)
+    .option(
+      '--host <name>',
+      `a host name or IP the server certificate is for (repeatable; default ${DEFAULT_DEV_HOSTS.join(', ')})`,
+      collect,
+    )
+    .option('--trust-domain <domain>', 'SPIFFE trust domain of the agent ids', DEFAULT_TRUST_DOMAIN)
+    .option('--days <n>', 'validity of the server and agent certificates in days', '365')
+    .action(async (options: DevCommandOptions) => {
+      const validDays = Number(options.days);
+      if (!Number.isInteger(validDays) || validDays <= 0) {
+        process.stderr.write('warden certs dev: --days must be a positive whole number\n');
+        process.exitCode = 2;
+        return;
+      }
+      try {
+        const files = await writeDevCertificates(options.out, {
+          agents: (options.agent ?? []).map((id) => ({ id })),
+          ...(options.host === undefined ? {} : { hosts: options.host }),
+          trustDomain: options.trustDomain,
+          validDays,
+        });
+        process.stdout.write(describeWritten(files));
+      } catch (error) {
+        if (error instanceof DevCertificateError || error instanceof CertificateIssueError) {
+          process.stderr.write(`warden certs dev: ${error.message}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        throw error;
+      }
+    });
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
+function describeWritten(files: DevCertificateFiles): string {
+  const show = (path: string) => relative(process.cwd(), path) || path;
+  const width = Math.max(6, ...files.agents.map((agent) => agent.id.length));
+  const row = (label: string, ...cells: string[]) =>
+    `  ${label.padEnd(width)}  ${cells.filter((cell) => cell !== '').join('  ')}`;
+  const lines = [
+    `Development certificates in ${files.dir} (private keys are mode 0600; not for production):`,
+    row('CA', show(files.caCert), show(files.caKey), files.caReused ? '(existing CA reused)' : ''),
+    row('server', show(files.serverCert), show(files.serverKey)),
+    ...files.agents.map((agent) =>
+      row(agent.id, show(agent.cert), show(agent.key), agent.spiffeId),
+    ),
+    '',
+    'In warden.yaml:',
+    '',
+    'listen:',
+    '  tls:',
+    `    cert: ${files.serverCert}`,
+    `    key: ${files.serverKey}`,
+    `    client_ca: ${files.caCert}`,
+    '    client_certificates: optional   # or required: refuse clients without a certificate',
+  ];
+  if (files.agents.length > 0) {
+    lines.push(
+      'auth:',
+      '  mtls: true   # a client certificate alone authenticates the agents below',
+      'agents:',
+      ...files.agents.flatMap((agent) => [
+        `  ${agent.id}:`,
+        `    mtls_identity: ${agent.spiffeId}`,
+      ]),
+    );
+    const first = files.agents[0];
+    if (first !== undefined) {
+      lines.push(
+        '',
+        'Try it:',
+        `  curl --cacert ${show(files.caCert)} --cert ${show(first.cert)} --key ${show(first.key)} https://localhost:8080/healthz`,
+      );
+    }
+  } else {
+    lines.push('', 'Add client certificates with --agent <id> (the CA is reused).');
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,270 @@
+/**
+ * Authentication, stage 1 of the pipeline: every request to an MCP endpoint proves who calls,
+ * with a bearer token (verified, scoped, bound, not revoked) or a registered client certificate.
+ * The result is one Identity; anything else is refused with a specific error and challenge.
+ */
+import type { AgentConfig, AuthConfig } from '../config/config.js';
+import { WardenError } from '../domain/errors.js';
+import type { Identity } from '../domain/identity.js';
+import { checkCertificateBinding } from './certificate-binding.js';
+import {
+  matchAgentByCertificate,
+  type ClientCertificateDescription,
+} from './client-certificate.js';
+import { requireScopes, type JwtVerifier, type VerifiedToken } from './jwt-verifier.js';
+import { endpointResource } from './protected-resource-metadata.js';
+import type { RevocationList } from './revocation-list.js';
+import { TokenRejectedError } from './token-rejected-error.js';
+
+export interface AuthenticationInput {
+  /** The Authorization header(s) as received. */
+  readonly authorization: string | readonly string[] | undefined;
+  /** The request target (path and query), to refuse tokens sent in the URL. */
+  readonly url: string;
+  /** The upstream endpoint being called; a token for another endpoint is refused. */
+  readonly upstream: string;
+  /** The client certificate, only when the TLS layer verified it against the client CA. */
+  readonly clientCertificate: ClientCertificateDescription | undefined;
+  /** The model the client declares (header), recorded as declared. */
+  readonly declaredModel: string | undefined;
+}
+
+export interface RequestAuthenticator {
+  authenticate(input: AuthenticationInput): Promise<Identity>;
+}
+
+export interface RequestAuthenticatorOptions {
+  readonly auth: AuthConfig;
+  readonly environment: string;
+  readonly agents: ReadonlyMap<string, AgentConfig>;
+  readonly verifier: JwtVerifier;
+  readonly revocations: RevocationList;
+  /** The built-in issuer's `iss`: its tokens name agents by id directly. */
+  readonly builtinIssuer: string | undefined;
+}
+
+/** Query parameters that carry credentials (RFC 6750 §2.3 and common variants). */
+const QUERY_CREDENTIALS = ['access_token', 'token', 'id_token', 'api_key'];
+const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+
+export function createRequestAuthenticator(
+  options: RequestAuthenticatorOptions,
+): RequestAuthenticator {
+  const { auth, agents } = options;
+  const byClientId = indexExternalClientIds(agents);
+
+  async function authenticateToken(token: string, input: AuthenticationInput): Promise<Identity> {
+    const verified = await verifyOrRefuse(options.verifier, token);
+    const endpoint = endpointResource(auth, input.upstream);
+    if (
+      !verified.audience.some((audience) => audience === auth.resource || audience === endpoint)
+    ) {
+      throw invalidToken(
+        'audience_mismatch',
+        'The access token is for another endpoint of this gateway.',
+      );
+    }
+    try {
+      requireScopes(verified, auth.requiredScopes);
+    } catch (error) {
+      throw toWardenError(error);
+    }
+    const agent =
+      verified.issuer === options.builtinIssuer
+        ? agents.get(verified.agentClaimValue)
+        : byClientId.get(verified.agentClaimValue);
+    if (!agent)
+      throw invalidToken(
+        'agent_unknown',
+        'The token names a client that is not a registered agent.',
+      );
+    checkCertificateBinding(verified.certificateThumbprint, input.clientCertificate?.thumbprint);
+    // client_credentials tokens name the client as their subject: there is no human then.
+    const user = verified.subject === verified.agentClaimValue ? undefined : verified.subject;
+    const revoked = options.revocations.find({
+      tokenId: verified.tokenId,
+      agent: agent.id,
+      user,
+      issuedAt: verified.issuedAt,
+    });
+    if (revoked) throw invalidToken('revoked', 'The access token has been revoked.');
+    if (
+      agent.tenant !== undefined &&
+      verified.tenant !== undefined &&
+      verified.tenant !== agent.tenant
+    ) {
+      throw invalidToken(
+        'tenant_mismatch',
+        'The access token names another tenant than its agent.',
+      );
+    }
+    return Object.freeze({
+      user,
+      delegation: verified.actChain,
+      agent: agent.id,
+      roles: narrowRoles(agent.roles, verified.rolesClaim),
+      environment: options.environment,
+      tenant: agent.tenant ?? verified.tenant,
+      declaredModel: input.declaredModel,
+      credential: {
+        kind: 'jwt' as const,
+        issuer: verified.issuer,
+        tokenId: verified.tokenId,
+        issuedAt: verified.issuedAt,
+        expiresAt: verified.expiresAt,
+        scopes: verified.scopes,
+        boundCertificate: verified.certificateThumbprint,
+      },
+    });
+  }
+
+  function authenticateCertificate(
+    certificate: ClientCertificateDescription,
+    input: AuthenticationInput,
+  ): Identity {
+    const agent = matchAgentByCertificate(certificate, agents);
+    if (!agent) {
+      throw new WardenError(
+        'WARDEN_UNAUTHENTICATED',
+        'The client certificate does not belong to a registered agent.',
+        {
+          details: { reason: 'certificate_unregistered' },
+        },
+      );
+    }
+    // A certificate has no issue time we track: an agent revocation blocks it until the agent
+    // is re-enrolled (the revocation expires or the certificate is replaced and the entry lifted).
+    if (
+      options.revocations.find({
+        tokenId: undefined,
+        agent: agent.id,
+        user: undefined,
+        issuedAt: undefined,
+      })
+    ) {
+      throw new WardenError('WARDEN_UNAUTHENTICATED', 'This agent has been revoked.', {
+        details: { reason: 'revoked' },
+      });
+    }
+    return Object.freeze({
+      user: undefined,
+      delegation: [],
+      agent: agent.id,
+      roles: agent.roles,
+      environment: options.environment,
+      tenant: agent.tenant,
+      declaredModel: input.declaredModel,
+      credential: {
+        kind: 'mtls' as const,
+        subject: certificate.spiffeId ?? certificate.subjectCommonName ?? '',
+        fingerprint: certificate.thumbprint,
+        expiresAt: certificate.notAfter,
+      },
+    });
+  }
+
+  return {
+    async authenticate(input) {
+      refuseQueryCredentials(input.url);
+      const token = readBearerToken(input.authorization);
+      if (token !== undefined) return authenticateToken(token, input);
+      if (auth.mtls && input.clientCertificate)
+        return authenticateCertificate(input.clientCertificate, input);
+      throw new WardenError('WARDEN_UNAUTHENTICATED');
+    },
+  };
+}
+
+/** The bearer token of the one Authorization header, if there is one. */
+export function readBearerToken(
+  authorization: string | readonly string[] | undefined,
+): string | undefined {
+  if (authorization === undefined) return undefined;
+  if (typeof authorization !== 'string') {
+    if (authorization.length !== 1) {
+      throw new WardenError(
+        'WARDEN_INVALID_AUTH_REQUEST',
+        'Send exactly one Authorization header.',
+      );
+    }
+    return readBearerToken(authorization[0]);
+  }
+  const match = BEARER.exec(authorization.trim());
+  if (!match) {
+    throw new WardenError(
+      'WARDEN_INVALID_AUTH_REQUEST',
+      'The Authorization header must be "Bearer <token>".',
+    );
+  }
+  return match[1];
+}
+
+function refuseQueryCredentials(url: string): void {
+  const query = url.indexOf('?');
+  if (query === -1) return;
+  const params = new URLSearchParams(url.slice(query + 1));
+  for (const name of params.keys()) {
+    if (QUERY_CREDENTIALS.includes(name.toLowerCase())) {
+      throw new WardenError(
+        'WARDEN_INVALID_AUTH_REQUEST',
+        'Tokens are never accepted in the URL, where logs and proxies keep them; use the Authorization header.',
+        { details: { reason: 'token_in_query' } },
+      );
+    }
+  }
+}
+
+async function verifyOrRefuse(verifier: JwtVerifier, token: string): Promise<VerifiedToken> {
+  try {
+    return await verifier.verify(token);
+  } catch (error) {
+    throw toWardenError(error);
+  }
+}
+
+function toWardenError(error: unknown): WardenError {
+  if (error instanceof WardenError) return error;
+  if (error instanceof TokenRejectedError) {
+    if (error.reason === 'jwks_unavailable') {
+      return new WardenError('WARDEN_ISSUER_UNAVAILABLE', error.message, {
+        details: { reason: error.reason },
+      });
+    }
+    if (error.oauthError === 'insufficient_scope') {
+      return new WardenError('WARDEN_INSUFFICIENT_SCOPE', error.message, {
+        details: { reason: error.reason },
+      });
+    }
+    return new WardenError('WARDEN_INVALID_TOKEN', error.message, {
+      details: { reason: error.reason },
+    });
+  }
+  return new WardenError('WARDEN_INVALID_TOKEN', undefined, {
+    cause: error,
+    details: { reason: 'unverifiable' },
+  });
+}
+
+function invalidToken(reason: string, message: string): WardenError {
+  return new WardenError('WARDEN_INVALID_TOKEN', message, { details: { reason } });
+}
+
+/** A token may narrow the registry's roles, never add one. */
+function narrowRoles(
+  registered: readonly string[],
+  claimed: readonly string[] | undefined,
+): readonly string[] {
+  if (claimed === undefined) return registered;
+  return registered.filter((role) => claimed.includes(role));
+}
+
+/** External issuers name agents by their client ids there (`agents.<id>.client_ids`). */
+function indexExternalClientIds(
+  agents: ReadonlyMap<string, AgentConfig>,
+): Map<string, AgentConfig> {
+  const index = new Map<string, AgentConfig>();
+  for (const agent of agents.values()) {
+    for (const clientId of agent.clientIds) index.set(clientId, agent);
+  }
+  return index;
+}

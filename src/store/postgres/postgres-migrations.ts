@@ -1,0 +1,115 @@
+/** The PostgreSQL schema, as numbered migrations, and the runner that applies them. */
+import type pg from 'pg';
+import { StoreError, describeCause } from '../errors.js';
+import { planMigrations, type Migration } from '../migrations.js';
+import { quoteIdentifier, type PostgresTarget } from './postgres-target.js';
+
+// Same versions and tables as SQLITE_MIGRATIONS; times are epoch ms in BIGINT.
+export const POSTGRES_MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'signing keys and revocations',
+    sql: `
+      CREATE TABLE signing_keys (
+        kid TEXT PRIMARY KEY,
+        algorithm TEXT NOT NULL,
+        private_jwk TEXT NOT NULL,
+        public_jwk TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        rotated_at BIGINT,
+        retire_at BIGINT
+      );
+      CREATE TABLE revocations (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('token', 'agent', 'user')),
+        subject TEXT NOT NULL,
+        revoked_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_by TEXT NOT NULL
+      );
+      CREATE INDEX revocations_kind_subject ON revocations (kind, subject);
+      CREATE INDEX revocations_expires_at ON revocations (expires_at);
+    `,
+  },
+];
+
+/**
+ * Creates the schema if missing and applies the pending migrations, each in its own transaction.
+ * A session advisory lock makes replicas that start together take turns: the second one waits,
+ * then finds nothing pending.
+ */
+export async function migratePostgres(
+  pool: pg.Pool,
+  target: PostgresTarget,
+  now: () => number,
+): Promise<void> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (cause) {
+    throw new StoreError(
+      'STORE_OPEN_FAILED',
+      `cannot connect to PostgreSQL at ${target.redacted}: ${describeCause(cause)}`,
+      { cause, target: target.redacted },
+    );
+  }
+  let failed = false;
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [target.lockKey]);
+    if (target.schema !== undefined) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(target.schema)}`);
+    }
+    await client.query(`
+      CREATE TABLE IF NOT EXISTS schema_migrations (
+        version INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        applied_at BIGINT NOT NULL
+      )
+    `);
+    const applied = await client.query<{ version: number }>(
+      'SELECT version FROM schema_migrations',
+    );
+    const pending = planMigrations(
+      POSTGRES_MIGRATIONS,
+      applied.rows.map((row) => row.version),
+    );
+    for (const migration of pending) await applyMigration(client, migration, now);
+    await client.query('SELECT pg_advisory_unlock($1)', [target.lockKey]);
+  } catch (cause) {
+    failed = true;
+    throw cause instanceof StoreError
+      ? cause
+      : new StoreError(
+          'STORE_MIGRATION_FAILED',
+          `cannot migrate PostgreSQL at ${target.redacted}: ${describeCause(cause)}`,
+          { cause, target: target.redacted },
+        );
+  } finally {
+    // After a failure the connection is destroyed, which also drops the advisory lock.
+    client.release(failed);
+  }
+}
+
+async function applyMigration(
+  client: pg.PoolClient,
+  migration: Migration,
+  now: () => number,
+): Promise<void> {
+  try {
+    await client.query('BEGIN');
+    await client.query(migration.sql);
+    await client.query(
+      'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)',
+      [migration.version, migration.name, now()],
+    );
+    await client.query('COMMIT');
+  } catch (cause) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw new StoreError(
+      'STORE_MIGRATION_FAILED',
+      `PostgreSQL migration ${migration.version} (${migration.name}) failed and was rolled back: ${describeCause(cause)}`,
+      { cause },
+    );
+  }
+}

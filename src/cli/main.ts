@@ -1,8 +1,12 @@
 #!/usr/bin/env node
 /** The `warden` command. Each subcommand lives in its own file. */
 import { Command } from 'commander';
+import { registerAgentsCommand } from './agents.js';
+import { registerCertsCommand } from './certs.js';
 import { registerDemoCommand } from './demo.js';
+import { registerKeysCommand } from './keys.js';
 import { registerServeCommand } from './serve.js';
+import { registerTokenCommand } from './token.js';
 
 const program = new Command()
   .name('warden')
@@ -11,5 +15,9 @@ const program = new Command()
 
 registerServeCommand(program);
 registerDemoCommand(program);
+registerTokenCommand(program);
+registerKeysCommand(program);
+registerAgentsCommand(program);
+registerCertsCommand(program);
 
 await program.parseAsync(process.argv);

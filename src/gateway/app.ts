@@ -11,6 +11,7 @@ import { createHttpUpstream } from '../mcp/upstream/http-upstream.js';
 import { createStdioUpstream } from '../mcp/upstream/stdio-upstream.js';
 import type { UpstreamConnector } from '../mcp/upstream/types.js';
 import { buildTlsServerOptions } from '../identity/tls-options.js';
+import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import type { BuiltinIssuer } from '../identity/builtin-issuer.js';
 import { openStore } from '../store/open-store.js';
 import type { Revocation } from '../store/types.js';
@@ -35,6 +36,11 @@ export interface RunningGateway {
 
 export interface GatewayDependencies {
   readonly logger: Logger;
+  /**
+   * Replaces the configured authenticator. For embedding and benchmarks (to measure what
+   * authentication costs); the CLI never sets it, so a deployed gateway always authenticates.
+   */
+  readonly authenticator: RequestAuthenticator;
 }
 
 export async function startGateway(
@@ -61,7 +67,10 @@ export async function startGateway(
       void session.upstream.terminate(idleContext()).catch(() => undefined);
     },
   );
-  const pipeline = createPipeline({ authenticator: authentication.authenticator, logger });
+  const pipeline = createPipeline({
+    authenticator: dependencies.authenticator ?? authentication.authenticator,
+    logger,
+  });
   const eraOf = createEraDetector();
   // A parked multi round-trip call waits as long as a person may take to answer an elicitation.
   const bridges = connectors.map((upstream) =>

@@ -3,6 +3,7 @@
  * so the embedded setup needs no identity provider. Tokens are bound to this gateway's resource
  * (`aud`) and environment (`warden_env`), and optionally to a client certificate (RFC 8705).
  */
+import { isGatewayAudience } from './jwt-verifier.js';
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { AgentConfig, AuthConfig, BuiltinIssuerConfig } from '../config/config.js';
@@ -14,6 +15,7 @@ import type { SigningKeyring } from './signing-keys.js';
 export const ENVIRONMENT_CLAIM = 'warden_env';
 
 export type IssuerErrorCode =
+  | 'WARDEN_INVALID_RESOURCE'
   | 'WARDEN_UNKNOWN_AGENT'
   | 'WARDEN_TOKEN_TTL_TOO_LONG'
   | 'WARDEN_INVALID_TOKEN_TTL'
@@ -45,6 +47,8 @@ export interface IssueTokenRequest {
   readonly scopes?: readonly string[];
   /** SHA-256 thumbprint (base64url) of the client certificate to bind the token to. */
   readonly certificateThumbprint?: string;
+  /** One endpoint's resource (`<auth.resource>/<upstream>`) to narrow the audience to. */
+  readonly resource?: string;
 }
 
 export interface IssuedToken {
@@ -117,6 +121,12 @@ export function createBuiltinIssuer(options: BuiltinIssuerOptions): BuiltinIssue
           'the certificate thumbprint must be a base64url SHA-256 digest (x5t#S256)',
         );
 
+      const audience = request.resource ?? auth.resource;
+      if (!isGatewayAudience(audience, auth.resource))
+        throw new IssuerError(
+          'WARDEN_INVALID_RESOURCE',
+          'the resource is not served by this gateway',
+        );
       const key = await keyring.currentKey();
       const issuedAtSeconds = Math.floor(now() / 1000);
       const expiresAtSeconds = issuedAtSeconds + Math.floor(ttlMs / 1000);
@@ -131,7 +141,7 @@ export function createBuiltinIssuer(options: BuiltinIssuerOptions): BuiltinIssue
       const token = await new SignJWT(claims)
         .setProtectedHeader({ alg: key.algorithm, kid: key.kid, typ: 'at+jwt' })
         .setIssuer(config.issuer)
-        .setAudience(auth.resource)
+        .setAudience(audience)
         .setSubject(request.user ?? agent.id)
         .setJti(tokenId)
         .setIssuedAt(issuedAtSeconds)

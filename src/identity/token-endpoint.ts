@@ -3,6 +3,7 @@
  * RFC 6749 §4.4), its JWKS, and its RFC 8414 metadata. Errors are RFC 6749 §5.2 JSON; they
  * never echo what the client sent or why exactly its credentials were refused.
  */
+import { isGatewayAudience } from './jwt-verifier.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentConfig } from '../config/config.js';
 import { WardenError } from '../domain/errors.js';
@@ -139,7 +140,7 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
         400,
         'only the client_credentials grant is supported',
       );
-    checkResources(form.getAll('resource'), issuer.resource);
+    const resource = checkResources(form.getAll('resource'), issuer.resource);
     const scopes = readScopes(form.get('scope'));
     if (revocations?.isAgentRevoked(client.agent.id, now())) {
       onEvent({
@@ -156,6 +157,7 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
       issued = await issuer.issueToken({
         agent: client.agent,
         ...(scopes !== undefined && { scopes }),
+        ...(resource !== undefined && { resource }),
       });
     } catch (error) {
       if (error instanceof IssuerError && error.code === 'WARDEN_INVALID_SCOPE')
@@ -299,12 +301,22 @@ function invalidClient(method: ClientAuthenticationMethod | undefined): OAuthErr
   return new OAuthError('invalid_client', 401, 'client authentication failed', headers);
 }
 
-/** RFC 8707: a token may be asked for this gateway only; the value must be an absolute URI. */
-function checkResources(resources: readonly string[], own: string): void {
-  const expected = normalizeResource(own);
-  for (const resource of resources)
-    if (normalizeResource(resource) !== expected || expected === undefined)
-      throw new OAuthError('invalid_target', 400, 'the requested resource is not served here');
+/**
+ * RFC 8707: a token may be asked for this gateway, or for one of its endpoints
+ * (`<resource>/<upstream>`, as the protected resource metadata advertises); one resource at most.
+ * Returns the endpoint resource to narrow the audience to, if one was asked for.
+ */
+function checkResources(resources: readonly string[], own: string): string | undefined {
+  if (resources.length > 1) {
+    throw new OAuthError('invalid_target', 400, 'ask for one resource per token');
+  }
+  const [requested] = resources;
+  if (requested === undefined) return undefined;
+  const normalized = normalizeResource(requested)?.replace(/\/$/, '');
+  if (normalized === undefined || !isGatewayAudience(normalized, own)) {
+    throw new OAuthError('invalid_target', 400, 'the requested resource is not served here');
+  }
+  return normalized === own ? undefined : normalized;
 }
 
 function normalizeResource(resource: string): string | undefined {

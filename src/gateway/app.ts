@@ -15,6 +15,7 @@ import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import type { BuiltinIssuer } from '../identity/builtin-issuer.js';
 import { openStore } from '../store/open-store.js';
 import type { Revocation } from '../store/types.js';
+import { createAuthFailureReporter } from './auth-failure-reporter.js';
 import { setUpAuthentication } from './authentication.js';
 import { startListener } from './http-server.js';
 import { createLogger, type Logger } from './logger.js';
@@ -89,6 +90,7 @@ export async function startGateway(
     ]),
   );
 
+  const authFailures = createAuthFailureReporter(logger);
   // The guard needs the bound port, known only after listen (port 0 in tests).
   const guard: { current: OriginGuard } = { current: failClosedGuard };
   const listener = await startListener({
@@ -99,6 +101,7 @@ export async function startGateway(
     route: (path) => authentication.route(path),
     authenticate: (request, upstream) => pipeline.authenticate(request, upstream),
     challenge: (error, upstream) => authentication.challenge(error, upstream),
+    onAuthFailure: (failure) => authFailures.report(failure),
     guard: () => guard.current,
     logger,
     isReady: () => true,
@@ -130,6 +133,7 @@ export async function startGateway(
         sessions.close();
         await Promise.all(bridges.map((bridge) => bridge.close()));
         await Promise.all(connectors.map((connector) => connector.close()));
+        authFailures.flush();
         await authentication.close();
         await store.close();
         logger.info({}, 'warden stopped');

@@ -14,6 +14,7 @@ import type { Identity } from '../domain/identity.js';
 import { writeError } from '../mcp/http-reply.js';
 import type { OriginGuard } from '../mcp/origin-guard.js';
 import type { ExchangeHandle, McpEndpoint } from '../mcp/streamable-http-endpoint.js';
+import type { AuthFailure } from './auth-failure-reporter.js';
 import type { Logger } from './logger.js';
 
 /** A plain HTTP handler for the gateway's own routes (metadata, JWKS, token endpoint). */
@@ -31,6 +32,8 @@ export interface ListenerOptions {
   readonly authenticate: (request: IncomingMessage, upstream: string) => Promise<Identity>;
   /** The WWW-Authenticate challenge for a refused request to an upstream's endpoint. */
   readonly challenge: (error: unknown, upstream: string) => string | undefined;
+  /** Called for each request refused by authentication. */
+  readonly onAuthFailure: (failure: AuthFailure) => void;
   readonly guard: () => OriginGuard;
   readonly logger: Logger;
   readonly isReady: () => boolean;
@@ -116,6 +119,19 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       await endpoint(request, response, { ...exchange, identity });
     } catch (error) {
       const challenge = upstream === undefined ? undefined : options.challenge(error, upstream);
+      if (challenge !== undefined && upstream !== undefined) {
+        const wardenError = error instanceof WardenError ? error : undefined;
+        options.onAuthFailure({
+          requestId: exchange.requestId,
+          source: request.socket.remoteAddress ?? 'unknown',
+          upstream,
+          code: wardenError?.code ?? 'unknown',
+          reason:
+            typeof wardenError?.details?.['reason'] === 'string'
+              ? wardenError.details['reason']
+              : undefined,
+        });
+      }
       writeError(
         response,
         error,

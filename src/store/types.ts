@@ -1,3 +1,5 @@
+import type { AuditCheckpoint, AuditRecord } from '../domain/audit-record.js';
+
 /**
  * Storage behind interfaces: SQLite (the embedded default) and PostgreSQL (for several replicas)
  * implement the same repositories. All SQL lives in src/store.
@@ -67,6 +69,49 @@ export interface AppliedMigration {
   readonly version: number;
   readonly name: string;
   readonly appliedAt: number;
+}
+
+/** Filters for investigating the audit log; every field narrows the result. */
+export interface AuditQuery {
+  readonly stream?: string;
+  readonly user?: string;
+  readonly agent?: string;
+  readonly role?: string;
+  readonly tool?: string;
+  readonly upstream?: string;
+  readonly event?: string;
+  readonly effect?: string;
+  readonly requestId?: string;
+  /** Inclusive lower and exclusive upper bound on `time` (ISO 8601). */
+  readonly from?: string;
+  readonly to?: string;
+  /** Records with seq greater than this (per stream, for paging and tailing). */
+  readonly afterSeq?: number;
+  readonly limit?: number;
+}
+
+export interface AuditRepository {
+  /**
+   * Appends records (already chained) and optionally a checkpoint, durably, in one transaction.
+   * Resolves only once committed: the caller forwards a call only after this.
+   */
+  append(records: readonly AuditRecord[], checkpoint?: AuditCheckpoint): Promise<void>;
+  /** The last record of a stream, to continue its chain after a restart. */
+  head(stream: string): Promise<AuditRecord | undefined>;
+  query(query: AuditQuery): Promise<AuditRecord[]>;
+  /** Records of one stream in seq order, from `fromSeq`, in pages (for verify and export). */
+  readStream(stream: string, fromSeq: number, limit: number): Promise<AuditRecord[]>;
+  streams(): Promise<string[]>;
+  checkpoints(stream: string): Promise<AuditCheckpoint[]>;
+  /** Deletes a stream's records with seq ≤ `throughSeq` (archiving keeps an `audit.pruned` record). */
+  prune(stream: string, throughSeq: number): Promise<number>;
+  /** The audit signing key (Ed25519, PKCS#8 PEM), created on first use by the caller. */
+  signingKey(): Promise<{ keyId: string; privateKeyPem: string; publicKeyPem: string } | undefined>;
+  saveSigningKey(key: {
+    keyId: string;
+    privateKeyPem: string;
+    publicKeyPem: string;
+  }): Promise<void>;
 }
 
 export interface Store {

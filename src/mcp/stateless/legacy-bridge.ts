@@ -18,7 +18,7 @@ import type {
   JsonRpcResponse,
 } from '../../domain/jsonrpc.js';
 import { isNotification, isRequest, isResponse } from '../../domain/jsonrpc.js';
-import { canonicalJson } from '../canonical-json.js';
+import { canonicalJson } from '../../domain/canonical-json.js';
 import type {
   ForwardContext,
   UpstreamConnector,

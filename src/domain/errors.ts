@@ -132,6 +132,11 @@ export const ERROR_CATALOGUE = {
     summary:
       'This token is bound to a client certificate (RFC 8705); present that certificate over TLS.',
   },
+  WARDEN_FORBIDDEN: {
+    status: 403,
+    rpcCode: -32016,
+    summary: 'The caller is authenticated but may not use this endpoint.',
+  },
   WARDEN_ISSUER_UNAVAILABLE: {
     status: 503,
     rpcCode: -32015,

@@ -1,6 +1,7 @@
 /**
  * The composition root: the only place that constructs concrete pieces and wires them together.
  */
+import { createRevocationsApi } from '../admin/revocations-api.js';
 import type { Config, UpstreamConfig } from '../config/config.js';
 import { createLegacyBridge, type LegacyBridge } from '../mcp/stateless/legacy-bridge.js';
 import { createEraDetector } from '../mcp/stateless/upstream-era.js';
@@ -22,6 +23,7 @@ import { createLogger, type Logger } from './logger.js';
 import { createPipeline } from './pipeline.js';
 
 const PARKED_CALL_TIMEOUT_MS = 10 * 60_000;
+const ADMIN_REVOCATIONS_PATH = '/admin/revocations';
 
 export interface RunningGateway {
   /** Base URL, e.g. http://127.0.0.1:8080; upstream N is served at `${url}/mcp/N`. */
@@ -91,6 +93,12 @@ export async function startGateway(
   );
 
   const authFailures = createAuthFailureReporter(logger);
+  const revocationsApi = createRevocationsApi({
+    authenticate: (request) => pipeline.authenticate(request, undefined),
+    revoke: (revocation) => authentication.revocations.revoke(revocation),
+    retentionMs: config.auth.maxTokenLifetimeMs + config.auth.clockSkewMs,
+    onRevoked: (revocation) => logger.warn({ event: 'token.revoked', ...revocation }, 'revoked'),
+  });
   // The guard needs the bound port, known only after listen (port 0 in tests).
   const guard: { current: OriginGuard } = { current: failClosedGuard };
   const listener = await startListener({
@@ -98,7 +106,8 @@ export async function startGateway(
     port: config.listen.port,
     tls: config.listen.tls ? buildTlsServerOptions(config.listen.tls) : undefined,
     endpoints,
-    route: (path) => authentication.route(path),
+    route: (path) =>
+      path === ADMIN_REVOCATIONS_PATH ? revocationsApi : authentication.route(path),
     authenticate: (request, upstream) => pipeline.authenticate(request, upstream),
     challenge: (error, upstream) => authentication.challenge(error, upstream),
     onAuthFailure: (failure) => authFailures.report(failure),

@@ -20,8 +20,11 @@ import type { ClientMessageContext, MessageGate } from '../mcp/message-gate.js';
 import type { Logger } from './logger.js';
 
 export interface Pipeline extends MessageGate {
-  /** Stage 1: who is calling this endpoint. Throws a WardenError (401/403/400) when unproven. */
-  authenticate(request: IncomingMessage, upstream: string): Promise<Identity>;
+  /**
+   * Stage 1: who is calling this endpoint (`upstream` undefined: the gateway's own API).
+   * Throws a WardenError (401/403/400) when unproven.
+   */
+  authenticate(request: IncomingMessage, upstream: string | undefined): Promise<Identity>;
 }
 
 export function createPipeline(options: {

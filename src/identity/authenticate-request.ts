@@ -21,8 +21,11 @@ export interface AuthenticationInput {
   readonly authorization: string | readonly string[] | undefined;
   /** The request target (path and query), to refuse tokens sent in the URL. */
   readonly url: string;
-  /** The upstream endpoint being called; a token for another endpoint is refused. */
-  readonly upstream: string;
+  /**
+   * The upstream endpoint being called; a token for another endpoint is refused. Undefined for
+   * the gateway's own API, which accepts only gateway-wide tokens.
+   */
+  readonly upstream: string | undefined;
   /** The client certificate, only when the TLS layer verified it against the client CA. */
   readonly clientCertificate: ClientCertificateDescription | undefined;
   /** The model the client declares (header), recorded as declared. */
@@ -55,7 +58,8 @@ export function createRequestAuthenticator(
 
   async function authenticateToken(token: string, input: AuthenticationInput): Promise<Identity> {
     const verified = await verifyOrRefuse(options.verifier, token);
-    const endpoint = endpointResource(auth, input.upstream);
+    const endpoint =
+      input.upstream === undefined ? auth.resource : endpointResource(auth, input.upstream);
     if (
       !verified.audience.some((audience) => audience === auth.resource || audience === endpoint)
     ) {

@@ -8,7 +8,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
-export type PeerName = 'direct' | 'warden-http' | 'warden-stdio' | 'mcp-proxy-stdio';
+export type PeerName =
+  'direct' | 'warden-http-noauth' | 'warden-http' | 'warden-stdio' | 'mcp-proxy-stdio';
 
 export interface PeerDescription {
   readonly name: PeerName;
@@ -19,17 +20,31 @@ export interface PeerDescription {
 export interface RunningPeer extends PeerDescription {
   /** The Streamable HTTP endpoint the benchmark clients connect to. */
   readonly url: string;
+  /** The Authorization header every request must carry (Warden with auth), if any. */
+  readonly authorization: string | undefined;
   /** CPU time (user + system, ms) used so far by this peer's processes and their children. */
   cpuTimeMs(): number | undefined;
+  /**
+   * CPU time of the gateway process alone (Warden or mcp-proxy, without the upstream servers it
+   * runs or calls); undefined for `direct`, which has no gateway.
+   */
+  gatewayCpuTimeMs(): number | undefined;
   stop(): Promise<void>;
 }
 
 export const PEERS: readonly PeerDescription[] = [
   { name: 'direct', summary: 'client → echo server (Streamable HTTP, SDK 1.x)' },
-  { name: 'warden-http', summary: 'client → Warden → echo server (Streamable HTTP)' },
+  {
+    name: 'warden-http-noauth',
+    summary: 'client → Warden, auth off (fixed identity) → echo server (Streamable HTTP)',
+  },
+  {
+    name: 'warden-http',
+    summary: 'client → Warden, bearer token → echo server (Streamable HTTP)',
+  },
   {
     name: 'warden-stdio',
-    summary: 'client → Warden → echo server (stdio child, one per client session)',
+    summary: 'client → Warden, bearer token → echo server (stdio child, one per client session)',
   },
   {
     name: 'mcp-proxy-stdio',
@@ -47,27 +62,39 @@ const ECHO_STDIO_COMMAND = [process.execPath, ...NODE_TS, ECHO_SERVER, 'stdio'];
 const STARTUP_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 5_000;
 
-export async function startPeer(name: PeerName): Promise<RunningPeer> {
+export interface PeerOptions {
+  /** Extra Node options for the Warden processes only, e.g. --cpu-prof to profile the gateway. */
+  readonly wardenNodeOptions?: readonly string[];
+}
+
+export async function startPeer(name: PeerName, options: PeerOptions = {}): Promise<RunningPeer> {
   const description = PEERS.find((peer) => peer.name === name);
   if (!description) throw new Error(`unknown peer ${name}`);
+  const startWarden = async (upstream: unknown, auth: 'on' | 'off') => {
+    const child = await startChild([
+      ...(options.wardenNodeOptions ?? []),
+      ...NODE_TS,
+      WARDEN_PROCESS,
+      JSON.stringify(upstream),
+      `--auth=${auth}`,
+    ]);
+    return { child, ...readWardenEndpoint(child.url) };
+  };
   switch (name) {
     case 'direct': {
       const echo = await startChild([...NODE_TS, ECHO_SERVER, 'http', '0']);
-      return toPeer(description, echo.url, [echo]);
+      return toPeer(description, echo.url, undefined, [echo], false);
     }
+    case 'warden-http-noauth':
     case 'warden-http': {
       const echo = await startChild([...NODE_TS, ECHO_SERVER, 'http', '0']);
-      const warden = await startChild([
-        ...NODE_TS,
-        WARDEN_PROCESS,
-        JSON.stringify({ url: echo.url }),
-      ]);
-      return toPeer(description, warden.url, [warden, echo]);
+      const warden = await startWarden({ url: echo.url }, name === 'warden-http' ? 'on' : 'off');
+      return toPeer(description, warden.url, warden.authorization, [warden.child, echo], true);
     }
     case 'warden-stdio': {
       const upstream = { command: ECHO_STDIO_COMMAND, cwd: REPO_ROOT };
-      const warden = await startChild([...NODE_TS, WARDEN_PROCESS, JSON.stringify(upstream)]);
-      return toPeer(description, warden.url, [warden]);
+      const warden = await startWarden(upstream, 'on');
+      return toPeer(description, warden.url, warden.authorization, [warden.child], true);
     }
     case 'mcp-proxy-stdio': {
       // Run as its README says: `mcp-proxy --port P -- <stdio server command>`, defaults
@@ -82,30 +109,46 @@ export async function startPeer(name: PeerName): Promise<RunningPeer> {
         ],
         port,
       );
-      return toPeer(description, `http://127.0.0.1:${port}/mcp`, [proxy]);
+      return toPeer(description, `http://127.0.0.1:${port}/mcp`, undefined, [proxy], true);
     }
   }
 }
 
 interface Child {
   readonly process: ChildProcess;
-  /** The URL the child printed, or '' for a child that is only waited on by port. */
+  /** The first line the child printed, or '' for a child that is only waited on by port. */
   readonly url: string;
   stop(): Promise<void>;
+}
+
+/** warden-process.ts prints `{"url": ..., "authorization": ... | null}`. */
+function readWardenEndpoint(line: string): { url: string; authorization: string | undefined } {
+  const printed = JSON.parse(line) as { url?: unknown; authorization?: unknown };
+  if (typeof printed.url !== 'string') throw new Error(`warden printed no URL: ${line}`);
+  return {
+    url: printed.url,
+    authorization: typeof printed.authorization === 'string' ? printed.authorization : undefined,
+  };
 }
 
 function toPeer(
   description: PeerDescription,
   url: string,
+  authorization: string | undefined,
   children: readonly Child[],
+  /** Whether the first child is a gateway in front of the upstream. */
+  firstIsGateway: boolean,
 ): RunningPeer {
   const pids = children.flatMap((child) =>
     child.process.pid === undefined ? [] : [child.process.pid],
   );
+  const gateway = firstIsGateway ? children[0]?.process.pid : undefined;
   return {
     ...description,
     url,
+    authorization,
     cpuTimeMs: () => readTreeCpuTimeMs(pids),
+    gatewayCpuTimeMs: () => (gateway === undefined ? undefined : readProcessCpuTimeMs(gateway)),
     stop: async () => {
       for (const child of children) await child.stop();
     },
@@ -197,6 +240,34 @@ async function waitForPort(port: number): Promise<void> {
 
 /** Clock ticks per second for /proc/<pid>/stat times: USER_HZ, 100 on every mainstream Linux. */
 const USER_HZ = 100;
+
+/** CPU time of one process (all its threads), from /proc; undefined elsewhere. */
+function readProcessCpuTimeMs(pid: number): number | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU time used by every process on the machine (user, nice, system, irq, softirq; not idle,
+ * iowait or steal), from /proc/stat; undefined elsewhere. What the benchmark's own processes did
+ * not use of it is other work on the machine competing with the measurement.
+ */
+export function readMachineCpuTimeMs(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const [label, user, nice, system, , , irq, softirq] = line.trim().split(/\s+/);
+    if (label !== 'cpu') return undefined;
+    const ticks = [user, nice, system, irq, softirq].reduce((sum, v) => sum + Number(v ?? 0), 0);
+    return (ticks * 1000) / USER_HZ;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * CPU time of the given processes and all their descendants, from /proc (Linux only; undefined

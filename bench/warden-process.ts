@@ -1,21 +1,79 @@
 // Runs Warden in its own process for the benchmark, so the load generator's CPU use is not
 // charged to the gateway:
-//   node --import tsx bench/warden-process.ts '<upstream config as JSON>'
-// It serves that upstream as `bench` on 127.0.0.1 (port 0) and prints the MCP endpoint URL.
+//   node --import tsx bench/warden-process.ts '<upstream config as JSON>' [--auth on|off]
+// It serves that upstream as `bench` on 127.0.0.1 (port 0) and prints one JSON line,
+// `{"url": <MCP endpoint>, "authorization": <header value or null>}`, once it is listening.
+//
+// --auth on (the default) is Warden as deployed: the built-in issuer, one registered agent, and a
+// bearer token for it that outlasts the run; every request is authenticated.
+// --auth off injects an authenticator that returns one fixed identity without looking at the
+// request: the baseline that shows what authentication costs. The CLI cannot do this.
+import { parseArgs } from 'node:util';
 import { stopOnSignal } from '../src/cli/run-until-signal.js';
 import { parseConfig } from '../src/config/load.js';
+import type { Identity } from '../src/domain/identity.js';
 import { startGateway } from '../src/gateway/app.js';
+import type { RequestAuthenticator } from '../src/identity/authenticate-request.js';
 
-const upstream = JSON.parse(process.argv[2] ?? '{}') as unknown;
+const BENCH_AGENT = 'bench-agent';
+/** Longer than any benchmark run; also the built-in issuer's (and verifier's) maximum. */
+const TOKEN_TTL = '1h';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { auth: { type: 'string', default: 'on' } },
+});
+if (values.auth !== 'on' && values.auth !== 'off') throw new Error('--auth must be on or off');
+const upstream = JSON.parse(positionals[0] ?? '{}') as unknown;
 const config = parseConfig(
   {
     listen: { host: '127.0.0.1', port: 0 },
     store: 'sqlite::memory:',
     log: { level: 'silent' },
+    auth: {
+      resource: 'https://warden.bench/mcp',
+      issuers: [{ builtin: { token_ttl: TOKEN_TTL, max_ttl: TOKEN_TTL } }],
+    },
+    agents: { [BENCH_AGENT]: { roles: ['bench'] } },
     upstreams: { bench: upstream },
   },
   'bench',
 );
-const gateway = await startGateway(config);
+
+const gateway =
+  values.auth === 'on'
+    ? await startGateway(config)
+    : await startGateway(config, { authenticator: fixedIdentity(config.environment) });
 stopOnSignal(gateway);
-process.stdout.write(`${gateway.url}/mcp/bench\n`);
+
+let authorization: string | null = null;
+if (values.auth === 'on') {
+  const agent = config.agents.get(BENCH_AGENT);
+  if (!gateway.issuer || !agent) throw new Error('the bench gateway has no issuer or agent');
+  const issued = await gateway.issuer.issueToken({ agent });
+  authorization = `Bearer ${issued.token}`;
+}
+process.stdout.write(`${JSON.stringify({ url: `${gateway.url}/mcp/bench`, authorization })}\n`);
+
+/** Every request is `bench-agent`, as a verified token for it would make it. */
+function fixedIdentity(environment: string): RequestAuthenticator {
+  const identity: Identity = Object.freeze({
+    user: undefined,
+    delegation: Object.freeze([]),
+    agent: BENCH_AGENT,
+    roles: Object.freeze(['bench']),
+    environment,
+    tenant: undefined,
+    declaredModel: undefined,
+    credential: Object.freeze({
+      kind: 'jwt' as const,
+      issuer: 'https://warden.bench',
+      tokenId: 'bench-no-auth',
+      issuedAt: Date.now(),
+      expiresAt: Date.now() + 3_600_000,
+      scopes: Object.freeze([]),
+      boundCertificate: undefined,
+    }),
+  });
+  return { authenticate: () => Promise.resolve(identity) };
+}

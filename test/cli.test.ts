@@ -1,14 +1,17 @@
 /**
  * The `warden` command as a user runs it: `warden serve --config FILE` and `warden demo`,
  * from the built package (npm test builds first), stopped with a signal like a real process.
+ * Clients authenticate as a user would: with a token from `warden token issue`, or one of the
+ * tokens `warden demo` prints.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
@@ -61,9 +64,28 @@ async function exitCode(
   });
 }
 
-async function listTools(url: string): Promise<string[]> {
+/** A compact JWS, as `warden token issue` and `warden demo` print them. */
+const JWT = /\b(eyJ[\w-]*\.[\w-]+\.[\w-]+)/;
+
+/** Runs `warden token issue` to completion and returns the token it printed on stdout. */
+async function issueToken(config: string, agent: string, cwd: string): Promise<string> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [CLI, 'token', 'issue', '--config', config, '--agent', agent],
+    { cwd, timeout: 15_000 },
+  );
+  const token = stdout.trim();
+  assert.match(token, new RegExp(`^${JWT.source}$`), 'stdout is the token alone');
+  return token;
+}
+
+async function listTools(url: string, token: string): Promise<string[]> {
   const client = new Client({ name: 'cli-test', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(url), {
+      requestInit: { headers: { authorization: `Bearer ${token}` } },
+    }),
+  );
   try {
     return (await client.listTools()).tools.map((tool) => tool.name).sort();
   } finally {
@@ -99,6 +121,8 @@ test(
       [
         'listen: { host: 127.0.0.1, port: 0 }',
         'store: sqlite:./.warden/warden.db',
+        'auth: { resource: https://warden.cli.test/mcp, issuers: [{ builtin: {} }] }',
+        'agents: { crm-bot: { roles: [sales] } }',
         'upstreams:',
         `  crm: { command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(DEMO_SERVER)}, --domain, crm] }`,
         '',
@@ -107,9 +131,17 @@ test(
     const child = runCli(['serve', '--config', config], dir);
     try {
       const [, url] = await waitForOutput(child, /"url":"(http:\/\/127\.0\.0\.1:\d+)"/);
-      assert.deepEqual(await listTools(`${url}/mcp/crm`), ['search_customers', 'update_record']);
+      // Issued by a second process beside the running gateway: both share the keys in the store.
+      const token = await issueToken(config, 'crm-bot', dir);
+      assert.deepEqual(await listTools(`${url}/mcp/crm`, token), [
+        'search_customers',
+        'update_record',
+      ]);
+      const anonymous = await fetch(`${url}/mcp/crm`, { method: 'POST' });
+      assert.equal(anonymous.status, 401, 'no token, no access');
+      await anonymous.body?.cancel();
       const health = await fetch(`${url}/healthz`);
-      assert.equal(health.status, 200);
+      assert.equal(health.status, 200, 'health probes need no token');
       child.kill('SIGTERM');
       assert.equal(await exitCode(child), 0);
       assert.match(child.output(), /warden stopped/);
@@ -144,9 +176,19 @@ test(
     const child = runCli(['demo', '--port', '0'], dir);
     try {
       const [, url] = await waitForOutput(child, /(http:\/\/127\.0\.0\.1:\d+)\/mcp\/payments/);
-      assert.deepEqual(await listTools(`${url}/mcp/payments`), ['issue_payment', 'list_invoices']);
-      assert.deepEqual(await listTools(`${url}/mcp/crm`), ['search_customers', 'update_record']);
-      assert.deepEqual(await listTools(`${url}/mcp/research`), ['search_docs']);
+      const [, token = ''] = await waitForOutput(child, JWT);
+      assert.deepEqual(await listTools(`${url}/mcp/payments`, token), [
+        'issue_payment',
+        'list_invoices',
+      ]);
+      assert.deepEqual(await listTools(`${url}/mcp/crm`, token), [
+        'search_customers',
+        'update_record',
+      ]);
+      assert.deepEqual(await listTools(`${url}/mcp/research`, token), ['search_docs']);
+      const anonymous = await fetch(`${url}/mcp/research`, { method: 'POST' });
+      assert.equal(anonymous.status, 401, 'the demo has no anonymous access');
+      await anonymous.body?.cancel();
       assert.ok(existsSync(join(dir, '.warden')), 'state lives under ./.warden');
       child.kill('SIGINT');
       assert.equal(await exitCode(child), 0);

@@ -1,7 +1,9 @@
 // DNS rebinding, from the attacker's side: a page on evil.example that a victim opens in a browser
 // while Warden runs on their machine. Either the attacker rebinds evil.example to 127.0.0.1 (the
 // browser then sends Host: evil.example:<port>), or the page calls the gateway cross-origin (the
-// browser sends Origin: http://evil.example). Both are refused before anything reaches an upstream.
+// browser sends Origin: http://evil.example). Both are refused before anything reaches an upstream,
+// even when the request carries a valid token (a page might get hold of one), and before
+// authentication is even tried when it does not.
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, beforeEach, test } from 'node:test';
@@ -22,6 +24,7 @@ let upstream: ScriptedUpstream;
 let gateway: TestGateway;
 let endpoint: string;
 let port: number;
+let auth: Record<string, string>;
 
 before(async () => {
   upstream = await startScriptedUpstream();
@@ -31,6 +34,7 @@ before(async () => {
   });
   endpoint = gateway.endpoint('tools');
   port = gateway.port;
+  auth = await gateway.authHeaders();
 });
 
 after(async () => {
@@ -44,7 +48,7 @@ beforeEach(() => {
 
 /** The initialize a page's fetch() would send, with the Host and Origin its browser adds. */
 function initializeFromBrowser(headers: Record<string, string>): Promise<RawReply> {
-  return postMcp(endpoint, initializeRequest(), { headers });
+  return postMcp(endpoint, initializeRequest(), { headers: { ...auth, ...headers } });
 }
 
 test('refuses a rebound evil.example Host with 403 before the upstream sees anything', async () => {
@@ -58,13 +62,13 @@ test('refuses a rebound evil.example Host with 403 before the upstream sees anyt
 });
 
 test('refuses a rebound Host on every method, not only initialize', async () => {
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   upstream.received.length = 0;
   const host = `evil.example:${port}`;
-  const forged = { host, 'mcp-session-id': sessionId };
+  const forged = { ...auth, host, 'mcp-session-id': sessionId };
   const call = { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo' } };
   assertWardenError(
-    await postMcp(endpoint, call, { sessionId, headers: { host } }),
+    await postMcp(endpoint, call, { sessionId, headers: { ...auth, host } }),
     'WARDEN_FORBIDDEN_HOST',
   );
   assertWardenError(
@@ -101,6 +105,7 @@ test('refuses a request with no Host header at all', async () => {
           'content-type': 'application/json',
           accept: 'application/json, text/event-stream',
           'content-length': Buffer.byteLength(body),
+          ...auth,
         },
       },
       (response) => {
@@ -145,15 +150,29 @@ test('refuses origins that merely resemble the allowed one', async () => {
   assert.deepEqual(upstream.received, []);
 });
 
+test('refuses a rebound Host with 403 before asking for a token, so it learns nothing of auth', async () => {
+  const reply = await postMcp(endpoint, initializeRequest(), {
+    headers: { host: `evil.example:${port}`, origin: `http://evil.example:${port}` },
+  });
+  assertWardenError(reply, 'WARDEN_FORBIDDEN_HOST');
+  assert.equal(reply.headers['www-authenticate'], undefined);
+  const crossOrigin = await postMcp(endpoint, initializeRequest(), {
+    headers: { origin: 'http://evil.example' },
+  });
+  assertWardenError(crossOrigin, 'WARDEN_FORBIDDEN_ORIGIN');
+  assert.equal(crossOrigin.headers['www-authenticate'], undefined);
+  assert.deepEqual(upstream.received, []);
+});
+
 test('admits the one origin listed in listen.allowed_origins', async () => {
-  await openSession(endpoint, { origin: CONSOLE_ORIGIN });
+  await openSession(endpoint, { ...auth, origin: CONSOLE_ORIGIN });
   assert.ok(upstream.received.length > 0);
 });
 
 test('admits localhost and 127.0.0.1 on its own port, with or without a same-host Origin', async () => {
   for (const name of ['127.0.0.1', 'localhost', 'LOCALHOST']) {
     const host = `${name}:${port}`;
-    await openSession(endpoint, { host });
-    await openSession(endpoint, { host, origin: `http://${host}` });
+    await openSession(endpoint, { ...auth, host });
+    await openSession(endpoint, { ...auth, host, origin: `http://${host}` });
   }
 });

@@ -26,6 +26,7 @@ let upstream: ScriptedUpstream;
 let gateway: TestGateway;
 let endpoint: string;
 let deadPort: number;
+let auth: Record<string, string>;
 
 before(async () => {
   deadPort = await findFreePort();
@@ -37,6 +38,7 @@ before(async () => {
     },
   });
   endpoint = gateway.endpoint('flaky');
+  auth = await gateway.authHeaders();
 });
 
 after(async () => {
@@ -52,7 +54,7 @@ beforeEach(() => {
 /** Sends tools/list and asserts the gateway gave up on the upstream at its timeout, not later. */
 async function postWithinTimeout(sessionId: string): Promise<RawReply> {
   const started = Date.now();
-  const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId });
+  const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: auth });
   const elapsed = Date.now() - started;
   assert.ok(
     elapsed >= TIMEOUT_MS - 20 && elapsed < TIMEOUT_MS + 300,
@@ -62,7 +64,7 @@ async function postWithinTimeout(sessionId: string): Promise<RawReply> {
 }
 
 test('an upstream that refuses connections gets 502 and -32002 with a reference, no detail', async () => {
-  const reply = await postMcp(gateway.endpoint('down'), initializeRequest());
+  const reply = await postMcp(gateway.endpoint('down'), initializeRequest(), { headers: auth });
   const body = assertWardenError(reply, 'WARDEN_UPSTREAM_UNAVAILABLE', 'init');
   assert.equal(body.error?.data?.reference, reply.headers['x-request-id']);
   assert.doesNotMatch(reply.text, /ECONNREFUSED|127\.0\.0\.1|stack|undici/i);
@@ -73,9 +75,10 @@ test('an upstream that goes down mid-session gets 502 and -32002', async () => {
   const spare = await startScriptedUpstream();
   const own = await startTestGateway({ upstreams: { spare: { url: spare.url } } });
   try {
-    const sessionId = await openSession(own.endpoint('spare'));
+    const ownAuth = await own.authHeaders();
+    const sessionId = await openSession(own.endpoint('spare'), ownAuth);
     await spare.close();
-    const reply = await postMcp(own.endpoint('spare'), TOOLS_LIST, { sessionId });
+    const reply = await postMcp(own.endpoint('spare'), TOOLS_LIST, { sessionId, headers: ownAuth });
     assertWardenError(reply, 'WARDEN_UPSTREAM_UNAVAILABLE', 5);
   } finally {
     await own.close();
@@ -83,7 +86,7 @@ test('an upstream that goes down mid-session gets 502 and -32002', async () => {
 });
 
 test('an upstream that never answers times out with 504 and -32003 within the timeout', async () => {
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   upstream.intercept = (message) => message?.method === 'tools/list'; // holds the exchange open
   const reply = await postWithinTimeout(sessionId);
   assertWardenError(reply, 'WARDEN_UPSTREAM_TIMEOUT', 5);
@@ -91,7 +94,7 @@ test('an upstream that never answers times out with 504 and -32003 within the ti
 
 test('an upstream that opens a stream and goes silent times out in-band with -32003', async () => {
   // Each chunk counts as progress: a stream that keeps talking is not cut; one that stops is.
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   upstream.intercept = (message, _request, response) => {
     if (message?.method !== 'tools/list') return false;
     response.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -103,7 +106,7 @@ test('an upstream that opens a stream and goes silent times out in-band with -32
 });
 
 test('a stream that keeps making progress outlives the timeout', async () => {
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   upstream.intercept = (message, _request, response) => {
     if (message?.method !== 'tools/list') return false;
     response.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -116,12 +119,12 @@ test('a stream that keeps making progress outlives the timeout', async () => {
     }, TIMEOUT_MS / 2);
     return true;
   };
-  const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId });
+  const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: auth });
   assert.deepEqual(answerIn(reply, 5).result, { tools: [] });
 });
 
 test("an upstream's 500 is relayed with its status", async () => {
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   upstream.intercept = (message, _request, response) => {
     if (message?.method !== 'tools/list') return false;
     sendJson(response, 500, {
@@ -131,33 +134,36 @@ test("an upstream's 500 is relayed with its status", async () => {
     });
     return true;
   };
-  const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId });
+  const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: auth });
   assert.equal(reply.status, 500);
   assert.equal(answerIn(reply, 5).error?.message, 'upstream exploded');
   upstream.intercept = undefined;
-  const again = await postMcp(endpoint, TOOLS_LIST, { sessionId });
+  const again = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: auth });
   assert.equal(again.status, 200, 'the session survives an upstream 500');
 });
 
 test('an upstream that forgets the session makes the client re-initialise with a 404', async () => {
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   upstream.sessions.clear(); // e.g. the upstream restarted
-  const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId });
+  const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: auth });
   assertWardenError(reply, 'WARDEN_SESSION_NOT_FOUND', 5);
-  const stale = await postMcp(endpoint, TOOLS_LIST, { sessionId });
+  const stale = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: auth });
   assertWardenError(stale, 'WARDEN_SESSION_NOT_FOUND', 5);
-  const fresh = await openSession(endpoint);
-  assert.equal((await postMcp(endpoint, TOOLS_LIST, { sessionId: fresh })).status, 200);
+  const fresh = await openSession(endpoint, auth);
+  assert.equal(
+    (await postMcp(endpoint, TOOLS_LIST, { sessionId: fresh, headers: auth })).status,
+    200,
+  );
 });
 
 test("a client's W3C trace context reaches the upstream", async () => {
   const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
   const tracestate = 'congo=t61rcWkgMzE';
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   upstream.received.length = 0;
   const reply = await postMcp(endpoint, TOOLS_LIST, {
     sessionId,
-    headers: { traceparent, tracestate },
+    headers: { ...auth, traceparent, tracestate },
   });
   assert.equal(reply.status, 200);
   assert.equal(upstream.received[0]?.headers['traceparent'], traceparent);

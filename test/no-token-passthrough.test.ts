@@ -1,6 +1,8 @@
 // Token passthrough, from the attacker's side: a client (or whoever stole its token) sends its own
 // Authorization header and cookies, hoping the gateway forwards them and the upstream accepts
-// them. Warden forwards neither; the upstream sees only Warden's own credential for it.
+// them. Warden forwards neither; the upstream sees only Warden's own credential for it. The
+// client's bearer token is a valid Warden token (it must be, to get through), and it is the one
+// credential an upstream must never see: with it, the upstream could call Warden as the client.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,8 +17,7 @@ const ENV_NAME = 'WARDEN_TEST_UPSTREAM_TOKEN';
 const ENV_SECRET = 'warden-env-secret-4d1f';
 const CLIENT_TOKEN = 'client-stolen-token-9c2e';
 const CLIENT_COOKIE = 'session=client-cookie-77aa';
-const CLIENT_HEADERS = {
-  authorization: `Bearer ${CLIENT_TOKEN}`,
+const CLIENT_SIDE_CHANNELS = {
   cookie: CLIENT_COOKIE,
   'proxy-authorization': `Basic ${CLIENT_TOKEN}`,
   'x-api-key': CLIENT_TOKEN,
@@ -27,6 +28,9 @@ let upstream: ScriptedUpstream;
 let gateway: TestGateway;
 let secretDir: string;
 let secretFile: string;
+/** The client's valid Warden token, and every header the client sends with it. */
+let wardenToken: string;
+let clientHeaders: Record<string, string>;
 
 before(async () => {
   process.env[ENV_NAME] = ENV_SECRET;
@@ -45,6 +49,8 @@ before(async () => {
       },
     },
   });
+  wardenToken = await gateway.token();
+  clientHeaders = { ...CLIENT_SIDE_CHANNELS, authorization: `Bearer ${wardenToken}` };
 });
 
 after(async () => {
@@ -61,18 +67,28 @@ beforeEach(() => {
 /** Opens a session and lists tools, every request carrying the client's own credentials. */
 async function useUpstreamAsClient(name: string): Promise<void> {
   const endpoint = gateway.endpoint(name);
-  const sessionId = await openSession(endpoint, CLIENT_HEADERS);
-  const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: CLIENT_HEADERS });
+  const sessionId = await openSession(endpoint, clientHeaders);
+  const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: clientHeaders });
   assert.equal(reply.status, 200, reply.text);
   assert.equal(upstream.received.length, 3, 'initialize, initialized, tools/list');
 }
 
 function assertNoClientSecretReachedUpstream(): void {
-  for (const { headers } of upstream.received) {
+  // Any one part of the JWT (its signature above all) would be a leak, not only the whole token.
+  const tokenParts = wardenToken.split('.').filter((part) => part.length >= 16);
+  assert.equal(tokenParts.length, 3);
+  for (const { headers, message } of upstream.received) {
     assert.equal(headers.cookie, undefined);
     assert.equal(headers['proxy-authorization'], undefined);
     for (const [name, value] of Object.entries(headers)) {
       assert.doesNotMatch(String(value), /client-stolen-token|client-cookie/, `header ${name}`);
+      for (const part of tokenParts) {
+        assert.ok(!String(value).includes(part), `the Warden token reached upstream in ${name}`);
+      }
+    }
+    const body = JSON.stringify(message ?? null);
+    for (const part of tokenParts) {
+      assert.ok(!body.includes(part), 'the Warden token reached upstream in a message');
     }
   }
 }
@@ -81,7 +97,7 @@ function authorizationHeadersSeen(): (string | undefined)[] {
   return upstream.received.map(({ headers }) => headers.authorization);
 }
 
-test("a client's Authorization header and cookies never reach an upstream", async () => {
+test("a client's own Warden bearer token and cookies never reach an upstream", async () => {
   await useUpstreamAsClient('bare');
   assertNoClientSecretReachedUpstream();
   assert.deepEqual(authorizationHeadersSeen(), [undefined, undefined, undefined]);
@@ -110,10 +126,10 @@ test("the upstream sees Warden's credential from a secret file instead of the cl
 
 test('a rotated secret file is used on a later request, without a restart', async () => {
   const endpoint = gateway.endpoint('from_file');
-  const sessionId = await openSession(endpoint, CLIENT_HEADERS);
+  const sessionId = await openSession(endpoint, clientHeaders);
   const listTools = async () => {
     upstream.received.length = 0;
-    const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: CLIENT_HEADERS });
+    const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: clientHeaders });
     assert.equal(reply.status, 200, reply.text);
     assertNoClientSecretReachedUpstream();
     return authorizationHeadersSeen();
@@ -136,7 +152,7 @@ test('a rotated secret file is used on a later request, without a restart', asyn
 
 test("the client is given Warden's session id, never the upstream's, and vice versa", async () => {
   const endpoint = gateway.endpoint('bare');
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, clientHeaders);
   assert.ok(!upstream.sessions.has(sessionId), "Warden did not hand out the upstream's id");
   for (const { headers } of upstream.received.slice(1)) {
     assert.ok(upstream.sessions.has(String(headers['mcp-session-id'])));

@@ -9,6 +9,7 @@ import { startTestGateway, type TestGateway } from './support/gateway.js';
 
 let fixture: Awaited<ReturnType<typeof startConformanceHttpServer>>;
 let gateway: TestGateway;
+let auth: Record<string, string>;
 
 before(async () => {
   fixture = await startConformanceHttpServer();
@@ -17,6 +18,7 @@ before(async () => {
     limits: { max_sessions: 2, session_idle_timeout: '300ms' },
     upstreams: { fixture: { url: fixture.url } },
   });
+  auth = await gateway.authHeaders();
 });
 
 after(async () => {
@@ -29,10 +31,13 @@ const HEADERS = {
   accept: 'application/json, text/event-stream',
 };
 
-async function initialize(): Promise<Response> {
-  const response = await fetch(gateway.endpoint('fixture'), {
+async function initialize(
+  endpoint = gateway.endpoint('fixture'),
+  headers: Record<string, string> = auth,
+): Promise<Response> {
+  const response = await fetch(endpoint, {
     method: 'POST',
-    headers: HEADERS,
+    headers: { ...HEADERS, ...headers },
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 1,
@@ -51,7 +56,12 @@ async function initialize(): Promise<Response> {
 async function ping(sessionId: string): Promise<number> {
   const response = await fetch(gateway.endpoint('fixture'), {
     method: 'POST',
-    headers: { ...HEADERS, 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' },
+    headers: {
+      ...HEADERS,
+      ...auth,
+      'mcp-session-id': sessionId,
+      'mcp-protocol-version': '2025-11-25',
+    },
     body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
   });
   await response.body?.cancel();
@@ -78,4 +88,23 @@ test('a client cannot open more sessions than limits.max_sessions; idle ones exp
   }
   assert.equal(status, 404, 'an idle session ends');
   assert.equal((await initialize()).status, 200, 'expired sessions free their slots');
+});
+
+test('an anonymous client cannot use up session slots: it is refused before a session exists', async () => {
+  const small = await startTestGateway({
+    log: { level: 'silent' },
+    limits: { max_sessions: 1 },
+    upstreams: { fixture: { url: fixture.url } },
+  });
+  try {
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const anonymous = await initialize(small.endpoint('fixture'), {});
+      assert.equal(anonymous.status, 401);
+      assert.equal(anonymous.headers.get('mcp-session-id'), null);
+    }
+    const genuine = await initialize(small.endpoint('fixture'), await small.authHeaders());
+    assert.equal(genuine.status, 200, 'the one slot is still free');
+  } finally {
+    await small.close();
+  }
 });

@@ -1,6 +1,7 @@
 // Graceful shutdown, as a client and a load balancer see it: calls already running finish within
 // the grace period; new work is refused with 503 WARDEN_SHUTTING_DOWN so clients retry elsewhere;
 // /readyz turns 503 at once so the balancer stops sending, while /healthz still answers.
+// Probes need no token: a load balancer has none.
 import assert from 'node:assert/strict';
 import { afterEach, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -75,6 +76,7 @@ function probe(running: TestGateway, path: '/healthz' | '/readyz'): Promise<RawR
 
 test('health probes answer while serving', async () => {
   const running = await startSlowGateway(SLOW_CALL_MS, GRACE_MS);
+  // No Authorization header: a load balancer's probe carries no credentials.
   const health = await probe(running, '/healthz');
   assert.equal(health.status, 200);
   assert.deepEqual(JSON.parse(health.text), { status: 'ok' });
@@ -86,17 +88,27 @@ test('health probes answer while serving', async () => {
 test('an in-flight call finishes while new requests are refused with 503', async () => {
   const running = await startSlowGateway(SLOW_CALL_MS, GRACE_MS);
   const endpoint = running.endpoint('tools');
-  const sessionId = await openSession(endpoint);
-  const inFlight = postMcp(endpoint, SLOW_CALL, { sessionId });
+  const auth = await running.authHeaders();
+  const sessionId = await openSession(endpoint, auth);
+  const inFlight = postMcp(endpoint, SLOW_CALL, { sessionId, headers: auth });
   await waitForCallUpstream();
 
   const started = Date.now();
   const closing = running.close();
   await sleep(20);
 
-  assertWardenError(await postMcp(endpoint, initializeRequest()), 'WARDEN_SHUTTING_DOWN');
-  const other = await postMcp(endpoint, { jsonrpc: '2.0', id: 3, method: 'ping' }, { sessionId });
+  assertWardenError(
+    await postMcp(endpoint, initializeRequest(), { headers: auth }),
+    'WARDEN_SHUTTING_DOWN',
+  );
+  const other = await postMcp(
+    endpoint,
+    { jsonrpc: '2.0', id: 3, method: 'ping' },
+    { sessionId, headers: auth },
+  );
   assertWardenError(other, 'WARDEN_SHUTTING_DOWN');
+  // Unauthenticated callers are told the same: retry elsewhere, not "get a token".
+  assertWardenError(await postMcp(endpoint, initializeRequest()), 'WARDEN_SHUTTING_DOWN');
   const ready = await probe(running, '/readyz');
   assert.equal(ready.status, 503, 'the balancer is told to stop sending');
   assert.equal((await probe(running, '/healthz')).status, 200, 'the process is alive');
@@ -112,8 +124,9 @@ test('an in-flight call finishes while new requests are refused with 503', async
 test('a call still running when the grace ends is answered 503 with its id, not dropped', async () => {
   const running = await startSlowGateway(30_000, 300);
   const endpoint = running.endpoint('tools');
-  const sessionId = await openSession(endpoint);
-  const inFlight = postMcp(endpoint, SLOW_CALL, { sessionId });
+  const auth = await running.authHeaders();
+  const sessionId = await openSession(endpoint, auth);
+  const inFlight = postMcp(endpoint, SLOW_CALL, { sessionId, headers: auth });
   await waitForCallUpstream();
   const started = Date.now();
   await running.close();
@@ -124,8 +137,9 @@ test('a call still running when the grace ends is answered 503 with its id, not 
 test('a streamed call still running when the grace ends gets its 503 in-band', async () => {
   const running = await startSlowGateway(30_000, 300, 'stream');
   const endpoint = running.endpoint('tools');
-  const sessionId = await openSession(endpoint);
-  const inFlight = postMcp(endpoint, SLOW_CALL, { sessionId });
+  const auth = await running.authHeaders();
+  const sessionId = await openSession(endpoint, auth);
+  const inFlight = postMcp(endpoint, SLOW_CALL, { sessionId, headers: auth });
   await waitForCallUpstream();
   await running.close();
   const reply = await inFlight;

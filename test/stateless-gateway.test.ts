@@ -2,7 +2,8 @@
  * Revision 2026-07-28 through Warden: relayed to a 2026-07-28 upstream, and bridged to the
  * sessionful revisions for upstreams that predate it (HTTP SDK 1.x servers and stdio servers),
  * including multi round-trip requests in place of server-to-client sampling and elicitation.
- * Attacks on the mirrored headers and on requestState are refused.
+ * Attacks on the mirrored headers and on requestState are refused. Every request authenticates
+ * with a token from the gateway's built-in issuer (the SDK client through its authProvider).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +19,8 @@ const STDIO_FIXTURE = fileURLToPath(new URL('./fixtures/conformance-stdio.ts', i
 let v2: V2HttpServer;
 let legacyHttp: Awaited<ReturnType<typeof startConformanceHttpServer>>;
 let gateway: TestGateway;
+let token: string;
+let auth: Record<string, string>;
 
 before(async () => {
   v2 = await startV2HttpServer();
@@ -30,6 +33,8 @@ before(async () => {
       legacy_stdio: { command: [process.execPath, '--import', 'tsx', STDIO_FIXTURE] },
     },
   });
+  token = await gateway.token();
+  auth = { authorization: `Bearer ${token}` };
 });
 
 after(async () => {
@@ -64,7 +69,11 @@ async function withClient<T>(
   run: (client: Client) => Promise<T>,
 ): Promise<T> {
   const client = modernClient(pin);
-  await client.connect(new StreamableHTTPClientTransport(new URL(url)));
+  await client.connect(
+    new StreamableHTTPClientTransport(new URL(url), {
+      authProvider: { token: () => Promise.resolve(token) },
+    }),
+  );
   try {
     return await run(client);
   } finally {
@@ -107,14 +116,12 @@ describe('relay to a 2026-07-28 upstream', () => {
 
   test('the mirrored headers reach the upstream, the client credential does not', async () => {
     const before = v2.received.length;
+    // The client's valid Warden token rides in Authorization (postModern sends it).
     const response = await postModern(
       gateway.endpoint('modern'),
       'tools/call',
       { name: 'echo', arguments: { text: 'x' } },
-      {
-        authorization: 'Bearer client-secret-token',
-        cookie: 'session=abc',
-      },
+      { cookie: 'session=abc' },
     );
     assert.equal(response.status, 200);
     const seen = v2.received
@@ -126,6 +133,8 @@ describe('relay to a 2026-07-28 upstream', () => {
     assert.equal(seen.headers['mcp-protocol-version'], V);
     assert.equal(seen.headers['authorization'], undefined);
     assert.equal(seen.headers['cookie'], undefined);
+    const signature = token.split('.')[2] ?? token;
+    assert.ok(!JSON.stringify(seen).includes(signature), 'the Warden token reached the upstream');
   });
 });
 
@@ -171,6 +180,7 @@ for (const upstream of ['legacy_http', 'legacy_stdio']) {
       const response = await fetch(gateway.endpoint(upstream), {
         method: 'POST',
         headers: {
+          ...auth,
           'content-type': 'application/json',
           accept: 'application/json, text/event-stream',
         },
@@ -253,6 +263,7 @@ describe('attacks on the 2026-07-28 contract', () => {
     const response = await fetch(gateway.endpoint('modern'), {
       method: 'POST',
       headers: {
+        ...auth,
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
         'mcp-protocol-version': V,
@@ -315,9 +326,67 @@ describe('attacks on the 2026-07-28 contract', () => {
     );
   });
 
+  test('refuses a 2026-07-28 request without a token with 401, before the upstream sees it', async () => {
+    const before = v2.received.length;
+    const response = await postModern(
+      gateway.endpoint('modern'),
+      'tools/call',
+      { name: 'echo', arguments: { text: 'x' } },
+      { authorization: null },
+    );
+    assert.equal(response.status, 401);
+    assert.match(response.headers.get('www-authenticate') ?? '', /^Bearer resource_metadata="/);
+    const body = (await response.json()) as { error: { data: { code: string } } };
+    assert.equal(body.error.data.code, 'WARDEN_UNAUTHENTICATED');
+    assert.equal(v2.received.length, before, 'nothing was forwarded');
+  });
+
+  test('refuses a genuine requestState replayed by another identity (a stolen parked call)', async () => {
+    const parkedBy = await postModern(
+      gateway.endpoint('legacy_http'),
+      'tools/call',
+      { name: 'test_sampling', arguments: { prompt: 'x' } },
+      {},
+      V,
+      { sampling: {} },
+    );
+    const parked = (await readMessage(parkedBy)) as {
+      result: { requestState: string; inputRequests: Record<string, unknown> };
+    };
+    const [key] = Object.keys(parked.result.inputRequests);
+    const retry = {
+      name: 'test_sampling',
+      arguments: { prompt: 'x' },
+      requestState: parked.result.requestState,
+      inputResponses: {
+        [key ?? '']: { role: 'assistant', model: 'm', content: { type: 'text', text: 'mine' } },
+      },
+    };
+    const thief = await gateway.token({ user: 'mallory@example.com' });
+    const stolen = await postModern(
+      gateway.endpoint('legacy_http'),
+      'tools/call',
+      retry,
+      { authorization: `Bearer ${thief}` },
+      V,
+      { sampling: {} },
+    );
+    assert.equal(stolen.status, 400);
+    assert.equal(
+      ((await stolen.json()) as { error: { data: { code: string } } }).error.data.code,
+      'WARDEN_INVALID_REQUEST_STATE',
+    );
+    // The state was genuine: its owner completes the call with it.
+    const own = await postModern(gateway.endpoint('legacy_http'), 'tools/call', retry, {}, V, {
+      sampling: {},
+    });
+    const completed = (await readMessage(own)) as { result: { content?: unknown } };
+    assert.equal(text(completed.result), 'LLM response: mine');
+  });
+
   test('GET with the 2026-07-28 header is 405 with Allow: POST', async () => {
     const response = await fetch(gateway.endpoint('modern'), {
-      headers: { accept: 'text/event-stream', 'mcp-protocol-version': V },
+      headers: { ...auth, accept: 'text/event-stream', 'mcp-protocol-version': V },
     });
     assert.equal(response.status, 405);
     assert.equal(response.headers.get('allow'), 'POST');
@@ -346,6 +415,7 @@ async function postModern(
 ): Promise<Response> {
   const name = params['name'] ?? params['uri'];
   const headers: Record<string, string | null> = {
+    ...auth,
     'content-type': 'application/json',
     accept: 'application/json, text/event-stream',
     'mcp-protocol-version': version,

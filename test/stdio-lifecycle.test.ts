@@ -22,6 +22,7 @@ const SLOW_TIMEOUT_MS = 1500;
 const BACKOFF_MAX_MS = 3000;
 
 let gateway: TestGateway;
+let auth: Record<string, string>;
 let nextId = 1;
 
 before(async () => {
@@ -36,6 +37,7 @@ before(async () => {
       slow: { command: COMMAND, timeout: SLOW_TIMEOUT_MS },
     },
   });
+  auth = await gateway.authHeaders();
 });
 
 after(async () => {
@@ -47,19 +49,24 @@ async function callTool(
   sessionId: string,
   name: string,
   args: Record<string, unknown> = {},
+  headers: Record<string, string> = auth,
 ): Promise<WireMessage> {
   const id = nextId++;
   const reply = await postMcp(
     endpoint,
     { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } },
-    { sessionId },
+    { sessionId, headers },
   );
   assert.equal(reply.status, 200, reply.text);
   return answerIn(reply, id);
 }
 
-async function childPid(endpoint: string, sessionId: string): Promise<number> {
-  const answer = await callTool(endpoint, sessionId, 'pid');
+async function childPid(
+  endpoint: string,
+  sessionId: string,
+  headers: Record<string, string> = auth,
+): Promise<number> {
+  const answer = await callTool(endpoint, sessionId, 'pid', {}, headers);
   const text = (answer.result?.['content'] as { text: string }[] | undefined)?.[0]?.text;
   const pid = Number(text);
   assert.ok(Number.isInteger(pid) && pid > 0, `no pid in ${JSON.stringify(answer)}`);
@@ -116,7 +123,7 @@ async function killAndAwaitReplacement(endpoint: string, sessionId: string, vict
 
 test('a killed child is restarted with backoff and the same session keeps working', async () => {
   const endpoint = gateway.endpoint('pids');
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   const delaysBefore = restartDelaysLogged().length;
   const first = await childPid(endpoint, sessionId);
   const second = await killAndAwaitReplacement(endpoint, sessionId, first);
@@ -130,7 +137,7 @@ test('a killed child is restarted with backoff and the same session keeps workin
 
 test('a call in flight when its child dies gets a JSON-RPC error, not a hang', async () => {
   const endpoint = gateway.endpoint('pids');
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   const pid = await childPid(endpoint, sessionId);
   const inFlight = callTool(endpoint, sessionId, 'sleep', { ms: 30_000 });
   await waitForStderr(`sleeping ${pid}`);
@@ -145,25 +152,25 @@ test('a call in flight when its child dies gets a JSON-RPC error, not a hang', a
 
 test('DELETE ends the session and stops its child', async () => {
   const endpoint = gateway.endpoint('pids');
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   const pid = await childPid(endpoint, sessionId);
   const deleted = await sendRaw(endpoint, {
     method: 'DELETE',
-    headers: { 'mcp-session-id': sessionId },
+    headers: { ...auth, 'mcp-session-id': sessionId },
   });
   assert.equal(deleted.status, 200);
   await waitFor('the child exiting', async () => (isAlive(pid) ? undefined : true), 5000);
   const reused = await postMcp(
     endpoint,
     { jsonrpc: '2.0', id: 1, method: 'tools/list' },
-    { sessionId },
+    { sessionId, headers: auth },
   );
   assertWardenError(reused, 'WARDEN_SESSION_NOT_FOUND', 1);
 });
 
 test('a tool slower than the upstream timeout is answered with WARDEN_UPSTREAM_TIMEOUT', async () => {
   const endpoint = gateway.endpoint('slow');
-  const sessionId = await openSession(endpoint);
+  const sessionId = await openSession(endpoint, auth);
   const started = Date.now();
   const answer = await callTool(endpoint, sessionId, 'sleep', { ms: 20_000 });
   const elapsed = Date.now() - started;
@@ -179,10 +186,16 @@ test('closing the gateway stops every child, busy or idle', async () => {
     upstreams: { pids: { command: COMMAND } },
   });
   const endpoint = own.endpoint('pids');
-  const sessions = await Promise.all([openSession(endpoint), openSession(endpoint)]);
-  const pids = await Promise.all(sessions.map((sessionId) => childPid(endpoint, sessionId)));
+  const ownAuth = await own.authHeaders();
+  const sessions = await Promise.all([
+    openSession(endpoint, ownAuth),
+    openSession(endpoint, ownAuth),
+  ]);
+  const pids = await Promise.all(
+    sessions.map((sessionId) => childPid(endpoint, sessionId, ownAuth)),
+  );
   const busy = pids[0] ?? 0;
-  const inFlight = callTool(endpoint, sessions[0] ?? '', 'sleep', { ms: 30_000 }).catch(
+  const inFlight = callTool(endpoint, sessions[0] ?? '', 'sleep', { ms: 30_000 }, ownAuth).catch(
     () => undefined,
   );
   await waitFor('the busy call starting', async () =>

@@ -2,6 +2,7 @@
 /** The `warden` command. Each subcommand lives in its own file. */
 import { Command } from 'commander';
 import { registerAgentsCommand } from './agents.js';
+import { registerAuditCommand } from './audit.js';
 import { registerCertsCommand } from './certs.js';
 import { registerDemoCommand } from './demo.js';
 import { registerKeysCommand } from './keys.js';
@@ -19,5 +20,6 @@ registerTokenCommand(program);
 registerKeysCommand(program);
 registerAgentsCommand(program);
 registerCertsCommand(program);
+registerAuditCommand(program);
 
 await program.parseAsync(process.argv);

@@ -1,14 +1,54 @@
 /**
- * Canonical JSON (RFC 8785 for the values MCP carries): object keys sorted, no whitespace.
+ * Canonical JSON (RFC 8785, JCS): no whitespace, object keys sorted by their UTF-16 code units,
+ * numbers as ECMAScript's Number#toString prints them (1e+21, 0.1, -0 as 0), strings escaped as
+ * ECMAScript's JSON.stringify escapes them (only `"`, `\` and U+0000–U+001F; \b \t \n \f \r
+ * short forms; other control characters as lowercase \u00xx; everything else as is).
  * Used wherever two JSON values must compare or hash equal regardless of key order.
+ *
+ * Values are taken as JSON.stringify takes them, so that hashing a value and hashing its stored,
+ * re-parsed form agree: `toJSON()` is honoured, `undefined`, functions and symbols are dropped
+ * from objects and become `null` in arrays and at the top level. Where RFC 8785 requires an
+ * error it is thrown: a non-finite number (NaN, ±Infinity) and a bigint raise a TypeError,
+ * rather than being written as `null` and colliding with it. One deliberate deviation: a lone
+ * UTF-16 surrogate (not valid I-JSON, but JSON.parse accepts it from a client) is escaped as
+ * \udxxx, as JSON.stringify does, instead of failing: the output stays deterministic and
+ * injective, and a client cannot make hashing (hence auditing) throw.
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') {
-    return value === undefined ? 'null' : JSON.stringify(value);
+  return serialise(value, '') ?? 'null';
+}
+
+/** Undefined when the value is dropped (undefined, function, symbol), as with JSON.stringify. */
+function serialise(value: unknown, key: string): string | undefined {
+  if (value !== null && typeof value === 'object') {
+    const toJson = (value as { toJSON?: unknown }).toJSON;
+    if (typeof toJson === 'function') value = (toJson as (key: string) => unknown).call(value, key);
   }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, entry]) => entry !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([key, entry]) => `${JSON.stringify(key)}:${canonicalJson(entry)}`).join(',')}}`;
+  switch (typeof value) {
+    case 'string':
+    case 'boolean':
+      return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) {
+        throw new TypeError(`canonical JSON has no form for the number ${String(value)}`);
+      }
+      return JSON.stringify(value);
+    case 'bigint':
+      throw new TypeError('canonical JSON has no form for a bigint; send it as a string');
+    case 'undefined':
+    case 'function':
+    case 'symbol':
+      return undefined;
+  }
+  if (value === null) return 'null';
+  if (Array.isArray(value)) {
+    return `[${value.map((item, index) => serialise(item, String(index)) ?? 'null').join(',')}]`;
+  }
+  const members: string[] = [];
+  // Default string comparison orders by UTF-16 code units, which is what RFC 8785 §3.2.3 asks.
+  for (const name of Object.keys(value as object).sort()) {
+    const member = serialise((value as Record<string, unknown>)[name], name);
+    if (member !== undefined) members.push(`${JSON.stringify(name)}:${member}`);
+  }
+  return `{${members.join(',')}}`;
 }

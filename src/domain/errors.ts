@@ -174,6 +174,12 @@ export const ERROR_CATALOGUE = {
     rpcCode: -32004,
     summary: 'The upstream MCP server answered with something that is not valid MCP.',
   },
+  WARDEN_AUDIT_UNAVAILABLE: {
+    status: 503,
+    rpcCode: -32005,
+    summary:
+      'The audit log cannot record this call, so it was not forwarded (fail closed). Retry shortly; operators are alerted.',
+  },
   WARDEN_SHUTTING_DOWN: {
     status: 503,
     rpcCode: -32000,

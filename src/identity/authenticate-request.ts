@@ -49,6 +49,8 @@ export interface RequestAuthenticatorOptions {
 /** Query parameters that carry credentials (RFC 6750 §2.3 and common variants). */
 const QUERY_CREDENTIALS = ['access_token', 'token', 'id_token', 'api_key'];
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+/** The auth-scheme of an Authorization header (RFC 9110 §11.4): a token, then space or the end. */
+const AUTH_SCHEME = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?:\s|$)/;
 
 export function createRequestAuthenticator(
   options: RequestAuthenticatorOptions,
@@ -193,7 +195,17 @@ export function readBearerToken(
     }
     return readBearerToken(authorization[0]);
   }
-  const match = BEARER.exec(authorization.trim());
+  const credentials = authorization.trim();
+  const scheme = AUTH_SCHEME.exec(credentials)?.[1];
+  // RFC 6750 §3.1: a client using another scheme (Basic, Digest, …) is one unaware that a bearer
+  // token is needed. It gets 401 and the bare challenge, which leads it to the metadata and its
+  // authorization server, as a request without credentials does.
+  if (scheme !== undefined && scheme.toLowerCase() !== 'bearer') {
+    throw new WardenError('WARDEN_UNAUTHENTICATED', undefined, {
+      details: { reason: 'unsupported_scheme' },
+    });
+  }
+  const match = BEARER.exec(credentials);
   if (!match) {
     throw new WardenError(
       'WARDEN_INVALID_AUTH_REQUEST',

@@ -37,6 +37,7 @@ export function planMigrations(
         'upgrade Warden instead of running an older release against this database',
     );
   }
-  const applied = new Set(appliedVersions);
-  return known.filter((migration) => !applied.has(migration.version));
+  // Each migration commits with its schema_migrations row, in version order, so the applied
+  // versions are always 1..newest: what is pending is everything above the newest.
+  return known.filter((migration) => migration.version > newest);
 }

@@ -71,53 +71,96 @@ export interface AppliedMigration {
   readonly appliedAt: number;
 }
 
+/** How many records `AuditRepository.query` returns when the query sets no limit. */
+export const AUDIT_QUERY_DEFAULT_LIMIT = 1000;
+/** The most records one `query` or `readStream` call returns; page with afterSeq / fromSeq. */
+export const AUDIT_QUERY_MAX_LIMIT = 10_000;
+
 /** Filters for investigating the audit log; every field narrows the result. */
 export interface AuditQuery {
   readonly stream?: string;
   readonly user?: string;
   readonly agent?: string;
+  /** Matches a record that carries this role among its roles (exactly, not as a substring). */
   readonly role?: string;
   readonly tool?: string;
   readonly upstream?: string;
   readonly event?: string;
+  /** The decision's effect: allow, deny or approval_required. */
   readonly effect?: string;
   readonly requestId?: string;
-  /** Inclusive lower and exclusive upper bound on `time` (ISO 8601). */
+  /**
+   * Inclusive lower and exclusive upper bound on `time`: ISO 8601, either a date (UTC midnight)
+   * or a date and time with `Z` or an offset (a zone-less time would depend on the host's zone).
+   */
   readonly from?: string;
   readonly to?: string;
   /** Records with seq greater than this (per stream, for paging and tailing). */
   readonly afterSeq?: number;
+  /** 1 to AUDIT_QUERY_MAX_LIMIT; AUDIT_QUERY_DEFAULT_LIMIT when absent. */
   readonly limit?: number;
 }
 
+/** The audit log's Ed25519 key pair (PKCS#8 / SPKI PEM); separate from token-signing keys. */
+export interface AuditSigningKey {
+  readonly keyId: string;
+  readonly privateKeyPem: string;
+  readonly publicKeyPem: string;
+}
+
+/**
+ * The audit log's storage. Each record is kept as the exact canonical JSON it was hashed from
+ * (that text is what verification reads); a few fields are copied into indexed columns for
+ * queries. Every method rejects with a StoreError.
+ */
 export interface AuditRepository {
   /**
    * Appends records (already chained) and optionally a checkpoint, durably, in one transaction.
-   * Resolves only once committed: the caller forwards a call only after this.
+   * Resolves only once committed: the caller forwards a call only after this. A record whose
+   * (stream, seq) exists already, or a second checkpoint at the same (stream, seq), rejects the
+   * whole batch with STORE_CONFLICT and stores none of it.
    */
   append(records: readonly AuditRecord[], checkpoint?: AuditCheckpoint): Promise<void>;
   /** The last record of a stream, to continue its chain after a restart. */
   head(stream: string): Promise<AuditRecord | undefined>;
+  /** Records matching every filter, ordered by time, then stream and seq. */
   query(query: AuditQuery): Promise<AuditRecord[]>;
-  /** Records of one stream in seq order, from `fromSeq`, in pages (for verify and export). */
+  /**
+   * Records of one stream with seq ≥ `fromSeq`, in seq order, at most `limit` (1 to
+   * AUDIT_QUERY_MAX_LIMIT): one page, for verify and export.
+   */
   readStream(stream: string, fromSeq: number, limit: number): Promise<AuditRecord[]>;
+  /** Every stream that holds records, in name order. */
   streams(): Promise<string[]>;
+  /** A stream's checkpoints in seq order. */
   checkpoints(stream: string): Promise<AuditCheckpoint[]>;
-  /** Deletes a stream's records with seq ≤ `throughSeq` (archiving keeps an `audit.pruned` record). */
-  prune(stream: string, throughSeq: number): Promise<number>;
-  /** The audit signing key (Ed25519, PKCS#8 PEM), created on first use by the caller. */
-  signingKey(): Promise<{ keyId: string; privateKeyPem: string; publicKeyPem: string } | undefined>;
-  saveSigningKey(key: {
-    keyId: string;
-    privateKeyPem: string;
-    publicKeyPem: string;
-  }): Promise<void>;
+  /**
+   * Deletes a stream's records with seq ≤ `throughSeq`, in one transaction, and returns how many.
+   * With a `marker` (the `audit.pruned` record of that stream at seq `throughSeq`, standing in for
+   * the deleted prefix) the marker is stored in the same transaction, so no reader ever sees the
+   * prefix gone without it; the marker may replace the head. Without one the head is never
+   * deleted, so the chain can always continue. Anything else (through the head without a marker,
+   * beyond the head, a marker for another seq) rejects with STORE_INVALID_VALUE and deletes
+   * nothing. An earlier marker within the prefix is deleted with it. Checkpoints are kept.
+   *
+   * The transaction holds the write lock throughout (SQLite deletes about 150,000 records a
+   * second on this machine), so archive a long log in steps, one checkpoint at a time.
+   */
+  prune(stream: string, throughSeq: number, marker?: AuditRecord): Promise<number>;
+  /** The audit signing key, or undefined before the first saveSigningKey. */
+  signingKey(): Promise<AuditSigningKey | undefined>;
+  /**
+   * Stores the key unless one exists already: the first writer wins, also between replicas
+   * racing at their first start. Returns the key in force, which the caller must use from then on.
+   */
+  saveSigningKey(key: AuditSigningKey): Promise<AuditSigningKey>;
 }
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   readonly signingKeys: SigningKeyRepository;
   readonly revocations: RevocationRepository;
+  readonly audit: AuditRepository;
   /** The migrations applied to this database, oldest first (for `doctor` and tests). */
   listAppliedMigrations(): Promise<AppliedMigration[]>;
   /** Releases every connection, file handle and timer. Safe to call twice. */

@@ -32,6 +32,50 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX revocations_expires_at ON revocations (expires_at);
     `,
   },
+  {
+    version: 2,
+    name: 'audit log',
+    // record: the canonical JSON the chain hashed, the source of truth, kept as TEXT because JSONB
+    // would re-serialise it; the columns before it are copies for queries. roles: JSONB, matched
+    // with the ? operator. time_ms: epoch ms.
+    sql: `
+      CREATE TABLE audit_records (
+        stream TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        time_ms BIGINT NOT NULL,
+        event TEXT NOT NULL,
+        request_id TEXT,
+        trace_id TEXT,
+        user_id TEXT,
+        agent_id TEXT,
+        roles JSONB,
+        tool TEXT,
+        upstream TEXT,
+        effect TEXT,
+        record TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        PRIMARY KEY (stream, seq)
+      );
+      CREATE INDEX audit_records_time ON audit_records (time_ms, stream, seq);
+      CREATE INDEX audit_records_request_id ON audit_records (request_id);
+      CREATE INDEX audit_records_user ON audit_records (user_id, time_ms);
+      CREATE INDEX audit_records_agent ON audit_records (agent_id, time_ms);
+      CREATE INDEX audit_records_tool ON audit_records (tool, time_ms);
+      CREATE TABLE audit_checkpoints (
+        stream TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        record TEXT NOT NULL,
+        PRIMARY KEY (stream, seq)
+      );
+      CREATE TABLE audit_keys (
+        key_id TEXT PRIMARY KEY,
+        private_key_pem TEXT NOT NULL,
+        public_key_pem TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+    `,
+  },
 ];
 
 /**

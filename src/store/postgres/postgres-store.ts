@@ -18,6 +18,7 @@ import {
   type Row,
 } from '../row-mapping.js';
 import type { OpenStoreOptions, Revocation, Store } from '../types.js';
+import { createPostgresAuditRepository } from './postgres-audit-repository.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { resolvePostgresTarget, type PostgresTarget } from './postgres-target.js';
 import { RevocationFeed } from './revocation-feed.js';
@@ -65,17 +66,58 @@ function createPostgresStore(
   let closed = false;
   const listeners = new RevocationListeners(onError);
   const ownIds = new Set<string>();
+  const addsInFlight = new Set<Promise<Row[]>>();
 
-  async function query(action: string, text: string, values: unknown[] = []): Promise<Row[]> {
+  function assertOpen(action: string): void {
     if (closed) {
       throw new StoreError('STORE_CLOSED', `cannot ${action}: the store is closed`, {
         target: target.redacted,
       });
     }
+  }
+
+  /** Runs one statement on the pool; a `name` makes it a prepared statement on each connection. */
+  async function query(
+    action: string,
+    text: string,
+    values: unknown[] = [],
+    name?: string,
+  ): Promise<Row[]> {
+    assertOpen(action);
     try {
-      return (await pool.query(text, values)).rows as Row[];
+      const config = name === undefined ? { text, values } : { name, text, values };
+      return (await pool.query(config)).rows as Row[];
     } catch (cause) {
       throw toStoreError(cause, action, target.redacted, isDuplicateKey(cause));
+    }
+  }
+
+  /** Runs `work` in a transaction on one pooled connection, rolled back if anything throws. */
+  async function transaction<T>(
+    action: string,
+    work: (client: pg.PoolClient) => Promise<T>,
+  ): Promise<T> {
+    assertOpen(action);
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (cause) {
+      throw toStoreError(cause, action, target.redacted, false);
+    }
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (cause) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw toStoreError(cause, action, target.redacted, isDuplicateKey(cause));
+    } finally {
+      // A connection that cannot even roll back is destroyed rather than returned to the pool.
+      client.release(broken);
     }
   }
 
@@ -90,6 +132,9 @@ function createPostgresStore(
   }
 
   async function deliverNotified(id: string): Promise<void> {
+    // The echo of our own add() can arrive on the LISTEN connection before the INSERT's reply is
+    // processed; an add still in flight may be its origin, so let those record their ids first.
+    if (addsInFlight.size > 0) await Promise.allSettled(addsInFlight);
     if (closed || ownIds.delete(id)) return;
     const rows = await query(
       'read a notified revocation',
@@ -161,7 +206,7 @@ function createPostgresStore(
       add: async (revocation) => {
         const params = toRevocationParams(revocation);
         // One statement, so one implicit transaction: the NOTIFY goes out only if the row commits.
-        const rows = await query(
+        const inserting = query(
           'add a revocation',
           `WITH inserted AS (
              INSERT INTO revocations (${REVOCATION_COLUMNS})
@@ -170,6 +215,13 @@ function createPostgresStore(
            SELECT id::text AS id, pg_notify($7, id::text) FROM inserted`,
           [...params, target.channel],
         );
+        addsInFlight.add(inserting);
+        let rows: Row[];
+        try {
+          rows = await inserting;
+        } finally {
+          addsInFlight.delete(inserting);
+        }
         // In force in this process as soon as add() resolves, without waiting for the echo.
         const id = rows[0]?.['id'];
         if (listeners.size > 0 && typeof id === 'string') rememberOwnId(id);
@@ -201,6 +253,7 @@ function createPostgresStore(
         return async () => listeners.delete(listener);
       },
     },
+    audit: createPostgresAuditRepository({ now, query, transaction }),
     listAppliedMigrations: async () => {
       const rows = await query(
         'list migrations',

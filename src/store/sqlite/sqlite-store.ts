@@ -1,7 +1,8 @@
 /**
  * The embedded store: one SQLite file (or memory) through better-sqlite3. Its calls are
  * synchronous but short (single-row writes on prepared statements); the repositories are async
- * so callers are written once for both backends.
+ * so callers are written once for both backends. The audit log's batched writes are the
+ * exception: they run on a writer thread (see sqlite-audit-writer-thread.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -21,6 +22,8 @@ import {
   type Row,
 } from '../row-mapping.js';
 import type { OpenStoreOptions, Store } from '../types.js';
+import { createSqliteAuditRepository } from './sqlite-audit-repository.js';
+import { isSqliteDuplicateKey } from './sqlite-errors.js';
 import { migrateSqlite } from './sqlite-migrations.js';
 
 const MEMORY = ':memory:';
@@ -64,7 +67,7 @@ export function openSqliteStore(url: string, options: OpenStoreOptions = {}): St
           },
         );
   }
-  return createSqliteStore(db, path, options.onError ?? ignoreError);
+  return createSqliteStore(db, path, now, options.onError ?? ignoreError);
 }
 
 function openDatabase(path: string): SqliteDatabase {
@@ -96,6 +99,7 @@ function openDatabase(path: string): SqliteDatabase {
 function createSqliteStore(
   db: SqliteDatabase,
   path: string,
+  now: () => number,
   onError: (error: Error) => void,
 ): Store {
   let closed = false;
@@ -133,19 +137,33 @@ function createSqliteStore(
     ),
   };
 
-  /** Runs one statement, turning driver errors into StoreErrors. */
-  function run<T>(action: string, statement: () => T): T {
+  function assertOpen(action: string): void {
     if (closed) {
       throw new StoreError('STORE_CLOSED', `cannot ${action}: the store is closed`, {
         target: path,
       });
     }
+  }
+
+  /** Runs one statement, turning driver errors into StoreErrors. */
+  function run<T>(action: string, statement: () => T): T {
+    assertOpen(action);
     try {
       return statement();
     } catch (cause) {
-      throw toStoreError(cause, action, path, isDuplicateKey(cause));
+      throw toStoreError(cause, action, path, isSqliteDuplicateKey(cause));
     }
   }
+
+  const audit = createSqliteAuditRepository({
+    db,
+    file: path === MEMORY ? undefined : path,
+    target: path,
+    busyTimeoutMs: BUSY_TIMEOUT_MS,
+    now,
+    assertOpen,
+    run,
+  });
 
   // SQLite has one writer at a time, so ids are handed out in commit order, and AUTOINCREMENT
   // never reuses one: everything another process commits after the watermark has a higher id.
@@ -215,6 +233,7 @@ function createSqliteStore(
         return async () => listeners.delete(listener);
       },
     },
+    audit: audit.repository,
     listAppliedMigrations: async () =>
       run('list migrations', () => sql.listMigrations.all() as Row[]).map(toAppliedMigration),
     close: async () => {
@@ -222,14 +241,11 @@ function createSqliteStore(
       closed = true;
       clearInterval(poller);
       listeners.clear();
+      // The writer thread first: its queued appends commit before the last connection closes.
+      await audit.close();
       db.close();
     },
   };
-}
-
-function isDuplicateKey(cause: unknown): boolean {
-  const code = (cause as { code?: unknown } | null)?.code;
-  return code === 'SQLITE_CONSTRAINT_PRIMARYKEY' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 function ignoreError(): void {}

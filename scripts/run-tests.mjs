@@ -19,9 +19,15 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+// A test file that leaves a handle open never exits; CI must fail rather than hang until killed.
+const WATCHDOG_MS = 12 * 60_000;
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
-  { stdio: 'inherit' },
+  { stdio: 'inherit', timeout: WATCHDOG_MS, killSignal: 'SIGKILL' },
 );
+if (result.error || result.signal) {
+  console.error(`test run stopped after ${WATCHDOG_MS / 60_000} minutes: a test file did not exit`);
+  process.exit(1);
+}
 process.exit(result.status ?? 1);

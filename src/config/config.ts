@@ -53,6 +53,7 @@ export interface Config {
   };
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   readonly auth: AuthConfig;
+  readonly audit: AuditConfig;
   /** The agent registry: every caller is one of these. */
   readonly agents: ReadonlyMap<string, AgentConfig>;
 }
@@ -110,4 +111,15 @@ export interface TlsConfig {
   readonly key: string;
   readonly clientCa: string | undefined;
   readonly clientCertificates: 'required' | 'optional';
+}
+
+export interface AuditConfig {
+  /** This replica's chain in the shared store. */
+  readonly stream: string;
+  readonly checkpointEvery: number;
+  readonly checkpointIntervalMs: number;
+  readonly redactPaths: readonly string[];
+  readonly resultExcerptBytes: number;
+  /** Absolute path of the HMAC key for argument hashes. */
+  readonly hashKeyFile: string;
 }

@@ -1,5 +1,6 @@
 /** Loads warden.yaml (or any object) into one frozen, validated Config. */
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
@@ -113,6 +114,18 @@ function toConfig(raw: RawConfig, source: string, baseDir: string): Config {
     },
     upstreams,
     auth: toAuthConfig(raw.auth),
+    audit: {
+      stream:
+        raw.audit.stream ??
+        hostname()
+          .replace(/[^A-Za-z0-9._-]/g, '-')
+          .slice(0, 64),
+      checkpointEvery: raw.audit.checkpoint_every,
+      checkpointIntervalMs: raw.audit.checkpoint_interval,
+      redactPaths: raw.audit.redact,
+      resultExcerptBytes: raw.audit.result_excerpt_bytes,
+      hashKeyFile: resolve(baseDir, raw.audit.hash_key_file),
+    },
     agents: toAgents(raw.agents),
   };
 }

@@ -80,6 +80,22 @@ const limitsSchema = z.strictObject({
   shutdown_grace: duration.default(10_000),
 });
 
+const auditSchema = z.strictObject({
+  /** This replica's chain; replicas sharing a store need distinct streams. Default: the host name. */
+  stream: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, ., - and _')
+    .optional(),
+  checkpoint_every: z.number().int().positive().default(1000),
+  checkpoint_interval: positiveDuration.default(10_000),
+  /** Argument paths to redact in the log ('recipient.iban', 'card.*', '**.password'). */
+  redact: z.array(z.string().min(1)).default([]),
+  /** Bytes of each result kept (redacted) in the log; 0 keeps only its size and hash. */
+  result_excerpt_bytes: z.number().int().min(0).max(65_536).default(0),
+  /** The HMAC key file for argument hashes (created if missing); keep it out of the store. */
+  hash_key_file: z.string().min(1).default('./.warden/audit-hash.key'),
+});
+
 export const configSchema = z
   .strictObject({
     environment: z.string().default('development'),
@@ -100,6 +116,7 @@ export const configSchema = z
       message: 'configure at least one upstream',
     }),
     auth: authSchema,
+    audit: auditSchema.default(auditSchema.parse({})),
     agents: agentsSchema.refine((agents) => Object.keys(agents).length > 0, {
       message: 'register at least one agent: nobody could call otherwise',
     }),

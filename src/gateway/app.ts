@@ -17,6 +17,7 @@ import type { BuiltinIssuer } from '../identity/builtin-issuer.js';
 import { openStore } from '../store/open-store.js';
 import type { Revocation } from '../store/types.js';
 import { createAuthFailureReporter } from './auth-failure-reporter.js';
+import { setUpAuditLog } from './audit-log.js';
 import { setUpAuthentication } from './authentication.js';
 import { startListener } from './http-server.js';
 import { createLogger, type Logger } from './logger.js';
@@ -60,6 +61,11 @@ export async function startGateway(
       throw error;
     },
   );
+  const auditLog = await setUpAuditLog(config, store, logger).catch(async (error: unknown) => {
+    await authentication.close();
+    await store.close();
+    throw error;
+  });
   const connectors = [...config.upstreams.values()].map((upstream) =>
     createConnector(upstream, logger),
   );
@@ -72,6 +78,7 @@ export async function startGateway(
   );
   const pipeline = createPipeline({
     authenticator: dependencies.authenticator ?? authentication.authenticator,
+    recorder: auditLog.recorder,
     logger,
   });
   const eraOf = createEraDetector();
@@ -92,12 +99,37 @@ export async function startGateway(
     ]),
   );
 
-  const authFailures = createAuthFailureReporter(logger);
+  const authFailures = createAuthFailureReporter(logger, {
+    sink: (report) =>
+      auditLog.note(
+        report.kind === 'failure'
+          ? {
+              event: 'auth.failed',
+              requestId: report.failure.requestId,
+              environment: config.environment,
+              upstream: report.failure.upstream,
+              errorCode: report.failure.code,
+              details: { source: report.failure.source, reason: report.failure.reason ?? null },
+            }
+          : {
+              event: 'auth.failed',
+              environment: config.environment,
+              details: { source: report.source, repeated: report.repeated, codes: report.codes },
+            },
+      ),
+  });
   const revocationsApi = createRevocationsApi({
     authenticate: (request) => pipeline.authenticate(request, undefined),
     revoke: (revocation) => authentication.revocations.revoke(revocation),
     retentionMs: config.auth.maxTokenLifetimeMs + config.auth.clockSkewMs,
-    onRevoked: (revocation) => logger.warn({ event: 'token.revoked', ...revocation }, 'revoked'),
+    onRevoked: (revocation) => {
+      logger.warn({ event: 'token.revoked', ...revocation }, 'revoked');
+      auditLog.note({
+        event: 'token.revoked',
+        environment: config.environment,
+        details: { ...revocation },
+      });
+    },
   });
   // The guard needs the bound port, known only after listen (port 0 in tests).
   const guard: { current: OriginGuard } = { current: failClosedGuard };
@@ -139,10 +171,14 @@ export async function startGateway(
       closing ??= (async () => {
         logger.info({}, 'warden shutting down');
         await listener.close(config.limits.shutdownGraceMs);
+        logger.debug({}, 'listener closed');
         sessions.close();
         await Promise.all(bridges.map((bridge) => bridge.close()));
         await Promise.all(connectors.map((connector) => connector.close()));
+        logger.debug({}, 'upstreams stopped');
         authFailures.flush();
+        await auditLog.close();
+        logger.debug({}, 'audit log sealed');
         await authentication.close();
         await store.close();
         logger.info({}, 'warden stopped');

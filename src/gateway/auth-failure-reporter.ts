@@ -23,9 +23,24 @@ export interface AuthFailureReporter {
 /** Sources tracked at once; beyond this, failures are summarised under one overflow entry. */
 const MAX_SOURCES = 10_000;
 
+/** What the reporter lets through: a failure in full, or a summary of the repeats it held back. */
+export type ReportedAuthFailure =
+  | { readonly kind: 'failure'; readonly failure: AuthFailure }
+  | {
+      readonly kind: 'repeated';
+      readonly source: string;
+      readonly repeated: number;
+      readonly codes: Readonly<Record<string, number>>;
+    };
+
 export function createAuthFailureReporter(
   logger: Logger,
-  options: { readonly windowMs?: number; readonly now?: () => number } = {},
+  options: {
+    readonly windowMs?: number;
+    readonly now?: () => number;
+    /** Also told of each report (the audit log's `auth.failed` records). */
+    readonly sink?: (report: ReportedAuthFailure) => void;
+  } = {},
 ): AuthFailureReporter {
   const windowMs = options.windowMs ?? 60_000;
   const now = options.now ?? Date.now;
@@ -38,6 +53,12 @@ export function createAuthFailureReporter(
     const window = windows.get(source);
     windows.delete(source);
     if (!window || window.suppressed === 0) return;
+    options.sink?.({
+      kind: 'repeated',
+      source,
+      repeated: window.suppressed,
+      codes: Object.fromEntries(window.codes),
+    });
     logger.warn(
       {
         event: 'auth.failed',
@@ -68,6 +89,7 @@ export function createAuthFailureReporter(
         return;
       }
       windows.set(source, { opened: now(), suppressed: 0, codes: new Map() });
+      options.sink?.({ kind: 'failure', failure });
       logger.warn({ event: 'auth.failed', ...failure }, 'authentication refused');
     },
     flush() {

@@ -2,7 +2,7 @@
  * The listener: routes /mcp/<upstream> to that upstream's endpoint, serves health probes,
  * guards Host/Origin, and drains in-flight exchanges on shutdown.
  */
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import {
   createServer as createHttpsServer,
@@ -49,6 +49,8 @@ export interface Listener {
   close(graceMs: number): Promise<void>;
 }
 
+const VALID_TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
+
 /** How long cut exchanges get to write their 503 before their connections are closed. */
 const CUT_FLUSH_MS = 200;
 
@@ -61,6 +63,10 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
   const onRequest = (request: IncomingMessage, response: ServerResponse): void => {
     const controller = new AbortController();
     const requestId = randomUUID();
+    // Every call is traced: the client's W3C traceparent if valid, else a new trace started here.
+    if (!VALID_TRACEPARENT.test(firstHeader(request.headers.traceparent) ?? '')) {
+      request.headers.traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+    }
     const started = performance.now();
     inFlight.set(controller, response);
     // While draining, every connection is told to go, so clients reconnect elsewhere.

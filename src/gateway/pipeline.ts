@@ -6,14 +6,18 @@
  *   1. authenticate  identity/: bearer token or client certificate → Identity, else 401/403
  *   2. parse         by the endpoint: one valid JSON-RPC message within the size limit; a session
  *                    is bound to the identity that opened it
- *   3. authorize     (policy/, not built yet)
- *   4. record        (audit/, not built yet)
+ *   3. authorize     (policy/, not built yet: every authenticated call is allowed, and says so)
+ *   4. record        audit/: the decision is durably in the hash-chained log before anything is
+ *                    forwarded; if the log cannot take it, the call is refused (fail closed)
  *   5. forward       by the endpoint, with Warden's own upstream credential, never the client's
+ *   6. record        audit/: the result or error, with latency, when the call ends
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Identity } from '../domain/identity.js';
+import type { CallRecorder, Decision } from '../audit/call-recorder.js';
 import type { JsonRpcMessage } from '../domain/jsonrpc.js';
+import { isRequest } from '../domain/jsonrpc.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import { describeClientCertificate } from '../identity/client-certificate.js';
 import type { ClientMessageContext, MessageGate } from '../mcp/message-gate.js';
@@ -27,11 +31,19 @@ export interface Pipeline extends MessageGate {
   authenticate(request: IncomingMessage, upstream: string | undefined): Promise<Identity>;
 }
 
+/** Until policy lands, this is the decision on every authenticated call; the log says so. */
+const ALLOW_AUTHENTICATED: Decision = {
+  effect: 'allow',
+  reasons: ['authenticated caller; no policy engine configured'],
+  policies: [],
+};
+
 export function createPipeline(options: {
   authenticator: RequestAuthenticator;
+  recorder: CallRecorder;
   logger: Logger;
 }): Pipeline {
-  const { authenticator, logger } = options;
+  const { authenticator, recorder, logger } = options;
   return {
     authenticate(request, upstream) {
       return authenticator.authenticate({
@@ -42,7 +54,7 @@ export function createPipeline(options: {
         declaredModel: firstHeader(request.headers['x-agent-model']),
       });
     },
-    admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext): Promise<void> {
+    async admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext) {
       if (logger.isLevelEnabled('debug')) {
         logger.debug(
           {
@@ -56,7 +68,19 @@ export function createPipeline(options: {
           'client message',
         );
       }
-      return Promise.resolve();
+      // Requests are calls with an outcome worth recording; notifications and replies are not.
+      if (!isRequest(message) || message.method === 'ping') return undefined;
+      return recorder.recordDecision(
+        {
+          requestId: context.requestId,
+          traceparent: context.traceparent,
+          identity: context.identity,
+          upstream: context.upstreamName,
+          method: message.method,
+          params: message.params,
+        },
+        ALLOW_AUTHENTICATED,
+      );
     },
   };
 }

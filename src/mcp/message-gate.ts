@@ -1,6 +1,6 @@
 /** The gateway pipeline's hook into the relay, called for every client message before it is forwarded. */
 import type { Identity } from '../domain/identity.js';
-import type { JsonRpcMessage } from '../domain/jsonrpc.js';
+import type { JsonRpcMessage, JsonRpcResponse } from '../domain/jsonrpc.js';
 
 /** What the pipeline learns about each client message. */
 export interface ClientMessageContext {
@@ -9,9 +9,25 @@ export interface ClientMessageContext {
   readonly sessionId: string | undefined;
   readonly protocolVersion: string | undefined;
   readonly identity: Identity;
+  /** The W3C traceparent the call carries (the listener sets one when the client did not). */
+  readonly traceparent: string | undefined;
 }
 
-/** Refuses a message by throwing a WardenError; resolving admits it. */
+/** Told how an admitted call ended, so its outcome is recorded. */
+export interface CallObserver {
+  /** The upstream's answer to the call (a result or a JSON-RPC error). */
+  answered(response: JsonRpcResponse): void;
+  /** No answer came: the upstream failed, timed out, or the client left. */
+  failed(error: unknown): void;
+}
+
+/**
+ * Refuses a message by throwing a WardenError; resolving admits it. For a request it may return
+ * an observer, which the relay tells of the outcome.
+ */
 export interface MessageGate {
-  admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext): Promise<void>;
+  admitClientMessage(
+    message: JsonRpcMessage,
+    context: ClientMessageContext,
+  ): Promise<CallObserver | undefined>;
 }

@@ -17,7 +17,8 @@ import { writeError, writeReply } from './http-reply.js';
 import { parseClientMessage } from './jsonrpc-parse.js';
 import { readBody } from './read-body.js';
 import type { ClientSession, SessionRegistry } from './session-registry.js';
-import type { ClientMessageContext, MessageGate } from './message-gate.js';
+import type { CallObserver, ClientMessageContext, MessageGate } from './message-gate.js';
+import { observeReply } from './observe-reply.js';
 import { ownerOf } from './session-owner.js';
 import { claimsModernRevision } from './stateless/envelope.js';
 import { handleModernMessage, type ModernExchangeOptions } from './stateless/modern-exchange.js';
@@ -163,14 +164,15 @@ async function handlePost(
     return;
   }
   const session = requireSession(options, sessionId, exchange.identity);
-  await options.gate.admitClientMessage(message, {
+  const observer = await options.gate.admitClientMessage(message, {
     requestId: exchange.requestId,
     upstreamName: options.upstream.name,
     sessionId: session.id,
     protocolVersion: exchange.version ?? session.protocolVersion,
     identity: exchange.identity,
+    traceparent: readHeader(request, 'traceparent'),
   });
-  await relay(session, request, response, message, exchange, options);
+  await relay(session, request, response, message, exchange, options, observer);
 }
 
 async function initializeSession(
@@ -180,12 +182,13 @@ async function initializeSession(
   message: JsonRpcMessage & { id: JsonRpcId },
   exchange: Exchange,
 ): Promise<void> {
-  await options.gate.admitClientMessage(message, {
+  const observer = await options.gate.admitClientMessage(message, {
     requestId: exchange.requestId,
     upstreamName: options.upstream.name,
     sessionId: undefined,
     protocolVersion: exchange.version,
     identity: exchange.identity,
+    traceparent: readHeader(request, 'traceparent'),
   });
   const upstream = options.upstream.openSession();
   let session: ClientSession;
@@ -204,10 +207,12 @@ async function initializeSession(
   try {
     reply = await upstream.send(message, forwardContext(request, exchange, undefined));
   } catch (error) {
+    observer?.failed(error);
     options.sessions.delete(session.id);
     await upstream.terminate(forwardContext(request, exchange, undefined));
     throw error;
   }
+  reply = observeReply(reply, message.id, observer);
   if (
     reply.kind === 'status' ||
     (reply.kind === 'json' && isResponse(reply.message) && 'error' in reply.message)
@@ -238,10 +243,18 @@ async function relay(
   message: JsonRpcMessage,
   exchange: Exchange,
   options: McpEndpointOptions,
+  observer: CallObserver | undefined,
 ): Promise<void> {
-  const reply = await sendOrForget(session, options, () =>
-    session.upstream.send(message, forwardContext(request, exchange, undefined)),
-  );
+  let reply: UpstreamReply;
+  try {
+    reply = await sendOrForget(session, options, () =>
+      session.upstream.send(message, forwardContext(request, exchange, undefined)),
+    );
+  } catch (error) {
+    observer?.failed(error);
+    throw error;
+  }
+  if (isRequest(message)) reply = observeReply(reply, message.id, observer);
   await writeTracked(session, response, reply, {
     requestId: exchange.requestId,
     rpcId: isRequest(message) ? message.id : undefined,

@@ -9,6 +9,7 @@ import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from '../../
 import { isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { STATELESS_REVISION } from '../../domain/protocol.js';
 import { writeReply } from '../http-reply.js';
+import { observeReply } from '../observe-reply.js';
 import type { MessageGate } from '../message-gate.js';
 import { ownerOf } from '../session-owner.js';
 import type {
@@ -56,12 +57,13 @@ export async function handleModernMessage(
     String(claimed?.[PROTOCOL_VERSION_KEY] ?? STATELESS_REVISION),
   );
   const envelope = readEnvelope(modern);
-  await options.gate.admitClientMessage(message, {
+  const observer = await options.gate.admitClientMessage(message, {
     requestId: exchange.requestId,
     upstreamName: options.upstream.name,
     sessionId: undefined,
     protocolVersion: envelope.protocolVersion,
     identity: exchange.identity,
+    traceparent: single(request.headers['traceparent']),
   });
   const context: ForwardContext = {
     requestId: exchange.requestId,
@@ -79,18 +81,29 @@ export async function handleModernMessage(
     signal: exchange.signal,
     headers: {},
   };
-  if (era === 'modern') {
-    const reply = await options.upstream.openSession().send(message, context);
-    await writeReply(response, reply, replyOptions);
-    return;
+  let reply: UpstreamReply;
+  try {
+    if (era === 'modern') {
+      reply = await options.upstream.openSession().send(message, context);
+    } else if (isRequest(message)) {
+      const events = options.bridge.exchange(
+        message,
+        envelope,
+        context,
+        ownerOf(exchange.identity),
+      );
+      reply = await toReply(events);
+    } else {
+      // Cancellation in 2026-07-28 is closing the stream; other notifications have no bridged meaning.
+      response.writeHead(202, { 'x-request-id': exchange.requestId }).end();
+      return;
+    }
+  } catch (error) {
+    observer?.failed(error);
+    throw error;
   }
-  if (!isRequest(message)) {
-    // Cancellation in 2026-07-28 is closing the stream; other notifications have no bridged meaning.
-    response.writeHead(202, { 'x-request-id': exchange.requestId }).end();
-    return;
-  }
-  const events = options.bridge.exchange(message, envelope, context, ownerOf(exchange.identity));
-  await writeReply(response, await toReply(events), replyOptions);
+  if (isRequest(message)) reply = observeReply(reply, message.id, observer);
+  await writeReply(response, reply, replyOptions);
 }
 
 /** A call answered before any notification is sent as plain JSON; otherwise as an SSE stream. */

@@ -249,15 +249,10 @@ class ProgressDeadline {
   private readonly controller = new AbortController();
   private readonly timer: NodeJS.Timeout;
   private expired = false;
-  private readonly onClientAbort: () => void;
-
-  constructor(
-    timeoutMs: number,
-    private readonly client: AbortSignal,
-  ) {
-    this.onClientAbort = () => this.controller.abort(client.reason);
+  constructor(timeoutMs: number, client: AbortSignal) {
     if (client.aborted) this.controller.abort(client.reason);
-    else client.addEventListener('abort', this.onClientAbort, { once: true });
+    else
+      client.addEventListener('abort', () => this.controller.abort(client.reason), { once: true });
     this.timer = setTimeout(() => {
       this.expired = true;
       this.controller.abort(new WardenError('WARDEN_UPSTREAM_TIMEOUT'));
@@ -275,9 +270,12 @@ class ProgressDeadline {
     this.timer.refresh();
   }
 
+  /**
+   * Stops the timeout. The client's abort still reaches the upstream request: a server stream
+   * has no timeout, and ending it when the client leaves is how it is closed.
+   */
   clear(): void {
     clearTimeout(this.timer);
-    this.client.removeEventListener('abort', this.onClientAbort);
   }
 
   /** The WardenError for a failed exchange: a timeout if this deadline ended it. */

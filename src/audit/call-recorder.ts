@@ -1,0 +1,112 @@
+/**
+ * Records the story of each call: the decision, durably, before the call is forwarded (so a call
+ * the log does not know about cannot happen), then its result or error when it ends.
+ */
+import type { AuditEntry } from '../domain/audit-record.js';
+import { WardenError } from '../domain/errors.js';
+import type { JsonRpcResponse } from '../domain/jsonrpc.js';
+import type { AuditChain } from './audit-chain.js';
+import { callEntryBase, describeTarget, type CallFacts } from './call-entry.js';
+import type { ArgumentRedactor } from './redaction.js';
+import { digestResult } from './result-digest.js';
+
+export interface Decision {
+  readonly effect: 'allow' | 'deny' | 'approval_required';
+  readonly reasons: readonly string[];
+  readonly policies: readonly string[];
+}
+
+/** Records how a recorded call ended. */
+export interface CallOutcome {
+  answered(response: JsonRpcResponse): void;
+  failed(error: unknown): void;
+}
+
+export interface CallRecorder {
+  /**
+   * Durably records the decision on a call (`call.allowed` or `call.denied`). Rejects with
+   * WARDEN_AUDIT_UNAVAILABLE when the log cannot take it: the call must then not proceed.
+   */
+  recordDecision(facts: CallFacts, decision: Decision): Promise<CallOutcome>;
+}
+
+export interface CallRecorderOptions {
+  readonly chain: Pick<AuditChain, 'record'>;
+  readonly redactor: ArgumentRedactor;
+  /** Bytes of each result kept (redacted) in the log; 0 keeps none. */
+  readonly excerptBytes: number;
+  readonly now?: () => number;
+  /** Told when the log could not take a record (decision or outcome): raise an alert. */
+  readonly onFailure: (error: unknown, entry: AuditEntry) => void;
+}
+
+export function createCallRecorder(options: CallRecorderOptions): CallRecorder {
+  const now = options.now ?? Date.now;
+  const time = () => new Date(now()).toISOString();
+
+  const recordOutcome = (entry: AuditEntry): void => {
+    options.chain.record(entry).catch((error: unknown) => options.onFailure(error, entry));
+  };
+
+  return {
+    async recordDecision(facts, decision) {
+      const { tool, args } = describeTarget(facts.method, facts.params);
+      const base = callEntryBase(facts, tool);
+      const redacted = args === undefined ? undefined : options.redactor.redact(args);
+      const entry: AuditEntry = {
+        ...base,
+        event: decision.effect === 'deny' ? 'call.denied' : 'call.allowed',
+        time: time(),
+        ...(redacted && { arguments: redacted.arguments, argumentsHash: redacted.argumentsHash }),
+        decision,
+      };
+      try {
+        await options.chain.record(entry);
+      } catch (error) {
+        options.onFailure(error, entry);
+        throw new WardenError('WARDEN_AUDIT_UNAVAILABLE', undefined, { cause: error });
+      }
+      const started = now();
+      let settled = false;
+      return {
+        answered(response) {
+          if (settled) return;
+          settled = true;
+          const latencyMs = now() - started;
+          if ('error' in response) {
+            recordOutcome({
+              ...base,
+              event: 'call.error',
+              time: time(),
+              latencyMs,
+              errorCode: String(response.error.code),
+              details: { message: options.redactor.redactValue(response.error.message) },
+            });
+            return;
+          }
+          recordOutcome({
+            ...base,
+            event: 'call.result',
+            time: time(),
+            latencyMs,
+            result: digestResult(response.result, {
+              excerptBytes: options.excerptBytes,
+              redactor: options.redactor,
+            }),
+          });
+        },
+        failed(error) {
+          if (settled) return;
+          settled = true;
+          recordOutcome({
+            ...base,
+            event: 'call.error',
+            time: time(),
+            latencyMs: now() - started,
+            errorCode: error instanceof WardenError ? error.code : 'WARDEN_INTERNAL',
+          });
+        },
+      };
+    },
+  };
+}

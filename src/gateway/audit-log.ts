@@ -1,0 +1,98 @@
+/**
+ * Wires the audit log for one gateway: the replica's hash chain in the store, its Ed25519
+ * checkpoint key, the argument redactor, and the call recorder the pipeline uses.
+ */
+import { createHash } from 'node:crypto';
+import { createAuditChain, type AuditChain } from '../audit/audit-chain.js';
+import { createCallRecorder, type CallRecorder } from '../audit/call-recorder.js';
+import { createCheckpointSigner, loadOrCreateAuditKey } from '../audit/checkpoint.js';
+import { loadOrCreateHashKey } from '../audit/hash-key.js';
+import { createArgumentRedactor } from '../audit/redaction.js';
+import type { Config } from '../config/config.js';
+import type { AuditEntry } from '../domain/audit-record.js';
+import { canonicalJson } from '../domain/canonical-json.js';
+import type { Store } from '../store/types.js';
+import type { Logger } from './logger.js';
+
+export interface GatewayAuditLog {
+  readonly recorder: CallRecorder;
+  /** Records a gateway event (token issued, revocation, config loaded); failures raise an alert. */
+  note(entry: Omit<AuditEntry, 'time'>): void;
+  /** Commits what is pending and signs a final checkpoint. */
+  close(): Promise<void>;
+}
+
+/** Batches form while an append is in flight; an idle log commits at once (no added wait). */
+const BATCH_WINDOW_MS = 0;
+
+export async function setUpAuditLog(
+  config: Config,
+  store: Store,
+  logger: Logger,
+): Promise<GatewayAuditLog> {
+  const key = await loadOrCreateAuditKey(store.audit);
+  const alert = (error: unknown, entry: Pick<AuditEntry, 'event' | 'requestId'>): void => {
+    // An operator must hear of this at once: calls are being refused while it lasts.
+    logger.error(
+      { alert: 'audit_unavailable', err: error, event: entry.event, requestId: entry.requestId },
+      'audit log cannot record',
+    );
+  };
+  const chain: AuditChain = createAuditChain({
+    repository: store.audit,
+    stream: config.audit.stream,
+    signer: createCheckpointSigner(key),
+    checkpointEvery: config.audit.checkpointEvery,
+    checkpointIntervalMs: config.audit.checkpointIntervalMs,
+    batchWindowMs: BATCH_WINDOW_MS,
+    onError: (error) =>
+      logger.error({ alert: 'audit_checkpoint_failed', err: error }, 'audit checkpoint failed'),
+  });
+  const redactor = createArgumentRedactor({
+    hashKey: loadOrCreateHashKey(config.audit.hashKeyFile),
+    redactPaths: config.audit.redactPaths,
+  });
+  const recorder = createCallRecorder({
+    chain,
+    redactor,
+    excerptBytes: config.audit.resultExcerptBytes,
+    onFailure: alert,
+  });
+  const note = (entry: Omit<AuditEntry, 'time'>): void => {
+    const full = { ...entry, time: new Date().toISOString() } as AuditEntry;
+    chain.record(full).catch((error: unknown) => alert(error, full));
+  };
+  note({
+    event: 'config.loaded',
+    environment: config.environment,
+    details: {
+      source: config.source,
+      stream: config.audit.stream,
+      upstreams: [...config.upstreams.keys()],
+      agents: [...config.agents.keys()],
+      auditKeyId: key.keyId,
+      configHash: createHash('sha256')
+        .update(canonicalJson(describeConfig(config)))
+        .digest('base64url'),
+    },
+  });
+  return { recorder, note, close: () => chain.close() };
+}
+
+/** The parts of the config that decide who may do what; secrets (hashes, keys) are left out. */
+function describeConfig(config: Config): unknown {
+  return {
+    environment: config.environment,
+    auth: { ...config.auth },
+    agents: [...config.agents.values()].map((agent) => ({
+      id: agent.id,
+      roles: agent.roles,
+      tenant: agent.tenant ?? null,
+    })),
+    upstreams: [...config.upstreams.values()].map((upstream) =>
+      upstream.kind === 'http'
+        ? { name: upstream.name, url: upstream.url }
+        : { name: upstream.name, command: upstream.command },
+    ),
+  };
+}

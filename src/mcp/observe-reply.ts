@@ -1,0 +1,64 @@
+/** Watches an upstream reply on its way to the client, to tell a call's observer how it ended. */
+import { WardenError } from '../domain/errors.js';
+import type { JsonRpcId } from '../domain/jsonrpc.js';
+import { isResponse } from '../domain/jsonrpc.js';
+import type { CallObserver } from './message-gate.js';
+import type { UpstreamEvent, UpstreamReply } from './upstream/types.js';
+
+export function observeReply(
+  reply: UpstreamReply,
+  rpcId: JsonRpcId,
+  observer: CallObserver | undefined,
+): UpstreamReply {
+  if (!observer) return reply;
+  switch (reply.kind) {
+    case 'json':
+      if (isResponse(reply.message) && reply.message.id === rpcId) observer.answered(reply.message);
+      else observer.failed(new WardenError('WARDEN_UPSTREAM_PROTOCOL_ERROR'));
+      return reply;
+    case 'status':
+      observer.failed(
+        new WardenError(
+          reply.status >= 500 ? 'WARDEN_UPSTREAM_UNAVAILABLE' : 'WARDEN_UPSTREAM_PROTOCOL_ERROR',
+          `HTTP ${reply.status}`,
+        ),
+      );
+      return reply;
+    case 'accepted':
+      observer.failed(new WardenError('WARDEN_UPSTREAM_PROTOCOL_ERROR'));
+      return reply;
+    case 'stream':
+      return { kind: 'stream', events: watchEvents(reply.events, rpcId, observer) };
+  }
+}
+
+async function* watchEvents(
+  events: AsyncIterable<UpstreamEvent>,
+  rpcId: JsonRpcId,
+  observer: CallObserver,
+): AsyncGenerator<UpstreamEvent> {
+  let settled = false;
+  try {
+    for await (const event of events) {
+      if (!settled && event.message && isResponse(event.message) && event.message.id === rpcId) {
+        settled = true;
+        observer.answered(event.message);
+      }
+      yield event;
+    }
+  } catch (error) {
+    if (!settled) {
+      settled = true;
+      observer.failed(error);
+    }
+    throw error;
+  } finally {
+    if (!settled)
+      observer.failed(
+        new WardenError(
+          'WARDEN_UPSTREAM_UNAVAILABLE',
+          'The stream ended before the call was answered.',
+        ),
+      );
+  }
+}

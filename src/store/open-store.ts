@@ -17,7 +17,14 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     return openSqliteStore(url, options);
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
-    return openPostgresStore(url, options);
+    // `?schema=NAME` in the URL: one database, several isolated deployments (or tests).
+    const parsed = new URL(url);
+    const schema = parsed.searchParams.get('schema') ?? undefined;
+    parsed.searchParams.delete('schema');
+    return openPostgresStore(parsed.toString(), {
+      ...options,
+      ...(schema !== undefined && options.schema === undefined && { schema }),
+    });
   }
   throw new StoreError(
     'STORE_URL_INVALID',

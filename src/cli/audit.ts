@@ -1,19 +1,46 @@
 /**
- * `warden audit verify|export|public-key`: check the forensic audit log for tampering, against
- * the store or offline from an export and the public key alone; export it as verifiable JSONL or
- * as OCSF for a SIEM; print the audit public key to pin it somewhere the log's writers cannot
- * reach. `verify` exits 0 when the log is intact, 1 when it is not, 2 on a usage mistake.
+ * `warden audit verify|export|public-key|query|show|tail|archive`: check the forensic audit log
+ * for tampering, against the store or offline from an export and the public key alone; export it
+ * as verifiable JSONL or as OCSF for a SIEM; print the audit public key to pin it somewhere the
+ * log's writers cannot reach; investigate it as a timeline, one call's story, or a live tail;
+ * archive and prune its old part. `verify` exits 0 when the log is intact, 1 when it is not, 2 on
+ * a usage mistake; `show` exits 1 when no record has the request id; `archive` exits 2 when it
+ * cannot write the archive (and then prunes nothing).
  */
-import { createWriteStream, readFileSync, renameSync, rmSync } from 'node:fs';
-import { finished } from 'node:stream/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { open, rename, rm } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import type { Command, CommanderError } from 'commander';
 import { loadConfigFile } from '../config/load.js';
+import { parseDuration } from '../config/duration.js';
+import {
+  checkAuditArchive,
+  planAuditArchive,
+  pruneArchivedStreams,
+  writeAuditArchive,
+} from '../audit/archive.js';
+import { tellCallStory } from '../audit/call-story.js';
 import { auditKeyId, loadOrCreateAuditKey, parsePublicKey } from '../audit/checkpoint.js';
 import { AuditError } from '../audit/errors.js';
 import { readAuditExport, writeAuditExport, writeOcsfExport } from '../audit/export.js';
 import { repositoryVerifyInput, snapshotStreams } from '../audit/read-stream.js';
+import { createAuditTail } from '../audit/tail.js';
+import {
+  formatTimeline,
+  formatTimelineHeader,
+  formatTimelineRow,
+  resolveTimeBound,
+} from '../audit/timeline.js';
 import { verifyAuditLog, type VerifyReport } from '../audit/verify.js';
+import { AUDIT_EVENTS, type AuditRecord } from '../domain/audit-record.js';
+import { canonicalJson } from '../domain/canonical-json.js';
+import {
+  AUDIT_QUERY_DEFAULT_LIMIT,
+  AUDIT_QUERY_MAX_LIMIT,
+  type AuditQuery,
+} from '../store/types.js';
 import { runCliAction, UsageError, withStore } from './keys.js';
 
 const DEFAULT_CONFIG = 'warden.yaml';
@@ -33,10 +60,46 @@ interface ExportOptions {
   readonly format: string;
 }
 
+interface QueryOptions {
+  readonly config: string;
+  readonly user?: string;
+  readonly agent?: string;
+  readonly role?: string;
+  readonly tool?: string;
+  readonly upstream?: string;
+  readonly event?: string;
+  readonly effect?: string;
+  readonly request?: string;
+  readonly stream?: string;
+  readonly since?: string;
+  readonly until?: string;
+  readonly limit: string;
+  readonly format: string;
+}
+
+interface TailOptions {
+  readonly config: string;
+  readonly lines: string;
+  readonly follow?: boolean;
+  readonly interval: string;
+  readonly format: string;
+}
+
+interface ArchiveOptions {
+  readonly config: string;
+  readonly before: string;
+  readonly out: string;
+  readonly publicKey?: string;
+}
+
+const EFFECTS = ['allow', 'deny', 'approval_required'] as const;
+/** --follow polls no faster than this (the store is shared with the gateway) and no slower. */
+const POLL_INTERVAL_MS = { min: 100, max: 60_000 } as const;
+
 export function registerAuditCommand(program: Command): void {
   const audit = program
     .command('audit')
-    .description('verify and export the tamper-evident audit log')
+    .description('verify, export, investigate and archive the tamper-evident audit log')
     // Usage mistakes exit 2 (1 means "not intact"); subcommands made below inherit this.
     .exitOverride((error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : 2));
 
@@ -72,6 +135,69 @@ export function registerAuditCommand(program: Command): void {
         });
       }),
     );
+
+  audit
+    .command('query')
+    .description('find records as a timeline (oldest first); every filter narrows the result')
+    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .option('--user <user>', 'the user on whose behalf the call was made')
+    .option('--agent <agent>', 'the calling agent')
+    .option('--role <role>', 'a role the caller held')
+    .option('--tool <tool>', 'the tool (or resource URI, prompt) called')
+    .option('--upstream <name>', 'the upstream server')
+    .option('--event <event>', 'the event (call.allowed, call.denied, call.result, …)')
+    .option('--effect <effect>', 'the decision: allow, deny or approval_required')
+    .option('--request <id>', 'the request id shared by the records of one call')
+    .option('--stream <stream>', "one gateway replica's stream")
+    .option('--since <time>', 'from this time: ISO 8601, or a duration ago (1h, 7d)')
+    .option('--until <time>', 'before this time: ISO 8601, or a duration ago')
+    .option(
+      '--limit <n>',
+      `at most this many records (1–${AUDIT_QUERY_MAX_LIMIT})`,
+      String(AUDIT_QUERY_DEFAULT_LIMIT),
+    )
+    .option('--format <format>', 'table (a timeline) or jsonl (records exactly as stored)', 'table')
+    .action((options: QueryOptions) => runAuditAction(() => queryCommand(options)));
+
+  audit
+    .command('show')
+    .description('tell the whole story of one call: who, what, the decision and why, the outcome')
+    .argument('<request-id>', 'the request id (x-request-id of the response, or from query)')
+    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .action((requestId: string, options: { config: string }) =>
+      runAuditAction(() => showCommand(requestId, options.config)),
+    );
+
+  audit
+    .command('tail')
+    .description('print the last records; with --follow, keep printing new ones until Ctrl-C')
+    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .option('-n, --lines <n>', 'how many of the last records to print', '20')
+    .option('-f, --follow', 'poll for new records until interrupted')
+    .option(
+      '--interval <duration>',
+      `how often --follow polls (${POLL_INTERVAL_MS.min}ms to ${POLL_INTERVAL_MS.max / 1000}s)`,
+      '1s',
+    )
+    .option('--format <format>', 'table or jsonl', 'table')
+    .action((options: TailOptions) => runAuditAction(() => tailCommand(options)));
+
+  audit
+    .command('archive')
+    .description(
+      'write the records older than a date to a verifiable export, then prune them from the store (leaving a signed audit.pruned marker)',
+    )
+    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .requiredOption(
+      '--before <time>',
+      'archive records older than this: ISO 8601, or a duration ago (90d)',
+    )
+    .requiredOption('-o, --out <file>', 'the archive to create (JSONL export); never overwritten')
+    .option(
+      '--public-key <file>',
+      'the audit public key (PEM) to check the archive with before pruning (default: the key in the store)',
+    )
+    .action((options: ArchiveOptions) => runAuditAction(() => archiveCommand(options)));
 }
 
 async function verifyCommand(options: VerifyOptions): Promise<void> {
@@ -155,22 +281,283 @@ async function exportCommand(options: ExportOptions): Promise<void> {
   });
 }
 
-/** Writes through a temporary file renamed at the end, so a failed export leaves no partial file. */
 async function writeTo<T>(path: string, write: (out: Writable) => Promise<T>): Promise<T> {
-  if (path === '-') return write(process.stdout);
+  return path === '-' ? write(process.stdout) : writeFileDurably(path, write, { exclusive: false });
+}
+
+/**
+ * Writes through a temporary file that is synced, optionally checked, then renamed into place and
+ * the directory synced: a failed write leaves no partial file, and once this resolves the file
+ * survives a crash. `exclusive` refuses to replace an existing file (or a run writing it now).
+ */
+async function writeFileDurably<T>(
+  path: string,
+  write: (out: Writable) => Promise<T>,
+  options: { readonly exclusive: boolean; readonly check?: (partial: string) => Promise<unknown> },
+): Promise<T> {
   const partial = `${path}.partial`;
-  const out = createWriteStream(partial, { mode: 0o600 });
+  // Opened before the try: a partial file this run did not create is never removed.
+  const handle = await open(partial, options.exclusive ? 'wx' : 'w', 0o600);
+  const out = handle.createWriteStream();
+  // A write error (ENOSPC, EIO) must end the export, not leave it waiting for 'drain'.
+  const failed = new Promise<never>((_, reject) => out.once('error', reject));
+  failed.catch(() => undefined);
   try {
-    const result = await write(out);
+    const result = await Promise.race([write(out), failed]);
     out.end();
-    await finished(out);
-    renameSync(partial, path);
+    await Promise.race([finished(out), failed]);
+    await syncPath(partial);
+    await options.check?.(partial);
+    if (options.exclusive && existsSync(path)) {
+      throw new UsageError(`${path} exists already: an archive is never overwritten`);
+    }
+    await rename(partial, path);
+    await syncPath(dirname(resolve(path)));
     return result;
   } catch (error) {
     out.destroy();
-    rmSync(partial, { force: true });
+    await rm(partial, { force: true });
     throw error;
   }
+}
+
+/** fsync of a file, or of a directory to make a rename in it durable. */
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function queryCommand(options: QueryOptions): Promise<void> {
+  const format = checkFormat(options.format);
+  const limit = parseCount('--limit', options.limit, 1, AUDIT_QUERY_MAX_LIMIT);
+  if (options.event !== undefined && !(AUDIT_EVENTS as readonly string[]).includes(options.event)) {
+    throw new UsageError(`--event must be one of ${AUDIT_EVENTS.join(', ')}`);
+  }
+  if (options.effect !== undefined && !(EFFECTS as readonly string[]).includes(options.effect)) {
+    throw new UsageError(`--effect must be one of ${EFFECTS.join(', ')}`);
+  }
+  const now = Date.now();
+  const query: AuditQuery = {
+    ...definedFields({
+      user: options.user,
+      agent: options.agent,
+      role: options.role,
+      tool: options.tool,
+      upstream: options.upstream,
+      event: options.event,
+      effect: options.effect,
+      requestId: options.request,
+      stream: options.stream,
+      from: options.since === undefined ? undefined : timeBound('--since', options.since, now),
+      to: options.until === undefined ? undefined : timeBound('--until', options.until, now),
+    }),
+    limit,
+  };
+  await withStore(loadConfigFile(options.config), async (store) => {
+    const records = await store.audit.query(query);
+    if (records.length === 0) {
+      process.stderr.write('no audit records match\n');
+      return;
+    }
+    process.stdout.write(format === 'jsonl' ? toJsonLines(records) : formatTimeline(records));
+    if (records.length === limit) {
+      process.stderr.write(
+        `showing the first ${limit} matching records, oldest first: narrow with --since/--until or raise --limit\n`,
+      );
+    }
+  });
+}
+
+async function showCommand(requestId: string, configFile: string): Promise<void> {
+  await withStore(loadConfigFile(configFile), async (store) => {
+    const records = await store.audit.query({ requestId, limit: AUDIT_QUERY_MAX_LIMIT });
+    if (records.length === 0) {
+      process.stderr.write(
+        `warden: no audit record has request id ${JSON.stringify(requestId)} (give the full id, as in x-request-id or query --format jsonl; archived records are in their archive)\n`,
+      );
+      process.exitCode = 1;
+      return;
+    }
+    process.stdout.write(tellCallStory(records));
+  });
+}
+
+async function tailCommand(options: TailOptions): Promise<void> {
+  const format = checkFormat(options.format);
+  const lines = parseCount('--lines', options.lines, 0, AUDIT_QUERY_MAX_LIMIT);
+  const intervalMs = parseDuration(options.interval);
+  if (
+    intervalMs === undefined ||
+    intervalMs < POLL_INTERVAL_MS.min ||
+    intervalMs > POLL_INTERVAL_MS.max
+  ) {
+    throw new UsageError(
+      `--interval must be a duration from ${POLL_INTERVAL_MS.min}ms to ${POLL_INTERVAL_MS.max / 1000}s`,
+    );
+  }
+  const print = (records: readonly AuditRecord[]): void => {
+    if (records.length === 0) return;
+    process.stdout.write(
+      format === 'jsonl'
+        ? toJsonLines(records)
+        : records.map((record) => `${formatTimelineRow(record)}\n`).join(''),
+    );
+  };
+  await withStore(loadConfigFile(options.config), async (store) => {
+    const tail = createAuditTail(store.audit);
+    if (format === 'table') process.stdout.write(`${formatTimelineHeader()}\n`);
+    print(await tail.latest(lines));
+    if (!options.follow) return;
+    await untilInterrupted(async ({ stopped, pause }) => {
+      while (!stopped()) {
+        print(await tail.poll());
+        await pause(intervalMs);
+      }
+    });
+  });
+}
+
+interface Interruptible {
+  /** True once SIGINT or SIGTERM arrived, or stdout closed (e.g. piped into `head`). */
+  stopped(): boolean;
+  /** Waits `ms`, or less when stopped meanwhile, so Ctrl-C never waits for the poll interval. */
+  pause(ms: number): Promise<void>;
+}
+
+/** Runs `loop` until interrupted; the loop ends at its next check, so the store closes cleanly. */
+async function untilInterrupted(loop: (control: Interruptible) => Promise<void>): Promise<void> {
+  let stopped = false;
+  let wake: (() => void) | undefined;
+  const stop = (): void => {
+    stopped = true;
+    wake?.();
+  };
+  const pause = (ms: number): Promise<void> =>
+    stopped
+      ? Promise.resolve()
+      : new Promise((done) => {
+          const timer = setTimeout(finish, ms);
+          function finish(): void {
+            clearTimeout(timer);
+            wake = undefined;
+            done();
+          }
+          wake = finish;
+        });
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.stdout.on('error', stop);
+  try {
+    await loop({ stopped: () => stopped, pause });
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    process.stdout.off('error', stop);
+  }
+}
+
+async function archiveCommand(options: ArchiveOptions): Promise<void> {
+  const now = Date.now();
+  const before = timeBound('--before', options.before, now);
+  if (options.out === '-') {
+    throw new UsageError('--out must be a file: the archive is synced to disk before pruning');
+  }
+  if (existsSync(options.out)) {
+    throw new UsageError(`${options.out} exists already: an archive is never overwritten`);
+  }
+  const trustedPem = options.publicKey === undefined ? undefined : readPublicKey(options.publicKey);
+  await withStore(loadConfigFile(options.config), async (store) => {
+    const publicKeyPem = trustedPem ?? (await store.audit.signingKey())?.publicKeyPem;
+    if (publicKeyPem === undefined) {
+      throw new AuditError('AUDIT_KEY_INVALID', 'the store has no audit key: nothing to archive');
+    }
+    const plans = await planAuditArchive(store.audit, Date.parse(before));
+    if (plans.length === 0) {
+      process.stderr.write(
+        `nothing to archive: no stream has a signed checkpoint whose records are all older than ${before}\n`,
+      );
+      return;
+    }
+    const summary = await writeFileDurably(
+      options.out,
+      (out) => writeAuditArchive(store.audit, plans, out, { publicKeyPem }),
+      { exclusive: true, check: (partial) => checkAuditArchive(partial, plans, publicKeyPem) },
+    ).catch((error: unknown) => {
+      throw explainUnwrittenArchive(options.out, error);
+    });
+    process.stderr.write(
+      `wrote ${options.out}: ${summary.records} records and ${summary.checkpoints} checkpoints, synced and verified\n`,
+    );
+    const deleted = await pruneArchivedStreams(store.audit, plans);
+    for (const plan of plans) {
+      process.stdout.write(
+        `stream ${plan.stream}: archived seq ${plan.firstSeq}–${plan.throughSeq}, pruned ${deleted.get(plan.stream) ?? 0} record(s); an audit.pruned marker at seq ${plan.throughSeq} stands in for them\n`,
+      );
+    }
+    process.stdout.write(
+      `keep ${options.out}: it is the only copy of those records (check it with warden audit verify --file ${options.out} --public-key KEY.pem)\n`,
+    );
+  });
+}
+
+/** Why the archive was not written, said so; nothing is pruned then. */
+function explainUnwrittenArchive(path: string, error: unknown): unknown {
+  if (isFileSystemError(error)) {
+    return new UsageError(
+      `cannot write the archive ${path}: ${error.code ?? error.message}; nothing was pruned`,
+    );
+  }
+  if (error instanceof AuditError) {
+    return new AuditError(error.code, `${error.message}; nothing was pruned`, { cause: error });
+  }
+  return error;
+}
+
+function isFileSystemError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+}
+
+function checkFormat(format: string): 'table' | 'jsonl' {
+  if (format !== 'table' && format !== 'jsonl') {
+    throw new UsageError(`--format must be table or jsonl, not "${format}"`);
+  }
+  return format;
+}
+
+function parseCount(flag: string, value: string, min: number, max: number): number {
+  const count = /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(count) || count < min || count > max) {
+    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
+  }
+  return count;
+}
+
+function timeBound(flag: string, value: string, now: number): string {
+  const bound = resolveTimeBound(value, now);
+  if (bound === undefined) {
+    throw new UsageError(
+      `${flag} must be an ISO 8601 date, or date and time with Z or an offset, or a duration ago (1h, 7d); got "${value}"`,
+    );
+  }
+  return bound;
+}
+
+/** Records exactly as stored: the store keeps each one as its canonical JSON. */
+function toJsonLines(records: readonly AuditRecord[]): string {
+  return records.map((record) => `${canonicalJson(record)}\n`).join('');
+}
+
+/** The fields whose value is defined (exactOptionalPropertyTypes: absent, never undefined). */
+function definedFields<T extends Record<string, string | undefined>>(
+  fields: T,
+): { [K in keyof T]?: string } {
+  return Object.fromEntries(Object.entries(fields).filter(([, value]) => value !== undefined)) as {
+    [K in keyof T]?: string;
+  };
 }
 
 function readPublicKey(path: string): string {

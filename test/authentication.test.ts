@@ -184,6 +184,11 @@ function assertRefused(reply: RawReply, refusal: Refusal): void {
   assert.deepEqual(upstream.received, [], 'nothing was forwarded to the upstream');
 }
 
+/** A 401 invalid_token refusal for `reason`, with nothing forwarded. */
+function assertInvalidToken(reply: RawReply, reason: string): void {
+  assertRefused(reply, { code: 'WARDEN_INVALID_TOKEN', error: 'invalid_token', reason });
+}
+
 /** An initialize with `Authorization: Bearer <token>`: what a client sends first. */
 function initializeWith(token: string, url = fixture): Promise<RawReply> {
   return postMcp(url, initializeRequest(), { headers: { authorization: `Bearer ${token}` } });
@@ -399,11 +404,7 @@ describe('credentials missing or sent the wrong way', () => {
     const { token } = await issue();
     const [header = '', , signature = ''] = token.split('.');
     const padded = `${header}.${'A'.repeat(9 * 1024)}.${signature}`;
-    assertRefused(await initializeWith(padded), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'token_too_large',
-    });
+    assertInvalidToken(await initializeWith(padded), 'token_too_large');
   });
 });
 
@@ -419,16 +420,11 @@ function sendTwoAuthorizationHeaders(values: readonly string[]): Promise<RawRepl
         path: url.pathname,
         method: 'POST',
         agent: false,
-        // Raw header pairs: the only way to send one header name twice.
-        headers: [
-          'content-type',
-          'application/json',
-          'accept',
-          'application/json, text/event-stream',
-          'content-length',
-          String(Buffer.byteLength(body)),
-          ...values.flatMap((value) => ['authorization', value]),
-        ],
+        headers: {
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'content-length': Buffer.byteLength(body),
+        },
       },
       (response) => {
         let text = '';
@@ -438,6 +434,8 @@ function sendTwoAuthorizationHeaders(values: readonly string[]): Promise<RawRepl
         );
       },
     );
+    // One header line per value: how a client (or a proxy appending its own) sends it twice.
+    request.setHeader('authorization', [...values]);
     request.on('error', reject);
     request.end(body);
   });
@@ -452,11 +450,7 @@ describe('forged and doctored tokens', () => {
     const claims = decodeJwt(token);
     for (const alg of ['none', 'None', 'NONE', 'nOnE']) {
       const unsigned = forge({ alg, typ: 'at+jwt' }, claims, '');
-      assertRefused(await initializeWith(unsigned), {
-        code: 'WARDEN_INVALID_TOKEN',
-        error: 'invalid_token',
-        reason: 'algorithm_refused',
-      });
+      assertInvalidToken(await initializeWith(unsigned), 'algorithm_refused');
     }
   });
 
@@ -476,11 +470,7 @@ describe('forged and doctored tokens', () => {
     for (const secret of [pem, pem.trim(), JSON.stringify(jwk), jwk.x ?? '']) {
       for (const alg of ['HS256', 'HS384', 'HS512']) {
         const confused = await sign(claims, encoder.encode(secret), { alg, kid: jwk.kid });
-        assertRefused(await initializeWith(confused), {
-          code: 'WARDEN_INVALID_TOKEN',
-          error: 'invalid_token',
-          reason: 'algorithm_refused',
-        });
+        assertInvalidToken(await initializeWith(confused), 'algorithm_refused');
       }
     }
   });
@@ -490,11 +480,7 @@ describe('forged and doctored tokens', () => {
     const claims = decodeJwt(token);
     for (const kid of ['attacker-key', 'retired-key-2019']) {
       const forged = await sign(claims, attacker.privateKey, { alg: 'ES256', kid });
-      assertRefused(await initializeWith(forged), {
-        code: 'WARDEN_INVALID_TOKEN',
-        error: 'invalid_token',
-        reason: 'key_unknown',
-      });
+      assertInvalidToken(await initializeWith(forged), 'key_unknown');
     }
   });
 
@@ -510,11 +496,7 @@ describe('forged and doctored tokens', () => {
       'k'.repeat(129),
     ]) {
       const forged = await sign(claims, attacker.privateKey, { alg: 'ES256', kid });
-      assertRefused(await initializeWith(forged), {
-        code: 'WARDEN_INVALID_TOKEN',
-        error: 'invalid_token',
-        reason: 'kid_invalid',
-      });
+      assertInvalidToken(await initializeWith(forged), 'kid_invalid');
     }
   });
 
@@ -533,11 +515,7 @@ describe('forged and doctored tokens', () => {
         kid: 'attacker-key',
         ...header,
       });
-      assertRefused(await initializeWith(forged), {
-        code: 'WARDEN_INVALID_TOKEN',
-        error: 'invalid_token',
-        reason: 'key_header_refused',
-      });
+      assertInvalidToken(await initializeWith(forged), 'key_header_refused');
     }
     assert.deepEqual(attacker.requests, [], "the gateway never fetched the attacker's keys");
   });
@@ -553,11 +531,7 @@ describe('forged and doctored tokens', () => {
       { aud: `${TEST_RESOURCE}/other` },
     ]) {
       const tampered = `${header}.${base64url.encode(JSON.stringify({ ...claims, ...change }))}.${signature}`;
-      assertRefused(await initializeWith(tampered), {
-        code: 'WARDEN_INVALID_TOKEN',
-        error: 'invalid_token',
-        reason: 'signature_invalid',
-      });
+      assertInvalidToken(await initializeWith(tampered), 'signature_invalid');
     }
   });
 
@@ -567,11 +541,7 @@ describe('forged and doctored tokens', () => {
         alg: 'ES256',
         kid: 'attacker-key',
       });
-      assertRefused(await initializeWith(forged), {
-        code: 'WARDEN_INVALID_TOKEN',
-        error: 'invalid_token',
-        reason: 'issuer_unknown',
-      });
+      assertInvalidToken(await initializeWith(forged), 'issuer_unknown');
     }
     assert.deepEqual(attacker.requests, [], 'an untrusted iss is not a place to fetch keys from');
   });
@@ -581,11 +551,7 @@ describe('forged and doctored tokens', () => {
       alg: 'ES256',
       kid: 'partner-key',
     });
-    assertRefused(await initializeWith(forged), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'signature_invalid',
-    });
+    assertInvalidToken(await initializeWith(forged), 'signature_invalid');
   });
 });
 
@@ -607,22 +573,14 @@ describe('genuine tokens refused where they do not belong', () => {
       [],
     ]) {
       const token = await signAsPartner(partnerClaims({ aud }));
-      assertRefused(await initializeWith(token), {
-        code: 'WARDEN_INVALID_TOKEN',
-        error: 'invalid_token',
-        reason: 'audience_mismatch',
-      });
+      assertInvalidToken(await initializeWith(token), 'audience_mismatch');
     }
   });
 
   test('refuses a token without exp', async () => {
     const claims = partnerClaims();
     delete claims.exp;
-    assertRefused(await initializeWith(await signAsPartner(claims)), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'expiry_missing',
-    });
+    assertInvalidToken(await initializeWith(await signAsPartner(claims)), 'expiry_missing');
   });
 
   test('refuses a token that lives longer than the gateway accepts', async () => {
@@ -631,11 +589,7 @@ describe('genuine tokens refused where they do not belong', () => {
     const withoutIat = partnerClaims({ exp: now + 2 * 3600 });
     delete withoutIat.iat;
     for (const claims of [partnerClaims({ iat: now, exp: now + 2 * 3600 }), withoutIat]) {
-      assertRefused(await initializeWith(await signAsPartner(claims)), {
-        code: 'WARDEN_INVALID_TOKEN',
-        error: 'invalid_token',
-        reason: 'lifetime_exceeded',
-      });
+      assertInvalidToken(await initializeWith(await signAsPartner(claims)), 'lifetime_exceeded');
     }
   });
 
@@ -643,11 +597,7 @@ describe('genuine tokens refused where they do not belong', () => {
     const token = await signAsPartner(
       partnerClaims({ client_id: 'stranger-client', sub: 'stranger-client' }),
     );
-    assertRefused(await initializeWith(token), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'agent_unknown',
-    });
+    assertInvalidToken(await initializeWith(token), 'agent_unknown');
   });
 
   test('refuses an expired token, and the very token it accepted a moment before', async () => {
@@ -658,26 +608,14 @@ describe('genuine tokens refused where they do not belong', () => {
     // honoured until the end of its exp second, plus the skew. At most ~2.2 s from issue.
     await sleep(Math.max(0, expiresAt + 1000 + CLOCK_SKEW_MS + 50 - Date.now()));
     const reply = await callTool(token, sessionId);
-    assertRefused(reply, {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'token_expired',
-    });
-    assertRefused(await initializeWith(token), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'token_expired',
-    });
+    assertInvalidToken(reply, 'token_expired');
+    assertInvalidToken(await initializeWith(token), 'token_expired');
   });
 
   test('refuses a token for another endpoint of this gateway, and accepts it at its own', async () => {
     const { token } = await issue({ resource: `${TEST_RESOURCE}/other` });
     assert.equal(decodeJwt(token).aud, 'https://warden.test/mcp/other');
-    assertRefused(await initializeWith(token), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'audience_mismatch',
-    });
+    assertInvalidToken(await initializeWith(token), 'audience_mismatch');
     await openWorkingSession(token, gateway.endpoint('other'));
   });
 
@@ -700,16 +638,8 @@ describe('revocation and stolen sessions', () => {
     const { token, tokenId } = await issue();
     const sessionId = await openWorkingSession(token);
     await gateway.revoke(revocation('token', tokenId));
-    assertRefused(await callTool(token, sessionId), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'revoked',
-    });
-    assertRefused(await initializeWith(token), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'revoked',
-    });
+    assertInvalidToken(await callTool(token, sessionId), 'revoked');
+    assertInvalidToken(await initializeWith(token), 'revoked');
     // Only that token: another of the same agent still works.
     await openWorkingSession((await issue()).token);
   });
@@ -719,16 +649,8 @@ describe('revocation and stolen sessions', () => {
     const second = await issue({ agent: DOOMED_AGENT, user: 'someone@example.com' });
     const sessionId = await openWorkingSession(first.token);
     await gateway.revoke(revocation('agent', DOOMED_AGENT));
-    assertRefused(await callTool(first.token, sessionId), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'revoked',
-    });
-    assertRefused(await initializeWith(second.token), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'revoked',
-    });
+    assertInvalidToken(await callTool(first.token, sessionId), 'revoked');
+    assertInvalidToken(await initializeWith(second.token), 'revoked');
   });
 
   test('a revoked user loses every token issued on their behalf, other users keep theirs', async () => {
@@ -737,16 +659,8 @@ describe('revocation and stolen sessions', () => {
     const alice = await issue({ user: 'alice@example.com' });
     const sessionId = await openWorkingSession(mallory.token);
     await gateway.revoke(revocation('user', 'mallory@example.com'));
-    assertRefused(await callTool(mallory.token, sessionId), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'revoked',
-    });
-    assertRefused(await initializeWith(viaOtherAgent.token), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'revoked',
-    });
+    assertInvalidToken(await callTool(mallory.token, sessionId), 'revoked');
+    assertInvalidToken(await initializeWith(viaOtherAgent.token), 'revoked');
     await openWorkingSession(alice.token);
   });
 
@@ -787,20 +701,25 @@ describe('gateways sharing one store', () => {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'warden-auth-'));
-    const shared = { store: `sqlite:${join(dir, 'warden.db')}`, log: { level: 'silent' } };
+    const store = `sqlite:${join(dir, 'warden.db')}`;
     const upstreams = { fixture: { url: upstream.url } };
-    production = await startTestGateway({
-      ...shared,
-      environment: 'production',
+    // Replicas sharing a store each write their own audit chain (stream).
+    const replica = (stream: string) => ({
+      store,
       upstreams,
+      log: { level: 'silent' },
+      audit: { stream, hash_key_file: join(dir, 'audit-hash.key') },
+    });
+    production = await startTestGateway({
+      ...replica('production-a'),
+      environment: 'production',
       agents: { [TEST_AGENT]: { roles: ['tester'] }, 'retired-bot': { roles: ['tester'] } },
     });
-    staging = await startTestGateway({ ...shared, environment: 'staging', upstreams });
+    staging = await startTestGateway({ ...replica('staging-a'), environment: 'staging' });
     // A replica of production whose configuration no longer lists retired-bot.
     productionAfterChange = await startTestGateway({
-      ...shared,
+      ...replica('production-b'),
       environment: 'production',
-      upstreams,
     });
   });
 
@@ -823,11 +742,7 @@ describe('gateways sharing one store', () => {
     await openSession(staging.endpoint('fixture'), { authorization: `Bearer ${stagingToken}` });
     upstream.received.length = 0;
     const reply = await initializeWith(stagingToken, production.endpoint('fixture'));
-    assertRefused(reply, {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'environment_mismatch',
-    });
+    assertInvalidToken(reply, 'environment_mismatch');
     await openSession(production.endpoint('fixture'), {
       authorization: `Bearer ${productionToken}`,
     });
@@ -838,11 +753,7 @@ describe('gateways sharing one store', () => {
     await openSession(production.endpoint('fixture'), { authorization: `Bearer ${token}` });
     upstream.received.length = 0;
     const reply = await initializeWith(token, productionAfterChange.endpoint('fixture'));
-    assertRefused(reply, {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'agent_unknown',
-    });
+    assertInvalidToken(reply, 'agent_unknown');
   });
 });
 
@@ -913,11 +824,7 @@ describe('public routes and the client_credentials flow', () => {
     const reply = await requestClientCredentialsToken({ resource: `${TEST_RESOURCE}/other` });
     const { access_token: token } = (await reply.json()) as { access_token: string };
     assert.equal(reply.status, 200);
-    assertRefused(await initializeWith(token), {
-      code: 'WARDEN_INVALID_TOKEN',
-      error: 'invalid_token',
-      reason: 'audience_mismatch',
-    });
+    assertInvalidToken(await initializeWith(token), 'audience_mismatch');
     const tools = await withSdkClient(gateway.endpoint('other'), token, (client) =>
       client.listTools(),
     );

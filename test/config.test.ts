@@ -11,6 +11,11 @@ import { ConfigError } from '../src/domain/errors.js';
 
 const MINIMAL_YAML = `listen: { host: 127.0.0.1, port: 8080 }
 store: sqlite:./.warden/warden.db
+auth:
+  resource: https://warden.example.com/mcp
+  issuers: [{ builtin: {} }]
+agents:
+  research-bot: { roles: [research] }
 upstreams:
   everything: { url: http://127.0.0.1:3001/mcp }
   files: { command: [npx, -y, "@modelcontextprotocol/server-filesystem", ./data] }
@@ -32,10 +37,21 @@ function writeConfig(name: string, text: string): string {
   return path;
 }
 
+/** Every config must authenticate; tests about other sections get a valid auth part. */
+const AUTH = {
+  auth: { resource: 'https://warden.example.com/mcp', issuers: [{ builtin: {} }] },
+  agents: { 'research-bot': { roles: ['research'] } },
+};
+
+function withAuth(raw: unknown): unknown {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return raw;
+  return { ...AUTH, ...raw };
+}
+
 /** Parses a config that must be refused; returns the ConfigError for inspection. */
 function refuse(raw: unknown): ConfigError {
   try {
-    parseConfig(raw, 'warden.yaml');
+    parseConfig(withAuth(raw), 'warden.yaml');
   } catch (error) {
     assert.ok(error instanceof ConfigError, String(error));
     assert.equal(error.file, 'warden.yaml');
@@ -56,11 +72,15 @@ function assertRefusedWith(raw: unknown, expected: string): void {
 
 const HTTP_UPSTREAM = { url: 'http://127.0.0.1:3001/mcp' };
 
-test('loads the minimal form: listen, an sqlite store, an HTTP and a stdio upstream', () => {
+test('loads the minimal form: listen, an sqlite store, auth, an HTTP and a stdio upstream', () => {
   const config = loadConfigFile(writeConfig('minimal.yaml', MINIMAL_YAML));
+  assert.equal(config.auth.resource, 'https://warden.example.com/mcp');
+  assert.equal(config.auth.issuers[0]?.kind, 'builtin');
+  assert.deepEqual(config.agents.get('research-bot')?.roles, ['research']);
   assert.deepEqual(config.listen, {
     host: '127.0.0.1',
     port: 8080,
+    tls: undefined,
     allowedHosts: [],
     allowedOrigins: [],
   });
@@ -82,6 +102,7 @@ test('loads the minimal form: listen, an sqlite store, an HTTP and a stdio upstr
 test('reads durations in several units, and credentials from env or file', () => {
   const config = parseConfig(
     {
+      ...AUTH,
       limits: { session_idle_timeout: '15m', shutdown_grace: '2s' },
       upstreams: {
         api: { ...HTTP_UPSTREAM, timeout: '250ms', credential: { env: 'API_TOKEN' } },
@@ -249,4 +270,45 @@ test('the loaded config is frozen all the way down, maps included', () => {
   assert.throws(() => upstreams.clear(), TypeError);
   assert.equal(config.upstreams.size, 2);
   assert.equal(config.listen.host, '127.0.0.1');
+});
+
+test('refuses a config that would leave the endpoints unauthenticated', () => {
+  assertRefusedWith({ upstreams: { a: HTTP_UPSTREAM }, auth: undefined }, 'auth:');
+  assertRefusedWith(
+    {
+      upstreams: { a: HTTP_UPSTREAM },
+      auth: { resource: 'https://warden.example.com/mcp', issuers: [] },
+    },
+    'auth: no way to authenticate',
+  );
+  assertRefusedWith(
+    {
+      upstreams: { a: HTTP_UPSTREAM },
+      auth: { resource: 'https://warden.example.com/mcp', issuers: [], mtls: true },
+    },
+    'auth.mtls: needs listen.tls.client_ca',
+  );
+});
+
+test('refuses two agents claiming one certificate identity, and two builtin issuers', () => {
+  assertRefusedWith(
+    {
+      upstreams: { a: HTTP_UPSTREAM },
+      agents: {
+        one: { mtls_identity: 'spiffe://x/agent' },
+        two: { mtls_identity: 'spiffe://x/agent' },
+      },
+    },
+    'agents.two.mtls_identity: is also the identity of agent "one"',
+  );
+  assertRefusedWith(
+    {
+      upstreams: { a: HTTP_UPSTREAM },
+      auth: {
+        resource: 'https://warden.example.com/mcp',
+        issuers: [{ builtin: {} }, { builtin: {} }],
+      },
+    },
+    'auth.issuers: at most one builtin issuer',
+  );
 });

@@ -52,23 +52,34 @@ export async function startGateway(
   dependencies: Partial<GatewayDependencies> = {},
 ): Promise<RunningGateway> {
   const logger = dependencies.logger ?? createLogger(config.log.level);
+  // What start-up has opened so far, to be closed again (newest first) if a later step fails.
+  const opened: Array<() => Promise<unknown>> = [];
+  try {
+    return await assembleGateway(config, dependencies, logger, opened);
+  } catch (error) {
+    for (const close of opened.reverse()) await close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function assembleGateway(
+  config: Config,
+  dependencies: Partial<GatewayDependencies>,
+  logger: Logger,
+  opened: Array<() => Promise<unknown>>,
+): Promise<RunningGateway> {
   const store = await openStore(config.store, {
     onError: (error) => logger.error({ err: error }, 'store background failure'),
   });
-  const authentication = await setUpAuthentication(config, store, logger).catch(
-    async (error: unknown) => {
-      await store.close();
-      throw error;
-    },
-  );
-  const auditLog = await setUpAuditLog(config, store, logger).catch(async (error: unknown) => {
-    await authentication.close();
-    await store.close();
-    throw error;
-  });
+  opened.push(() => store.close());
+  const authentication = await setUpAuthentication(config, store, logger);
+  opened.push(() => authentication.close());
+  const auditLog = await setUpAuditLog(config, store, logger);
+  opened.push(() => auditLog.close());
   const connectors = [...config.upstreams.values()].map((upstream) =>
     createConnector(upstream, logger),
   );
+  opened.push(() => Promise.all(connectors.map((connector) => connector.close())));
   const sessions = new SessionRegistry(
     config.limits.maxSessions,
     config.limits.sessionIdleTimeoutMs,
@@ -76,6 +87,7 @@ export async function startGateway(
       void session.upstream.terminate(idleContext()).catch(() => undefined);
     },
   );
+  opened.push(async () => sessions.close());
   const pipeline = createPipeline({
     authenticator: dependencies.authenticator ?? authentication.authenticator,
     recorder: auditLog.recorder,

@@ -138,13 +138,12 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
               : undefined,
         });
       }
-      writeError(
-        response,
-        error,
-        exchange.requestId,
-        null,
-        challenge === undefined ? {} : { 'www-authenticate': challenge },
-      );
+      const headers: Record<string, string> =
+        challenge === undefined ? {} : { 'www-authenticate': challenge };
+      // A refused request whose body is still arriving would otherwise be read to its end, however
+      // long an anonymous client makes it: close the connection instead.
+      if (!request.complete) headers['connection'] = 'close';
+      writeError(response, error, exchange.requestId, null, headers);
     }
   }
 

@@ -47,7 +47,8 @@ export function createPipeline(options: {
   return {
     authenticate(request, upstream) {
       return authenticator.authenticate({
-        authorization: request.headers.authorization,
+        // headersDistinct keeps every Authorization header: Node would silently keep the first.
+        authorization: request.headersDistinct['authorization'],
         url: request.url ?? '/',
         upstream,
         clientCertificate: verifiedClientCertificate(request),

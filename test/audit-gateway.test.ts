@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import type { AuditRecord } from '../src/domain/audit-record.js';
+import { hashClientSecret } from '../src/identity/client-authentication.js';
 import { openStore } from '../src/store/open-store.js';
 import { startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
@@ -80,6 +81,13 @@ describe('every call is told in the audit log', () => {
     gateway = await startTestGateway({
       store: storeUrl,
       log: { level: 'silent' },
+      agents: {
+        'test-agent': { roles: ['tester'] },
+        'pay-bot': {
+          roles: ['payments'],
+          secret_hash: await hashClientSecret('pay-bot-secret-0123456789'),
+        },
+      },
       upstreams: { fixture: { url: upstream.url } },
     });
   });
@@ -154,6 +162,25 @@ describe('every call is told in the audit log', () => {
     assert.equal(result.result?.isError, false);
     assert.ok((result.result?.size ?? 0) > 0);
     assert.ok(result.seq > decision.seq);
+  });
+
+  test('a token issued at the token endpoint leaves a token.issued record', async () => {
+    const response = await fetch(`${gateway.url}/oauth/token`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from('pay-bot:pay-bot-secret-0123456789').toString('base64')}`,
+      },
+      body: 'grant_type=client_credentials',
+    });
+    assert.equal(response.status, 200, await response.clone().text());
+    let records: AuditRecord[] = [];
+    for (let attempt = 0; attempt < 50 && records.length === 0; attempt++) {
+      records = await readRecords(storeUrl, (record) => record.event === 'token.issued');
+      if (records.length === 0) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    assert.equal(records[0]?.agent, 'pay-bot');
+    assert.equal(records[0]?.details?.['method'], 'client_secret_basic');
   });
 
   test('a refused token leaves an auth.failed record', async () => {

@@ -72,10 +72,10 @@ async function assembleGateway(
     onError: (error) => logger.error({ err: error }, 'store background failure'),
   });
   opened.push(() => store.close());
-  const authentication = await setUpAuthentication(config, store, logger);
-  opened.push(() => authentication.close());
   const auditLog = await setUpAuditLog(config, store, logger);
   opened.push(() => auditLog.close());
+  const authentication = await setUpAuthentication(config, store, logger, auditLog.note);
+  opened.push(() => authentication.close());
   const connectors = [...config.upstreams.values()].map((upstream) =>
     createConnector(upstream, logger),
   );

@@ -24,7 +24,9 @@ import {
   resolveMetadataPath,
 } from '../identity/protected-resource-metadata.js';
 import { loadRevocationList, type RevocationList } from '../identity/revocation-list.js';
+import type { AuditEntry } from '../domain/audit-record.js';
 import {
+  type TokenEndpointEvent,
   BUILTIN_ISSUER_PATHS,
   createJwksHandler,
   createTokenEndpoint,
@@ -59,6 +61,7 @@ export async function setUpAuthentication(
   config: Config,
   store: Store,
   logger: Logger,
+  note: (entry: Omit<AuditEntry, 'time'>) => void,
 ): Promise<GatewayAuthentication> {
   const { auth, agents, environment } = config;
   const revocations = await loadRevocationList(store.revocations);
@@ -100,7 +103,7 @@ export async function setUpAuthentication(
         tokenEndpointUrl,
         revocations,
         onError: (error) => logger.error({ err: error }, 'token endpoint failed'),
-        onEvent: (event) => logger.info({ event }, 'token endpoint'),
+        onEvent: (event) => note(describeTokenEvent(event, environment)),
       }),
     );
     routes.set(
@@ -159,6 +162,33 @@ export async function setUpAuthentication(
       });
     },
     close: () => revocations.close(),
+  };
+}
+
+/** The token endpoint's events, as audit entries: who got a token, who was turned away. */
+function describeTokenEvent(
+  event: TokenEndpointEvent,
+  environment: string,
+): Omit<AuditEntry, 'time'> {
+  if (event.kind === 'token.issued') {
+    return {
+      event: 'token.issued',
+      environment,
+      agent: event.agent,
+      details: {
+        tokenId: event.tokenId,
+        method: event.method,
+        scopes: event.scopes,
+        expiresAt: new Date(event.expiresAt).toISOString(),
+      },
+    };
+  }
+  return {
+    event: 'auth.failed',
+    environment,
+    ...(event.clientId !== undefined && { agent: event.clientId }),
+    errorCode: 'OAUTH_INVALID_CLIENT',
+    details: { endpoint: 'token', method: event.method ?? null, reason: event.reason },
   };
 }
 

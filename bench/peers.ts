@@ -2,10 +2,10 @@
  * The paths a benchmark call can take to the echo server, each started in child processes of
  * its own so that the load generator's CPU use is not charged to the server being measured.
  */
+import { findFreePort, waitForPort } from '../test/support/processes.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readdirSync, readFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export type PeerName =
@@ -172,7 +172,9 @@ async function startChild(args: readonly string[], port?: number): Promise<Child
   const stop = () => stopChild(child);
   try {
     const url = await Promise.race([
-      port === undefined ? firstStdoutLine(child) : waitForPort(port).then(() => ''),
+      port === undefined
+        ? firstStdoutLine(child)
+        : waitForPort(port, STARTUP_TIMEOUT_MS).then(() => ''),
       once(child, 'exit').then(([code]) => {
         throw new Error(`exited with code ${String(code)}`);
       }),
@@ -208,34 +210,6 @@ async function stopChild(child: ChildProcess): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
   await exited;
   clearTimeout(timer);
-}
-
-async function findFreePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      socket.once('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.once('error', () => resolve(false));
-    });
-    if (open) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`port ${port} did not open`);
 }
 
 /** Clock ticks per second for /proc/<pid>/stat times: USER_HZ, 100 on every mainstream Linux. */

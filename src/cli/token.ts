@@ -2,6 +2,7 @@
  * `warden token issue|revoke --config FILE`: mint a token from the built-in issuer for a
  * registered agent (e.g. for a script or a test), or revoke tokens by id, agent or user.
  */
+import { recordOnce } from '../audit/record-once.js';
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
@@ -88,13 +89,20 @@ export function registerTokenCommand(program: Command): void {
         const config = loadConfigFile(options.config);
         const revokedAt = Date.now();
         await withStore(config, async (store) => {
-          await store.revocations.add({
+          const revocation = {
             ...target,
             revokedAt,
             // After the longest lifetime any accepted token can have, all it covers have expired.
             expiresAt: revokedAt + config.auth.maxTokenLifetimeMs + config.auth.clockSkewMs,
             reason: options.reason,
             revokedBy: `cli:${currentUser()}`,
+          };
+          await store.revocations.add(revocation);
+          await recordOnce(store.audit, {
+            event: 'token.revoked',
+            time: new Date(revokedAt).toISOString(),
+            environment: config.environment,
+            details: { ...revocation },
           });
         });
         process.stdout.write(`revoked ${target.kind} ${target.subject}\n`);

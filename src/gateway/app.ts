@@ -12,6 +12,7 @@ import { createHttpUpstream } from '../mcp/upstream/http-upstream.js';
 import { createStdioUpstream } from '../mcp/upstream/stdio-upstream.js';
 import type { UpstreamConnector } from '../mcp/upstream/types.js';
 import { buildTlsServerOptions } from '../identity/tls-options.js';
+import type { CallRecorder } from '../audit/call-recorder.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import type { BuiltinIssuer } from '../identity/builtin-issuer.js';
 import { openStore } from '../store/open-store.js';
@@ -45,6 +46,11 @@ export interface GatewayDependencies {
    * authentication costs); the CLI never sets it, so a deployed gateway always authenticates.
    */
   readonly authenticator: RequestAuthenticator;
+  /**
+   * Replaces the audit log's call recorder. For benchmarks only (to measure what the audit step
+   * costs); the CLI never sets it, so a deployed gateway always records.
+   */
+  readonly recorder: CallRecorder;
 }
 
 export async function startGateway(
@@ -90,7 +96,7 @@ async function assembleGateway(
   opened.push(async () => sessions.close());
   const pipeline = createPipeline({
     authenticator: dependencies.authenticator ?? authentication.authenticator,
-    recorder: auditLog.recorder,
+    recorder: dependencies.recorder ?? auditLog.recorder,
     logger,
   });
   const eraOf = createEraDetector();

@@ -72,3 +72,43 @@ test(
     assert.equal(verified.status, 0, verified.stdout + verified.stderr);
   },
 );
+
+test(
+  'warden keys rotate puts a new key in force and records key.rotated',
+  { timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-rotate-'));
+    const config = join(dir, 'warden.yaml');
+    writeFileSync(
+      config,
+      [
+        `store: sqlite:${join(dir, 'warden.db')}`,
+        `audit: { hash_key_file: ${join(dir, 'hash.key')} }`,
+        'auth: { resource: "https://warden.example.com/mcp", issuers: [{ builtin: {} }] }',
+        'agents: { invoice-bot: { roles: [finance_executor] } }',
+        'upstreams: { payments: { url: "http://127.0.0.1:9/mcp" } }',
+        '',
+      ].join('\n'),
+    );
+    const before = warden(['token', 'issue', '--config', config, '--agent', 'invoice-bot'], dir);
+    assert.equal(before.status, 0, before.stderr);
+    const rotated = warden(['keys', 'rotate', '--config', config], dir);
+    assert.equal(rotated.status, 0, rotated.stderr);
+    const kid = /new signing key (\S+) is active/.exec(rotated.stdout)?.[1];
+    assert.ok(kid);
+    const after = warden(['token', 'issue', '--config', config, '--agent', 'invoice-bot'], dir);
+    const header = JSON.parse(
+      Buffer.from((after.stdout.split('.')[0] ?? '').trim(), 'base64url').toString('utf8'),
+    ) as { kid: string };
+    assert.equal(header.kid, kid, 'new tokens are signed with the new key');
+
+    const store = await openStore(`sqlite:${join(dir, 'warden.db')}`);
+    try {
+      const records = await store.audit.query({ event: 'key.rotated' });
+      assert.equal(records.length, 1);
+      assert.equal(records[0]?.details?.['kid'], kid);
+    } finally {
+      await store.close();
+    }
+  },
+);

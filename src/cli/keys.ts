@@ -3,6 +3,7 @@
  * gateway uses. A running gateway picks a rotation up within seconds; tokens signed by the
  * previous key keep verifying until they expire.
  */
+import { recordOnce } from '../audit/record-once.js';
 import type { Command } from 'commander';
 import type { BuiltinIssuerConfig, Config } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
@@ -33,8 +34,14 @@ export function registerKeysCommand(program: Command): void {
     .action((options: { config: string }) =>
       runCliAction(async () => {
         const config = loadConfigFile(options.config);
-        await withBuiltinKeyring(config, async ({ keyring }) => {
+        await withBuiltinKeyring(config, async ({ keyring, store }) => {
           const { kid } = await keyring.rotate();
+          await recordOnce(store.audit, {
+            event: 'key.rotated',
+            time: new Date().toISOString(),
+            environment: config.environment,
+            details: { kid, scheduled: false, by: 'warden keys rotate' },
+          });
           const rotated = (await keyring.listKeys()).filter((key) => key.state === 'rotated');
           const until = Math.max(0, ...rotated.map((key) => key.retireAt ?? 0));
           process.stdout.write(`new signing key ${kid} is active\n`);

@@ -68,7 +68,17 @@ export async function setUpAuthentication(
   const builtinConfig = findBuiltinIssuerConfig(auth);
   const keyring =
     builtinConfig &&
-    createBuiltinKeyring({ repository: store.signingKeys, config: builtinConfig, auth });
+    createBuiltinKeyring({
+      repository: store.signingKeys,
+      config: builtinConfig,
+      auth,
+      onRotated: ({ kid, scheduled }) =>
+        note({
+          event: 'key.rotated',
+          environment,
+          details: { kid, scheduled, issuer: builtinConfig.kind },
+        }),
+    });
   const issuer =
     builtinConfig && keyring
       ? createBuiltinIssuer({ config: builtinConfig, auth, environment, agents, keyring })

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { AgentConfig, AuthConfig, BuiltinIssuerConfig } from '../config/config.js';
 import type { SigningKeyRepository } from '../store/types.js';
-import { createSigningKeyring } from './signing-keys.js';
+import { createSigningKeyring, type SigningKeyringOptions } from './signing-keys.js';
 import type { SigningKeyring } from './signing-keys.js';
 
 /** The claim carrying the environment a token is valid in (see ExternalIssuerConfig). */
@@ -191,6 +191,7 @@ export function createBuiltinKeyring(options: {
   readonly config: BuiltinIssuerConfig;
   readonly auth: AuthConfig;
   readonly now?: () => number;
+  readonly onRotated?: SigningKeyringOptions['onRotated'];
 }): SigningKeyring {
   const { config, auth } = options;
   return createSigningKeyring({
@@ -199,6 +200,7 @@ export function createBuiltinKeyring(options: {
     rotateEveryMs: config.rotateEveryMs,
     maxTokenTtlMs: maxTtlOf(config, auth) + auth.clockSkewMs,
     ...(options.now !== undefined && { now: options.now }),
+    ...(options.onRotated !== undefined && { onRotated: options.onRotated }),
   });
 }
 

@@ -57,6 +57,12 @@ export interface SigningKeyringOptions {
   readonly now?: () => number;
   /** Random key ids; defaults to 16 random bytes, base64url. */
   readonly generateKid?: () => string;
+  /** Told of every rotation this keyring makes (scheduled or asked for), for the audit log. */
+  readonly onRotated?: (rotation: {
+    readonly kid: string;
+    readonly at: number;
+    readonly scheduled: boolean;
+  }) => void;
 }
 
 interface LoadedKey {
@@ -121,7 +127,7 @@ export function createSigningKeyring(options: SigningKeyringOptions): SigningKey
     return key;
   }
 
-  async function rotateNow(): Promise<{ kid: string }> {
+  async function rotateNow(scheduled = false): Promise<{ kid: string }> {
     const at = now();
     const key = await createKey();
     // markRotated touches every active key, so it must run before the new key exists.
@@ -130,6 +136,7 @@ export function createSigningKeyring(options: SigningKeyringOptions): SigningKey
     await repository.markRotated(at, at + maxTokenTtlMs + refreshIntervalMs);
     await repository.insert(key);
     await load(true);
+    options.onRotated?.({ kid: key.kid, at, scheduled });
     return { kid: key.kid };
   }
 
@@ -157,7 +164,7 @@ export function createSigningKeyring(options: SigningKeyringOptions): SigningKey
         // Another caller (or replica) may have created or rotated it while this one waited.
         const fresh = activeIn(await load(true));
         if (fresh && !isDue(fresh)) return signingKeyOf(fresh);
-        if (fresh) await rotateNow();
+        if (fresh) await rotateNow(true);
         else {
           await repository.insert(await createKey());
           await load(true);

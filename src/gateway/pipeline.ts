@@ -16,6 +16,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Identity } from '../domain/identity.js';
 import type { CallRecorder, Decision } from '../audit/call-recorder.js';
+import { startCallSpan } from '../audit/call-spans.js';
 import type { JsonRpcMessage } from '../domain/jsonrpc.js';
 import { isRequest } from '../domain/jsonrpc.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
@@ -71,17 +72,26 @@ export function createPipeline(options: {
       }
       // Requests are calls with an outcome worth recording; notifications and replies are not.
       if (!isRequest(message) || message.method === 'ping') return undefined;
-      return recorder.recordDecision(
-        {
-          requestId: context.requestId,
-          traceparent: context.traceparent,
-          identity: context.identity,
-          upstream: context.upstreamName,
-          method: message.method,
-          params: message.params,
+      const facts = {
+        requestId: context.requestId,
+        traceparent: context.traceparent,
+        identity: context.identity,
+        upstream: context.upstreamName,
+        method: message.method,
+        params: message.params,
+      };
+      const recorded = await recorder.recordDecision(facts, ALLOW_AUTHENTICATED);
+      const span = startCallSpan(facts, ALLOW_AUTHENTICATED);
+      return {
+        answered(response) {
+          recorded.answered(response);
+          span.answered(response);
         },
-        ALLOW_AUTHENTICATED,
-      );
+        failed(error) {
+          recorded.failed(error);
+          span.failed(error);
+        },
+      };
     },
   };
 }

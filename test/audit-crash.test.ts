@@ -21,6 +21,7 @@ import {
 } from '../src/audit/read-stream.js';
 import { verifyAuditLog, type VerifyReport } from '../src/audit/verify.js';
 import type { AuditRecord } from '../src/domain/audit-record.js';
+import pg from 'pg';
 import { openStore } from '../src/store/open-store.js';
 import { startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';
 
@@ -105,8 +106,10 @@ async function openSession(url: string, auth: Record<string, string>): Promise<s
 }
 
 /** Every record of the stream, in seq order, and the verification of the whole store. */
-async function readStore(): Promise<{ records: AuditRecord[]; report: VerifyReport }> {
-  const store = await openStore(`sqlite:${dbPath}`);
+async function readStore(
+  storeUrl: string,
+): Promise<{ records: AuditRecord[]; report: VerifyReport }> {
+  const store = await openStore(storeUrl);
   try {
     const records: AuditRecord[] = [];
     for await (const record of readStreamRecords(store.audit, STREAM)) records.push(record);
@@ -129,15 +132,21 @@ function callTag(args: unknown): string | undefined {
 }
 
 let token = '';
+const POSTGRES = process.env['WARDEN_TEST_POSTGRES_URL'] ?? 'postgres://root@127.0.0.1:5432/test';
+const PG_SCHEMA = `warden_crash_${randomBytes(4).toString('hex')}`;
 
 before(async () => {
   assert.ok(existsSync(CLI), 'dist/cli/main.js exists (run npm run build)');
   upstream = await startScriptedUpstream();
+});
+
+/** Points the config at a store and gets the load's token from that store's built-in issuer. */
+async function prepare(storeUrl: string): Promise<void> {
   writeFileSync(
     configPath,
     [
       'listen: { host: 127.0.0.1, port: 0 }',
-      `store: ${JSON.stringify(`sqlite:${dbPath}`)}`,
+      `store: ${JSON.stringify(storeUrl)}`,
       'auth: { resource: https://warden.crash.test/mcp, issuers: [{ builtin: {} }] }',
       'agents: { load-bot: { roles: [tester] } }',
       `upstreams: { counter: { url: ${JSON.stringify(upstream.url)} } }`,
@@ -161,116 +170,125 @@ before(async () => {
     { cwd: dir, timeout: 15_000 },
   );
   token = stdout.trim();
-});
+}
 
 after(async () => {
   for (const child of children) child.kill('SIGKILL');
   await upstream?.close();
   rmSync(dir, { recursive: true, force: true });
+  const client = new pg.Client({ connectionString: POSTGRES });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS ${PG_SCHEMA} CASCADE`);
+  await client.end();
 });
 
-test(
-  'SIGKILL in the middle of a load loses no decision record and breaks no link',
-  { timeout: 60_000 },
-  async (t) => {
-    const gateway = await startServe();
-    const auth = { authorization: `Bearer ${token}` };
-    const session = await openSession(gateway.url, auth);
+for (const [backend, storeUrl] of [
+  ['SQLite', `sqlite:${dbPath}`],
+  ['PostgreSQL', `${POSTGRES}?schema=${PG_SCHEMA}`],
+] as const)
+  test(
+    `SIGKILL in the middle of a load loses no decision record and breaks no link (${backend})`,
+    { timeout: 60_000 },
+    async (t) => {
+      await prepare(storeUrl);
+      const gateway = await startServe();
+      const auth = { authorization: `Bearer ${token}` };
+      const session = await openSession(gateway.url, auth);
 
-    // The upstream counts the tool calls it receives and pulls the plug at the KILL_AT-th.
-    const seen: { tag: string; traceparent: string }[] = [];
-    upstream.intercept = (message, request) => {
-      if (message?.method !== 'tools/call') return false;
-      seen.push({
-        tag: callTag(message.params?.['arguments']) ?? '(none)',
-        traceparent: String(request.headers['traceparent']),
-      });
-      if (seen.length === KILL_AT) gateway.child.kill('SIGKILL');
-      return false;
-    };
+      // The upstream counts the tool calls it receives and pulls the plug at the KILL_AT-th.
+      const seen: { tag: string; traceparent: string }[] = [];
+      upstream.intercept = (message, request) => {
+        if (message?.method !== 'tools/call') return false;
+        seen.push({
+          tag: callTag(message.params?.['arguments']) ?? '(none)',
+          traceparent: String(request.headers['traceparent']),
+        });
+        if (seen.length === KILL_AT) gateway.child.kill('SIGKILL');
+        return false;
+      };
 
-    const answered = new Map<string, string>(); // tag → x-request-id
-    const traceOf = new Map<string, string>(); // tag → trace id sent
-    let next = 0;
-    let failures = 0;
-    const worker = async (): Promise<void> => {
-      while (next < CALLS) {
-        const index = next++;
-        const tag = `call-${String(index).padStart(4, '0')}`;
-        const traceId = randomBytes(16).toString('hex');
-        traceOf.set(tag, traceId);
-        try {
-          const response = await post(
-            gateway.url,
-            { id: index + 1, method: 'tools/call', params: { name: 'echo', arguments: { tag } } },
-            {
-              ...auth,
-              'mcp-session-id': session,
-              traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`,
-            },
-          );
-          await response.text();
-          if (response.status === 200)
-            answered.set(tag, response.headers.get('x-request-id') ?? '');
-        } catch {
-          failures++; // the gateway is gone: this worker stops
-          return;
+      const answered = new Map<string, string>(); // tag → x-request-id
+      const traceOf = new Map<string, string>(); // tag → trace id sent
+      let next = 0;
+      let failures = 0;
+      const worker = async (): Promise<void> => {
+        while (next < CALLS) {
+          const index = next++;
+          const tag = `call-${String(index).padStart(4, '0')}`;
+          const traceId = randomBytes(16).toString('hex');
+          traceOf.set(tag, traceId);
+          try {
+            const response = await post(
+              gateway.url,
+              { id: index + 1, method: 'tools/call', params: { name: 'echo', arguments: { tag } } },
+              {
+                ...auth,
+                'mcp-session-id': session,
+                traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01`,
+              },
+            );
+            await response.text();
+            if (response.status === 200)
+              answered.set(tag, response.headers.get('x-request-id') ?? '');
+          } catch {
+            failures++; // the gateway is gone: this worker stops
+            return;
+          }
         }
+      };
+      await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+      const exit = await gateway.exited;
+      upstream.intercept = undefined;
+      assert.equal(exit.signal, 'SIGKILL', 'the gateway was killed, not stopped');
+      assert.ok(seen.length >= KILL_AT, `the upstream saw ${seen.length} calls`);
+      assert.ok(failures > 0, 'the kill interrupted calls in flight');
+
+      const { records, report } = await readStore(storeUrl);
+      const decisions = new Map(
+        records
+          .filter((record) => record.event === 'call.allowed' && record.method === 'tools/call')
+          .map((record) => [callTag(record.arguments) ?? '', record]),
+      );
+      const results = new Set(
+        records
+          .filter((record) => record.event === 'call.result')
+          .map((record) => record.requestId ?? ''),
+      );
+
+      // Every call the upstream saw was decided, durably, before it was forwarded.
+      const undecided = seen.filter(({ tag }) => !decisions.has(tag)).map(({ tag }) => tag);
+      assert.deepEqual(undecided, [], 'calls the upstream saw without a decision record');
+      for (const { tag, traceparent } of seen) {
+        const decision = decisions.get(tag);
+        assert.equal(decision?.traceId, traceOf.get(tag), `${tag}: the same trace`);
+        assert.ok(traceparent.includes(decision?.traceId ?? '-'), `${tag}: trace passed upstream`);
       }
-    };
-    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-    const exit = await gateway.exited;
-    upstream.intercept = undefined;
-    assert.equal(exit.signal, 'SIGKILL', 'the gateway was killed, not stopped');
-    assert.ok(seen.length >= KILL_AT, `the upstream saw ${seen.length} calls`);
-    assert.ok(failures > 0, 'the kill interrupted calls in flight');
+      for (const [tag, requestId] of answered) {
+        assert.equal(decisions.get(tag)?.requestId, requestId, `${tag}: answered, so decided`);
+      }
 
-    const { records, report } = await readStore();
-    const decisions = new Map(
-      records
-        .filter((record) => record.event === 'call.allowed' && record.method === 'tools/call')
-        .map((record) => [callTag(record.arguments) ?? '', record]),
-    );
-    const results = new Set(
-      records
-        .filter((record) => record.event === 'call.result')
-        .map((record) => record.requestId ?? ''),
-    );
+      // The chain is intact; only a tail after the last checkpoint may be unsealed.
+      const stream = report.streams.find((candidate) => candidate.stream === STREAM);
+      assert.ok(report.ok, JSON.stringify(report.streams));
+      assert.equal(stream?.headSeq, records.at(-1)?.seq);
+      assert.ok((stream?.lastCheckpointSeq ?? 0) > 0, 'checkpoints were signed under load');
 
-    // Every call the upstream saw was decided, durably, before it was forwarded.
-    const undecided = seen.filter(({ tag }) => !decisions.has(tag)).map(({ tag }) => tag);
-    assert.deepEqual(undecided, [], 'calls the upstream saw without a decision record');
-    for (const { tag, traceparent } of seen) {
-      const decision = decisions.get(tag);
-      assert.equal(decision?.traceId, traceOf.get(tag), `${tag}: the same trace`);
-      assert.ok(traceparent.includes(decision?.traceId ?? '-'), `${tag}: trace passed upstream`);
-    }
-    for (const [tag, requestId] of answered) {
-      assert.equal(decisions.get(tag)?.requestId, requestId, `${tag}: answered, so decided`);
-    }
+      const answeredWithoutResult = [...answered.values()].filter((id) => !results.has(id)).length;
+      t.diagnostic(
+        `upstream saw ${seen.length} calls, client got ${answered.size} answers, ${decisions.size} decisions stored; ` +
+          `${answeredWithoutResult} answered call(s) lost their call.result record; ` +
+          `${records.length} records, ${stream?.unsealedRecords ?? 0} after the last checkpoint (seq ${stream?.lastCheckpointSeq})`,
+      );
 
-    // The chain is intact; only a tail after the last checkpoint may be unsealed.
-    const stream = report.streams.find((candidate) => candidate.stream === STREAM);
-    assert.ok(report.ok, JSON.stringify(report.streams));
-    assert.equal(stream?.headSeq, records.at(-1)?.seq);
-    assert.ok((stream?.lastCheckpointSeq ?? 0) > 0, 'checkpoints were signed under load');
-
-    const answeredWithoutResult = [...answered.values()].filter((id) => !results.has(id)).length;
-    t.diagnostic(
-      `upstream saw ${seen.length} calls, client got ${answered.size} answers, ${decisions.size} decisions stored; ` +
-        `${answeredWithoutResult} answered call(s) lost their call.result record; ` +
-        `${records.length} records, ${stream?.unsealedRecords ?? 0} after the last checkpoint (seq ${stream?.lastCheckpointSeq})`,
-    );
-
-    // A restart continues the same chain after the crash, and seals it at shutdown.
-    const restarted = await startServe();
-    assert.ok(await openSession(restarted.url, auth), 'the restarted gateway records calls');
-    restarted.child.kill('SIGTERM');
-    assert.equal((await restarted.exited).code, 0, restarted.output());
-    const afterRestart = await readStore();
-    assert.ok(afterRestart.report.ok, JSON.stringify(afterRestart.report.streams));
-    const sealed = afterRestart.report.streams.find((candidate) => candidate.stream === STREAM);
-    assert.ok((sealed?.headSeq ?? 0) > (stream?.headSeq ?? 0), 'the chain continued');
-    assert.equal(sealed?.unsealedRecords, 0, 'the shutdown checkpoint seals the head');
-  },
-);
+      // A restart continues the same chain after the crash, and seals it at shutdown.
+      const restarted = await startServe();
+      assert.ok(await openSession(restarted.url, auth), 'the restarted gateway records calls');
+      restarted.child.kill('SIGTERM');
+      assert.equal((await restarted.exited).code, 0, restarted.output());
+      const afterRestart = await readStore(storeUrl);
+      assert.ok(afterRestart.report.ok, JSON.stringify(afterRestart.report.streams));
+      const sealed = afterRestart.report.streams.find((candidate) => candidate.stream === STREAM);
+      assert.ok((sealed?.headSeq ?? 0) > (stream?.headSeq ?? 0), 'the chain continued');
+      assert.equal(sealed?.unsealedRecords, 0, 'the shutdown checkpoint seals the head');
+    },
+  );

@@ -4,6 +4,9 @@
  *
  *   node --import tsx bench/audit-bench.ts [--seconds 3] [--batches 16,256]
  *     [--backends sqlite,sqlite-inline,postgres] [--postgres postgres://root@127.0.0.1:5432/test]
+ *     [--markdown]
+ *
+ * --markdown prints the table as Markdown (bench/run.ts runs it so at the end of `npm run bench`).
  *
  * - sqlite: the store as shipped: a file in a temp dir, WAL, synchronous=FULL, writes on the audit
  *   writer thread.
@@ -41,6 +44,7 @@ interface Settings {
   readonly batches: readonly number[];
   readonly backends: readonly BackendName[];
   readonly postgresUrl: string;
+  readonly markdown: boolean;
 }
 
 /** Appends one batch durably; resolves when committed. */
@@ -72,6 +76,7 @@ function parseSettings(): Settings {
       seconds: { type: 'string', default: '3' },
       batches: { type: 'string', default: '16,256' },
       backends: { type: 'string', default: 'sqlite,sqlite-inline,postgres' },
+      markdown: { type: 'boolean', default: false },
       postgres: {
         type: 'string',
         default: process.env['WARDEN_TEST_POSTGRES_URL'] ?? 'postgres://root@127.0.0.1:5432/test',
@@ -88,6 +93,7 @@ function parseSettings(): Settings {
     batches: values.batches.split(',').map(Number),
     backends,
     postgresUrl: values.postgres,
+    markdown: values.markdown,
   };
 }
 
@@ -220,7 +226,7 @@ async function measure(backend: BackendName, batch: number, settings: Settings):
   }
 }
 
-function printTable(results: readonly Result[]): void {
+function printTable(results: readonly Result[], markdown: boolean): void {
   const header = [
     'backend',
     'batch',
@@ -243,6 +249,17 @@ function printTable(results: readonly Result[]): void {
     r.loopBusyMsPerBatch.toFixed(3),
     r.maxStallMs.toFixed(1),
   ]);
+  if (markdown) {
+    console.log(`| ${header.join(' | ')} |`);
+    console.log(
+      `|---|${header
+        .slice(1)
+        .map(() => '---:|')
+        .join('')}`,
+    );
+    for (const row of rows) console.log(`| ${row.join(' | ')} |`);
+    return;
+  }
   const widths = header.map((title, column) =>
     Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
   );
@@ -266,4 +283,4 @@ const results: Result[] = [];
 for (const backend of settings.backends) {
   for (const batch of settings.batches) results.push(await measure(backend, batch, settings));
 }
-printTable(results);
+printTable(results, settings.markdown);

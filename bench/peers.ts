@@ -9,7 +9,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export type PeerName =
-  'direct' | 'warden-http-noauth' | 'warden-http' | 'warden-stdio' | 'mcp-proxy-stdio';
+  | 'direct'
+  | 'warden-http-noauth'
+  | 'warden-http'
+  | 'warden-http-noaudit'
+  | 'warden-stdio'
+  | 'mcp-proxy-stdio';
 
 export interface PeerDescription {
   readonly name: PeerName;
@@ -43,6 +48,10 @@ export const PEERS: readonly PeerDescription[] = [
     summary: 'client → Warden, bearer token → echo server (Streamable HTTP)',
   },
   {
+    name: 'warden-http-noaudit',
+    summary: 'client → Warden, bearer token, no audit → echo server (Streamable HTTP)',
+  },
+  {
     name: 'warden-stdio',
     summary: 'client → Warden, bearer token → echo server (stdio child, one per client session)',
   },
@@ -70,13 +79,14 @@ export interface PeerOptions {
 export async function startPeer(name: PeerName, options: PeerOptions = {}): Promise<RunningPeer> {
   const description = PEERS.find((peer) => peer.name === name);
   if (!description) throw new Error(`unknown peer ${name}`);
-  const startWarden = async (upstream: unknown, auth: 'on' | 'off') => {
+  const startWarden = async (upstream: unknown, auth: 'on' | 'off', audit: 'on' | 'off' = 'on') => {
     const child = await startChild([
       ...(options.wardenNodeOptions ?? []),
       ...NODE_TS,
       WARDEN_PROCESS,
       JSON.stringify(upstream),
       `--auth=${auth}`,
+      `--audit=${audit}`,
     ]);
     return { child, ...readWardenEndpoint(child.url) };
   };
@@ -86,9 +96,14 @@ export async function startPeer(name: PeerName, options: PeerOptions = {}): Prom
       return toPeer(description, echo.url, undefined, [echo], false);
     }
     case 'warden-http-noauth':
-    case 'warden-http': {
+    case 'warden-http':
+    case 'warden-http-noaudit': {
       const echo = await startChild([...NODE_TS, ECHO_SERVER, 'http', '0']);
-      const warden = await startWarden({ url: echo.url }, name === 'warden-http' ? 'on' : 'off');
+      const warden = await startWarden(
+        { url: echo.url },
+        name === 'warden-http-noauth' ? 'off' : 'on',
+        name === 'warden-http-noaudit' ? 'off' : 'on',
+      );
       return toPeer(description, warden.url, warden.authorization, [warden.child, echo], true);
     }
     case 'warden-stdio': {

@@ -5,6 +5,7 @@
  *   node --import tsx bench/run.ts [--calls 2000] [--warmup 500] [--rounds 3]
  *     [--concurrency 1,16] [--clients per-slot|shared] [--peers direct,warden-http,...]
  *     [--attempts 5] [--max-other-load 0.15] [--cpu-prof-dir bench/results/profiles]
+ *     [--audit-backends sqlite,postgres|none] [--audit-seconds 2]
  *
  * Every peer first runs one untimed round, as a fresh process is slow until V8 has optimised
  * it. Clients are real SDK 1.x Clients over StreamableHTTPClientTransport. By default each
@@ -24,7 +25,16 @@
  * for the bench agent. `warden-http-noauth` runs the same gateway with a fixed-identity
  * authenticator injected, so that the pair shows what authentication costs. `--cpu-prof-dir`
  * writes a V8 CPU profile of each Warden process there when it stops.
+ *
+ * Every Warden process stores to a SQLite file in a temp dir (WAL, synchronous=FULL), so each
+ * call's decision record is durably group-committed before the call is forwarded, as deployed.
+ * `warden-http-noaudit` runs the HTTP gateway with a call recorder that records nothing, so that
+ * the pair with `warden-http` shows what the audit step costs. Once the peers are stopped,
+ * bench/audit-bench.ts measures audit appends/s with durability on (SQLite file and PostgreSQL,
+ * in a temporary schema dropped afterwards), `--audit-seconds` per row, into the same output.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { cpus } from 'node:os';
@@ -54,6 +64,9 @@ interface Settings {
   readonly cpuProfileDirectory: string | undefined;
   readonly attempts: number;
   readonly maxOtherLoadCores: number;
+  /** Backends for bench/audit-bench.ts after the peers; empty skips it. */
+  readonly auditBackends: readonly string[];
+  readonly auditSeconds: number;
 }
 
 /** One peer at one concurrency in one round. */
@@ -111,6 +124,9 @@ interface Comparison {
 const ECHO_TEXT = 'hello from the warden benchmark';
 const MAX_COUNT = 1_000_000;
 const RESULTS_DIRECTORY = fileURLToPath(new URL('results/', import.meta.url));
+const AUDIT_BENCH = fileURLToPath(new URL('audit-bench.ts', import.meta.url));
+/** The audit bench's rows are bounded by --audit-seconds; this only stops a hung one. */
+const AUDIT_BENCH_TIMEOUT_MS = 120_000;
 
 const settings = readSettings();
 const machine = {
@@ -161,6 +177,7 @@ try {
 
 const rows = summarise(measurements);
 const comparisons = compare(rows);
+const audit = settings.auditBackends.length > 0 ? await runAuditBench() : undefined;
 const report = {
   date: new Date().toISOString(),
   machine,
@@ -169,14 +186,50 @@ const report = {
   rows,
   comparisons,
   measurements,
+  auditAppends: audit,
 };
 mkdirSync(RESULTS_DIRECTORY, { recursive: true });
 writeFileSync(`${RESULTS_DIRECTORY}latest.json`, `${JSON.stringify(report, null, 2)}\n`);
 process.stdout.write(renderMarkdown(rows, comparisons));
+if (audit) process.stdout.write(`\n${audit.output}`);
 process.stdout.write(
   `\nResults written to bench/results/latest.json (whole run ${report.durationSeconds} s).\n`,
 );
-if (rows.some((row) => row.failures > 0)) process.exitCode = 1;
+if (rows.some((row) => row.failures > 0) || (audit && !audit.ok)) process.exitCode = 1;
+
+/**
+ * Runs bench/audit-bench.ts (in its own process, after the peers stopped, so nothing else of the
+ * bench's runs meanwhile) and returns its Markdown table.
+ */
+async function runAuditBench(): Promise<{ ok: boolean; output: string }> {
+  process.stderr.write(`audit appends: ${settings.auditBackends.join(', ')}\n`);
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      AUDIT_BENCH,
+      '--markdown',
+      `--seconds=${settings.auditSeconds}`,
+      `--backends=${settings.auditBackends.join(',')}`,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr = (stderr + chunk).slice(-4000);
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), AUDIT_BENCH_TIMEOUT_MS);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  if (code === 0) return { ok: true, output: stdout };
+  return {
+    ok: false,
+    output: `${stdout}\nAudit bench FAILED (exit ${String(code)}):\n${stderr.trim()}\n`,
+  };
+}
 
 /**
  * Measures until an attempt ran with at most `settings.maxOtherLoadCores` of other load on the
@@ -335,6 +388,7 @@ function summarise(all: readonly Measurement[]): Row[] {
 function compare(rows: readonly Row[]): Comparison[] {
   const pairs: ReadonlyArray<[PeerName, PeerName]> = [
     ['warden-http', 'warden-http-noauth'],
+    ['warden-http', 'warden-http-noaudit'],
     ['warden-stdio', 'mcp-proxy-stdio'],
     ['warden-http', 'mcp-proxy-stdio'],
     ['warden-http', 'direct'],
@@ -397,6 +451,7 @@ function renderMarkdown(rows: readonly Row[], comparisons: readonly Comparison[]
     ),
     '',
     ...goalLines(comparisons),
+    ...auditGoalLines(comparisons),
   ];
   return `${lines.join('\n')}\n`;
 }
@@ -435,6 +490,33 @@ function goalLines(comparisons: readonly Comparison[]): string[] {
     );
   }
   return lines;
+}
+
+/**
+ * The audit step's cost (warden-http, audit on, against warden-http-noaudit) at every concurrency
+ * measured, against the goal of ≤ 0.5 ms added per call at p50.
+ */
+function auditGoalLines(comparisons: readonly Comparison[]): string[] {
+  const costs = comparisons.filter(
+    (c) => c.warden === 'warden-http' && c.peer === 'warden-http-noaudit',
+  );
+  if (costs.length === 0) return [];
+  const parts = costs.map(
+    (c) =>
+      `c=${c.concurrency} ${signed(c.addedP50Ms)} ms p50, ${c.throughputRatio.toFixed(2)}x throughput` +
+      (c.gatewayCpuRatio === undefined
+        ? ''
+        : `, gateway CPU/call ${signed((c.gatewayCpuRatio - 1) * 100, 1)}%`),
+  );
+  return [
+    '',
+    `Audit step (Warden HTTP, durable SQLite file, against the same gateway with no audit): ${parts.join('; ')}.`,
+    ...costs.map(
+      (c) =>
+        `Goal at concurrency ${c.concurrency}: the audit step adds ≤ 0.5 ms per call at p50: ` +
+        `${signed(c.addedP50Ms)} ms, ${c.addedP50Ms <= 0.5 ? 'met' : 'NOT met'}.`,
+    ),
+  ];
 }
 
 function describeMeasurement(m: Omit<Measurement, 'attempts'>): string {
@@ -476,6 +558,8 @@ function readSettings(): Settings {
       attempts: { type: 'string', default: '5' },
       'max-other-load': { type: 'string', default: '0.15' },
       'cpu-prof-dir': { type: 'string' },
+      'audit-backends': { type: 'string', default: 'sqlite,postgres' },
+      'audit-seconds': { type: 'string', default: '2' },
     },
   });
   if (values.clients !== 'per-slot' && values.clients !== 'shared') {
@@ -497,6 +581,8 @@ function readSettings(): Settings {
       values['cpu-prof-dir'] === undefined ? undefined : resolve(values['cpu-prof-dir']),
     attempts: readCount(values.attempts, '--attempts'),
     maxOtherLoadCores: readLoad(values['max-other-load']),
+    auditBackends: values['audit-backends'] === 'none' ? [] : values['audit-backends'].split(','),
+    auditSeconds: readCount(values['audit-seconds'], '--audit-seconds'),
   };
 }
 

@@ -1,6 +1,7 @@
 // Runs Warden in its own process for the benchmark, so the load generator's CPU use is not
 // charged to the gateway:
 //   node --import tsx bench/warden-process.ts '<upstream config as JSON>' [--auth on|off]
+//     [--audit on|off]
 // It serves that upstream as `bench` on 127.0.0.1 (port 0) and prints one JSON line,
 // `{"url": <MCP endpoint>, "authorization": <header value or null>}`, once it is listening.
 //
@@ -8,7 +9,17 @@
 // bearer token for it that outlasts the run; every request is authenticated.
 // --auth off injects an authenticator that returns one fixed identity without looking at the
 // request: the baseline that shows what authentication costs. The CLI cannot do this.
+//
+// The store is a SQLite file (WAL, synchronous=FULL) in a fresh temp dir, with the audit hash key
+// beside it, as a deployment has it: every call's decision record is durably committed before the
+// call is forwarded. The dir is removed when the process stops.
+// --audit on (the default) is that; --audit off injects a call recorder that records nothing and
+// resolves at once: the baseline that shows what the audit step costs. The CLI cannot do this.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { CallOutcome, CallRecorder } from '../src/audit/call-recorder.js';
 import { stopOnSignal } from '../src/cli/run-until-signal.js';
 import { parseConfig } from '../src/config/load.js';
 import type { Identity } from '../src/domain/identity.js';
@@ -21,15 +32,22 @@ const TOKEN_TTL = '1h';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { auth: { type: 'string', default: 'on' } },
+  options: {
+    auth: { type: 'string', default: 'on' },
+    audit: { type: 'string', default: 'on' },
+  },
 });
 if (values.auth !== 'on' && values.auth !== 'off') throw new Error('--auth must be on or off');
+if (values.audit !== 'on' && values.audit !== 'off') throw new Error('--audit must be on or off');
+const directory = mkdtempSync(join(tmpdir(), 'warden-bench-'));
+process.on('exit', () => rmSync(directory, { recursive: true, force: true }));
 const upstream = JSON.parse(positionals[0] ?? '{}') as unknown;
 const config = parseConfig(
   {
     listen: { host: '127.0.0.1', port: 0 },
-    store: 'sqlite::memory:',
+    store: `sqlite:${join(directory, 'warden.db')}`,
     log: { level: 'silent' },
+    audit: { hash_key_file: join(directory, 'audit-hash.key') },
     auth: {
       resource: 'https://warden.bench/mcp',
       issuers: [{ builtin: { token_ttl: TOKEN_TTL, max_ttl: TOKEN_TTL } }],
@@ -40,10 +58,10 @@ const config = parseConfig(
   'bench',
 );
 
-const gateway =
-  values.auth === 'on'
-    ? await startGateway(config)
-    : await startGateway(config, { authenticator: fixedIdentity(config.environment) });
+const gateway = await startGateway(config, {
+  ...(values.auth === 'off' && { authenticator: fixedIdentity(config.environment) }),
+  ...(values.audit === 'off' && { recorder: noAudit() }),
+});
 stopOnSignal(gateway);
 
 let authorization: string | null = null;
@@ -76,4 +94,10 @@ function fixedIdentity(environment: string): RequestAuthenticator {
     }),
   });
   return { authenticate: () => Promise.resolve(identity) };
+}
+
+/** Records nothing: every decision "is recorded" at once, and so is every outcome. */
+function noAudit(): CallRecorder {
+  const outcome: CallOutcome = Object.freeze({ answered: () => {}, failed: () => {} });
+  return { recordDecision: () => Promise.resolve(outcome) };
 }

@@ -159,7 +159,12 @@ class StdioUpstreamSession implements UpstreamSession {
     if (progressToken !== undefined) this.progressRoutes.set(idKey(progressToken), entry);
     this.armTimeout(request.id, entry);
     const consumer = events.attach();
-    await this.write(request);
+    try {
+      await this.write(request);
+    } catch (error) {
+      this.settle(request.id, entry);
+      throw error;
+    }
     return { kind: 'stream', events: consumer };
   }
 
@@ -266,13 +271,28 @@ class StdioUpstreamSession implements UpstreamSession {
     }
   }
 
+  /**
+   * Writes to the child's stdin. The SDK's send waits for 'drain' when the pipe is full, and a
+   * child that dies mid-write never drains: the write is also ended by the child's exit, and by
+   * the upstream timeout, so no call can hang on a dead pipe.
+   */
   private async write(message: JsonRpcMessage): Promise<void> {
     const transport = this.transport;
     if (!transport) throw new WardenError('WARDEN_UPSTREAM_UNAVAILABLE');
+    let timer: NodeJS.Timeout | undefined;
+    const stalled = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('stdin write timed out')), this.config.timeoutMs);
+      timer.unref();
+    });
+    const exited = this.exited.then(() => {
+      throw new Error('the child exited during the write');
+    });
     try {
-      await transport.send(message as JSONRPCMessage);
+      await Promise.race([transport.send(message as JSONRPCMessage), exited, stalled]);
     } catch (error) {
       throw new WardenError('WARDEN_UPSTREAM_UNAVAILABLE', undefined, { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
   }
 

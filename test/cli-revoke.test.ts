@@ -26,24 +26,30 @@ function warden(
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+/** A one-upstream deployment on a SQLite file with the built-in issuer, in a temp folder. */
+function writeDeployment(prefix: string): { dir: string; config: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const config = join(dir, 'warden.yaml');
+  writeFileSync(
+    config,
+    [
+      'environment: production',
+      `store: sqlite:${join(dir, 'warden.db')}`,
+      `audit: { hash_key_file: ${join(dir, 'hash.key')} }`,
+      'auth: { resource: "https://warden.example.com/mcp", issuers: [{ builtin: {} }] }',
+      'agents: { invoice-bot: { roles: [finance_executor] } }',
+      'upstreams: { payments: { url: "http://127.0.0.1:9/mcp" } }',
+      '',
+    ].join('\n'),
+  );
+  return { dir, config };
+}
+
 test(
   'a token revoked from the CLI is in force and on the audit record',
   { timeout: 60_000 },
   async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'warden-revoke-'));
-    const config = join(dir, 'warden.yaml');
-    writeFileSync(
-      config,
-      [
-        'environment: production',
-        `store: sqlite:${join(dir, 'warden.db')}`,
-        `audit: { hash_key_file: ${join(dir, 'hash.key')} }`,
-        'auth: { resource: "https://warden.example.com/mcp", issuers: [{ builtin: {} }] }',
-        'agents: { invoice-bot: { roles: [finance_executor] } }',
-        'upstreams: { payments: { url: "http://127.0.0.1:9/mcp" } }',
-        '',
-      ].join('\n'),
-    );
+    const { dir, config } = writeDeployment('warden-revoke-');
     const issued = warden(['token', 'issue', '--config', config, '--agent', 'invoice-bot'], dir);
     assert.equal(issued.status, 0, issued.stderr);
     const token = issued.stdout.trim().split('\n')[0] ?? '';
@@ -77,19 +83,7 @@ test(
   'warden keys rotate puts a new key in force and records key.rotated',
   { timeout: 60_000 },
   async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'warden-rotate-'));
-    const config = join(dir, 'warden.yaml');
-    writeFileSync(
-      config,
-      [
-        `store: sqlite:${join(dir, 'warden.db')}`,
-        `audit: { hash_key_file: ${join(dir, 'hash.key')} }`,
-        'auth: { resource: "https://warden.example.com/mcp", issuers: [{ builtin: {} }] }',
-        'agents: { invoice-bot: { roles: [finance_executor] } }',
-        'upstreams: { payments: { url: "http://127.0.0.1:9/mcp" } }',
-        '',
-      ].join('\n'),
-    );
+    const { dir, config } = writeDeployment('warden-rotate-');
     const before = warden(['token', 'issue', '--config', config, '--agent', 'invoice-bot'], dir);
     assert.equal(before.status, 0, before.stderr);
     const rotated = warden(['keys', 'rotate', '--config', config], dir);

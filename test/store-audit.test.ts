@@ -5,18 +5,24 @@
 // typed error instead of hanging, and the writer thread lets the process exit.
 import assert from 'node:assert/strict';
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import type { AuditCheckpoint, AuditRecord } from '../src/domain/audit-record.js';
 import { canonicalJson } from '../src/domain/canonical-json.js';
 import { StoreError } from '../src/store/errors.js';
 import { openStore } from '../src/store/open-store.js';
+import {
+  adminClient,
+  openTracked,
+  POSTGRES_URL,
+  tempRoot,
+  testSchemas,
+  uniqueName,
+} from './support/store-databases.js';
 import {
   AUDIT_QUERY_DEFAULT_LIMIT,
   AUDIT_QUERY_MAX_LIMIT,
@@ -24,37 +30,9 @@ import {
   type Store,
 } from '../src/store/types.js';
 
-const POSTGRES_URL =
-  process.env['WARDEN_TEST_POSTGRES_URL'] ?? 'postgres://root@127.0.0.1:5432/test';
 /** 2030-03-17T17:46:40.000Z: every record's time is T0 plus its own offset. */
 const T0 = 1_900_000_000_000;
 const ZERO_HASH = '0'.repeat(64);
-
-const tempRoot = mkdtempSync(join(tmpdir(), 'warden-store-audit-'));
-const openedStores: Store[] = [];
-const testSchemas: string[] = [];
-let admin: Promise<pg.Client> | undefined;
-
-function adminClient(): Promise<pg.Client> {
-  admin ??= (async () => {
-    const client = new pg.Client({ connectionString: POSTGRES_URL });
-    await client.connect();
-    return client;
-  })();
-  return admin;
-}
-
-after(async () => {
-  rmSync(tempRoot, { recursive: true, force: true });
-  if (testSchemas.length === 0 && admin === undefined) return;
-  const client = await adminClient();
-  for (const schema of testSchemas) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
-});
-
-afterEach(async () => {
-  await Promise.all(openedStores.splice(0).map((store) => store.close()));
-});
 
 interface FreshDatabase {
   open(): Promise<Store>;
@@ -67,16 +45,6 @@ interface FreshDatabase {
 interface Backend {
   readonly name: string;
   createDatabase(): FreshDatabase;
-}
-
-function uniqueName(prefix: string): string {
-  return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
-}
-
-async function openTracked(url: string, schema?: string): Promise<Store> {
-  const store = await openStore(url, schema === undefined ? {} : { schema });
-  openedStores.push(store);
-  return store;
 }
 
 const sqliteFile: Backend = {
@@ -115,7 +83,7 @@ const postgres: Backend = {
     const schema = uniqueName('warden_test');
     testSchemas.push(schema);
     return {
-      open: () => openTracked(POSTGRES_URL, schema),
+      open: () => openTracked(POSTGRES_URL, { schema }),
       persistent: true,
       async readRawRecord(stream, seq) {
         const result = await (

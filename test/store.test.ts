@@ -3,55 +3,31 @@
 // PostgreSQL racing replicas, cross-replica revocation delivery and a killed LISTEN connection.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, afterEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import pg from 'pg';
 import { StoreError } from '../src/store/errors.js';
 import { planMigrations } from '../src/store/migrations.js';
 import { openStore } from '../src/store/open-store.js';
+import {
+  adminClient,
+  openTracked,
+  POSTGRES_URL,
+  tempRoot,
+  testSchemas,
+  uniqueName,
+} from './support/store-databases.js';
 import { POSTGRES_MIGRATIONS } from '../src/store/postgres/postgres-migrations.js';
 import { SQLITE_MIGRATIONS } from '../src/store/sqlite/sqlite-migrations.js';
 import type { OpenStoreOptions, Revocation, Store, StoredSigningKey } from '../src/store/types.js';
 
-const POSTGRES_URL =
-  process.env['WARDEN_TEST_POSTGRES_URL'] ?? 'postgres://root@127.0.0.1:5432/test';
 /** After 2^31 seconds and far beyond 2^32 ms: times must survive BIGINT and come back as numbers. */
 const T0 = 1_900_000_000_000;
 const DELIVERY_TIMEOUT_MS = 5000;
 /** Longer than the SQLite poll interval: long enough for a duplicate delivery to show up. */
 const POLL_SETTLE_MS = 700;
-
-const tempRoot = mkdtempSync(join(tmpdir(), 'warden-store-'));
-const openedStores: Store[] = [];
-const testSchemas: string[] = [];
-let admin: Promise<pg.Client> | undefined;
-
-/** A plain connection for what the store must not offer: dropping schemas, killing backends. */
-function adminClient(): Promise<pg.Client> {
-  admin ??= (async () => {
-    const client = new pg.Client({ connectionString: POSTGRES_URL });
-    await client.connect();
-    return client;
-  })();
-  return admin;
-}
-
-after(async () => {
-  rmSync(tempRoot, { recursive: true, force: true });
-  if (testSchemas.length === 0 && admin === undefined) return;
-  const client = await adminClient();
-  for (const schema of testSchemas) await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  await client.end();
-});
-
-afterEach(async () => {
-  await Promise.all(openedStores.splice(0).map((store) => store.close()));
-});
 
 /** A fresh, empty database per test; `open` may be called again to reach the same database. */
 interface FreshDatabase {
@@ -63,16 +39,6 @@ interface FreshDatabase {
 interface Backend {
   readonly name: string;
   createDatabase(): FreshDatabase;
-}
-
-async function openTracked(url: string, options?: OpenStoreOptions): Promise<Store> {
-  const store = await openStore(url, options);
-  openedStores.push(store);
-  return store;
-}
-
-function uniqueName(prefix: string): string {
-  return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
 }
 
 const sqliteFile: Backend = {

@@ -6,6 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../domain/errors.js';
+import { readBody } from '../mcp/read-body.js';
 import type { Identity } from '../domain/identity.js';
 import type { Revocation, RevocationKind } from '../store/types.js';
 
@@ -93,15 +94,9 @@ function parseRevocationRequest(value: unknown): {
 }
 
 async function readJson(request: IncomingMessage): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of request as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new WardenError('WARDEN_BODY_TOO_LARGE');
-    chunks.push(chunk);
-  }
+  const body = await readBody(request, MAX_BODY_BYTES);
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    return JSON.parse(body);
   } catch {
     throw new WardenError('WARDEN_PARSE_ERROR');
   }

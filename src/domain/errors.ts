@@ -255,3 +255,21 @@ export function toWireError(error: unknown, reference: string): WireError {
     data: { ...known.details, code: known.code, reference },
   };
 }
+
+/** The JSON-RPC error response that answers request `id` with `error`, as sent to a client. */
+export function toErrorResponse(
+  error: unknown,
+  reference: string,
+  id: string | number | null,
+): {
+  jsonrpc: '2.0';
+  id: string | number | null;
+  error: { code: number; message: string; data: WireError['data'] };
+} {
+  const wire = toWireError(error, reference);
+  return {
+    jsonrpc: '2.0',
+    id,
+    error: { code: wire.rpcCode, message: wire.message, data: wire.data },
+  };
+}

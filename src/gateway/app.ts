@@ -10,7 +10,7 @@ import { SessionRegistry } from '../mcp/session-registry.js';
 import { createMcpEndpoint, type McpEndpoint } from '../mcp/streamable-http-endpoint.js';
 import { createHttpUpstream } from '../mcp/upstream/http-upstream.js';
 import { createStdioUpstream } from '../mcp/upstream/stdio-upstream.js';
-import type { UpstreamConnector } from '../mcp/upstream/types.js';
+import { backgroundContext, type UpstreamConnector } from '../mcp/upstream/types.js';
 import { buildTlsServerOptions } from '../identity/tls-options.js';
 import type { CallRecorder } from '../audit/call-recorder.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
@@ -90,7 +90,7 @@ async function assembleGateway(
     config.limits.maxSessions,
     config.limits.sessionIdleTimeoutMs,
     (session) => {
-      void session.upstream.terminate(idleContext()).catch(() => undefined);
+      void session.upstream.terminate(backgroundContext('idle-expiry')).catch(() => undefined);
     },
   );
   opened.push(async () => sessions.close());
@@ -217,15 +217,3 @@ const failClosedGuard: OriginGuard = {
     throw new Error('listener not ready');
   },
 };
-
-function idleContext() {
-  return {
-    requestId: 'idle-expiry',
-    protocolVersion: undefined,
-    mcpHeaders: {},
-    traceparent: undefined,
-    tracestate: undefined,
-    lastEventId: undefined,
-    signal: new AbortController().signal,
-  };
-}

@@ -11,6 +11,7 @@ import {
 import type { AddressInfo } from 'node:net';
 import { WardenError } from '../domain/errors.js';
 import type { Identity } from '../domain/identity.js';
+import { firstValue } from '../mcp/http-headers.js';
 import { writeError } from '../mcp/http-reply.js';
 import type { OriginGuard } from '../mcp/origin-guard.js';
 import type { ExchangeHandle, McpEndpoint } from '../mcp/streamable-http-endpoint.js';
@@ -64,7 +65,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
     const controller = new AbortController();
     const requestId = randomUUID();
     // Every call is traced: the client's W3C traceparent if valid, else a new trace started here.
-    if (!VALID_TRACEPARENT.test(firstHeader(request.headers.traceparent) ?? '')) {
+    if (!VALID_TRACEPARENT.test(firstValue(request.headers.traceparent) ?? '')) {
       request.headers.traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
     }
     const started = performance.now();
@@ -105,7 +106,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
     }
     let upstream: string | undefined;
     try {
-      options.guard().check(request.headers.host, firstHeader(request.headers.origin));
+      options.guard().check(request.headers.host, firstValue(request.headers.origin));
       if (draining) throw new WardenError('WARDEN_SHUTTING_DOWN');
       const route = options.route(path);
       if (route) return await route(request, response);
@@ -138,12 +139,13 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
               : undefined,
         });
       }
-      const headers: Record<string, string> =
-        challenge === undefined ? {} : { 'www-authenticate': challenge };
-      // A refused request whose body is still arriving would otherwise be read to its end, however
-      // long an anonymous client makes it: close the connection instead.
-      if (!request.complete) headers['connection'] = 'close';
-      writeError(response, error, exchange.requestId, null, headers);
+      writeError(
+        response,
+        error,
+        exchange.requestId,
+        null,
+        challenge === undefined ? {} : { 'www-authenticate': challenge },
+      );
     }
   }
 
@@ -216,8 +218,4 @@ function sendJson(response: ServerResponse, status: number, body: unknown): void
       'content-length': Buffer.byteLength(text),
     })
     .end(text);
-}
-
-function firstHeader(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }

@@ -21,6 +21,7 @@ import type { JsonRpcMessage } from '../domain/jsonrpc.js';
 import { isRequest } from '../domain/jsonrpc.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import { describeClientCertificate } from '../identity/client-certificate.js';
+import { readHeader } from '../mcp/http-headers.js';
 import type { ClientMessageContext, MessageGate } from '../mcp/message-gate.js';
 import type { Logger } from './logger.js';
 
@@ -53,7 +54,7 @@ export function createPipeline(options: {
         url: request.url ?? '/',
         upstream,
         clientCertificate: verifiedClientCertificate(request),
-        declaredModel: firstHeader(request.headers['x-agent-model']),
+        declaredModel: readDeclaredModel(request),
       });
     },
     async admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext) {
@@ -105,8 +106,9 @@ function verifiedClientCertificate(request: IncomingMessage) {
   return certificate === undefined ? undefined : describeClientCertificate(certificate);
 }
 
-function firstHeader(value: string | string[] | undefined): string | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
+/** The model the client says it is, from X-Agent-Model. */
+function readDeclaredModel(request: IncomingMessage): string | undefined {
+  const text = readHeader(request, 'x-agent-model');
   // Declared, never trusted: keep it short and printable for the log.
   return text === undefined ? undefined : text.slice(0, 200).replace(/[^\x20-\x7e]/g, '');
 }

@@ -1,6 +1,6 @@
 /** Writes upstream replies and Warden errors to a client's HTTP response. */
 import type { ServerResponse } from 'node:http';
-import { toWireError } from '../domain/errors.js';
+import { toErrorResponse, toWireError } from '../domain/errors.js';
 import type { JsonRpcId, JsonRpcMessage } from '../domain/jsonrpc.js';
 import { isResponse } from '../domain/jsonrpc.js';
 import { formatSseEvent } from './sse.js';
@@ -28,11 +28,7 @@ export function writeError(
     response.end();
     return;
   }
-  const body = JSON.stringify({
-    jsonrpc: '2.0',
-    id: rpcId,
-    error: { code: wire.rpcCode, message: wire.message, data: wire.data },
-  });
+  const body = JSON.stringify(toErrorResponse(error, requestId, rpcId));
   const headers: Record<string, string | number> = {
     ...extraHeaders,
     'content-type': 'application/json',
@@ -42,8 +38,9 @@ export function writeError(
   if (wire.status === 405)
     headers['allow'] =
       typeof wire.data['allow'] === 'string' ? wire.data['allow'] : 'GET, POST, DELETE';
-  // The rest of an oversized body is still on its way: close rather than read it all to keep alive.
-  if (wire.status === 413) headers['connection'] = 'close';
+  // A refused request whose body is still arriving (oversized, or refused before it was read)
+  // would otherwise be read to its end, however long the client makes it: close instead.
+  if (!response.req.complete) headers['connection'] = 'close';
   response.writeHead(wire.status, headers).end(body);
 }
 
@@ -90,12 +87,7 @@ async function writeStream(
   const answerInBand = (error: unknown): void => {
     if (answered || options.rpcId === undefined || isClosed(response)) return;
     answered = true;
-    const wire = toWireError(error, options.requestId);
-    const message = {
-      jsonrpc: '2.0',
-      id: options.rpcId,
-      error: { code: wire.rpcCode, message: wire.message, data: wire.data },
-    };
+    const message = toErrorResponse(error, options.requestId, options.rpcId);
     response.write(formatSseEvent({ event: 'message', data: JSON.stringify(message) }));
   };
   // Cut from outside (shutdown): the request still gets its answer before the stream ends.

@@ -17,6 +17,7 @@ import { writeError, writeReply } from './http-reply.js';
 import { parseClientMessage } from './jsonrpc-parse.js';
 import { readBody } from './read-body.js';
 import type { ClientSession, SessionRegistry } from './session-registry.js';
+import { readHeader } from './http-headers.js';
 import type { CallObserver, ClientMessageContext, MessageGate } from './message-gate.js';
 import { observeReply } from './observe-reply.js';
 import { ownerOf } from './session-owner.js';
@@ -364,11 +365,6 @@ function negotiatedVersion(reply: UpstreamReply): string | undefined {
     return undefined;
   const version = reply.message.result['protocolVersion'];
   return typeof version === 'string' ? version : undefined;
-}
-
-export function readHeader(request: IncomingMessage, name: string): string | undefined {
-  const value = request.headers[name];
-  return Array.isArray(value) ? value[0] : value;
 }
 
 function acceptsAll(accept: string, types: readonly string[]): boolean {

@@ -5,6 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { WardenError } from '../../domain/errors.js';
+import { firstValue } from '../http-headers.js';
 import type { JsonRpcNotification, JsonRpcRequest } from '../../domain/jsonrpc.js';
 
 /** Methods whose target is mirrored in Mcp-Name, and the param it mirrors. */
@@ -21,18 +22,18 @@ export function checkMirroredHeaders(
   claimedVersion: string,
 ): void {
   const isRequest = 'id' in message;
-  const version = single(headers['mcp-protocol-version']);
+  const version = firstValue(headers['mcp-protocol-version']);
   if (version !== undefined ? version !== claimedVersion : isRequest) {
     throw mismatch('MCP-Protocol-Version', version, claimedVersion);
   }
-  const method = single(headers['mcp-method']);
+  const method = firstValue(headers['mcp-method']);
   if (method !== undefined ? method !== message.method : isRequest) {
     throw mismatch('Mcp-Method', method, message.method);
   }
   const param = NAMED_TARGETS[message.method];
   if (param === undefined) return;
   const target = message.params?.[param];
-  const rawName = single(headers['mcp-name']);
+  const rawName = firstValue(headers['mcp-name']);
   const name = rawName === undefined ? undefined : decodeHeaderValue(rawName);
   if (name !== undefined ? name !== target : isRequest) {
     throw mismatch('Mcp-Name', rawName, typeof target === 'string' ? target : String(target));
@@ -44,7 +45,7 @@ export function mirroredHeaders(headers: IncomingHttpHeaders): Record<string, st
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith('mcp-') && name !== 'mcp-session-id' && name !== 'mcp-protocol-version') {
-      const text = single(value);
+      const text = firstValue(value);
       if (text !== undefined) out[name] = text;
     }
   }
@@ -58,10 +59,6 @@ export function decodeHeaderValue(value: string): string | undefined {
   const encoded = match[1] ?? '';
   if (encoded.length % 4 !== 0) return undefined;
   return Buffer.from(encoded, 'base64').toString('utf8');
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 function mismatch(header: string, sent: string | undefined, body: string): WardenError {

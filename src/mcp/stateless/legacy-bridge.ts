@@ -19,12 +19,13 @@ import type {
 } from '../../domain/jsonrpc.js';
 import { isNotification, isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { canonicalJson } from '../../domain/canonical-json.js';
-import type {
-  ForwardContext,
-  UpstreamConnector,
-  UpstreamEvent,
-  UpstreamReply,
-  UpstreamSession,
+import {
+  backgroundContext,
+  type ForwardContext,
+  type UpstreamConnector,
+  type UpstreamEvent,
+  type UpstreamReply,
+  type UpstreamSession,
 } from '../upstream/types.js';
 import { SERVER_INFO_KEY, withoutEnvelope, type Envelope } from './envelope.js';
 import { STATELESS_REVISION } from '../../domain/protocol.js';
@@ -146,7 +147,9 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
   function release(session: BridgeSession): void {
     const pool = idle.get(session.key) ?? [];
     if (pool.length >= MAX_IDLE_SESSIONS_PER_KEY) {
-      void session.upstream.terminate(detachedContext()).catch(() => undefined);
+      void session.upstream
+        .terminate(backgroundContext('bridge', BRIDGE_REVISION))
+        .catch(() => undefined);
       return;
     }
     pool.push(session);
@@ -154,7 +157,9 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
   }
 
   function discard(session: BridgeSession): void {
-    void session.upstream.terminate(detachedContext()).catch(() => undefined);
+    void session.upstream
+      .terminate(backgroundContext('bridge', BRIDGE_REVISION))
+      .catch(() => undefined);
   }
 
   /**
@@ -333,7 +338,9 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
       parked.clear();
       await Promise.all(
         sessions.map((session) =>
-          session.upstream.terminate(detachedContext()).catch(() => undefined),
+          session.upstream
+            .terminate(backgroundContext('bridge', BRIDGE_REVISION))
+            .catch(() => undefined),
         ),
       );
     },
@@ -509,16 +516,4 @@ function sessionKey(envelope: Envelope, owner: string): string {
       }),
     )
     .digest('base64url');
-}
-
-function detachedContext(): ForwardContext {
-  return {
-    requestId: 'bridge',
-    protocolVersion: BRIDGE_REVISION,
-    mcpHeaders: {},
-    traceparent: undefined,
-    tracestate: undefined,
-    lastEventId: undefined,
-    signal: new AbortController().signal,
-  };
 }

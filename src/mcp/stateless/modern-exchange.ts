@@ -8,6 +8,7 @@ import type { Identity } from '../../domain/identity.js';
 import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from '../../domain/jsonrpc.js';
 import { isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { STATELESS_REVISION } from '../../domain/protocol.js';
+import { firstValue } from '../http-headers.js';
 import { writeReply } from '../http-reply.js';
 import { observeReply } from '../observe-reply.js';
 import type { MessageGate } from '../message-gate.js';
@@ -63,14 +64,14 @@ export async function handleModernMessage(
     sessionId: undefined,
     protocolVersion: envelope.protocolVersion,
     identity: exchange.identity,
-    traceparent: single(request.headers['traceparent']),
+    traceparent: firstValue(request.headers['traceparent']),
   });
   const context: ForwardContext = {
     requestId: exchange.requestId,
     protocolVersion: envelope.protocolVersion,
     mcpHeaders: mirroredHeaders(request.headers),
-    traceparent: single(request.headers['traceparent']),
-    tracestate: single(request.headers['tracestate']),
+    traceparent: firstValue(request.headers['traceparent']),
+    tracestate: firstValue(request.headers['tracestate']),
     lastEventId: undefined,
     signal: exchange.signal,
   };
@@ -120,8 +121,4 @@ async function toReply(events: AsyncGenerator<UpstreamEvent>): Promise<UpstreamR
     yield* events;
   }
   return { kind: 'stream', events: replay() };
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }

@@ -9,6 +9,7 @@ import type { HttpUpstreamConfig } from '../../config/config.js';
 import { WardenError } from '../../domain/errors.js';
 import type { JsonRpcMessage } from '../../domain/jsonrpc.js';
 import { isRequest } from '../../domain/jsonrpc.js';
+import { firstValue } from '../http-headers.js';
 import { parseUpstreamMessage } from '../jsonrpc-parse.js';
 import { parseSseStream } from '../sse.js';
 import { createCredentialSource, type CredentialSource } from './credential.js';
@@ -132,7 +133,7 @@ class HttpUpstreamSession implements UpstreamSession {
     quietStream: boolean,
   ): Promise<UpstreamReply> {
     const status = response.statusCode;
-    const contentType = headerValue(response.headers['content-type']);
+    const contentType = firstValue(response.headers['content-type']);
     const streams =
       status >= 200 &&
       status < 300 &&
@@ -282,10 +283,6 @@ class ProgressDeadline {
   toError(error: unknown): WardenError {
     return this.expired ? new WardenError('WARDEN_UPSTREAM_TIMEOUT') : toUpstreamError(error);
   }
-}
-
-function headerValue(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 function toUpstreamError(error: unknown): WardenError {

@@ -13,13 +13,12 @@ import {
 } from '@modelcontextprotocol/sdk/client/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { StdioUpstreamConfig } from '../../config/config.js';
-import { WardenError } from '../../domain/errors.js';
+import { toErrorResponse, WardenError } from '../../domain/errors.js';
 import type {
   JsonRpcId,
   JsonRpcMessage,
   JsonRpcNotification,
   JsonRpcRequest,
-  JsonRpcResponse,
 } from '../../domain/jsonrpc.js';
 import { isNotification, isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { parseEventId, ReplayableStream } from '../replayable-stream.js';
@@ -67,6 +66,8 @@ export function createStdioUpstream(
 
 interface PendingRequest {
   readonly id: JsonRpcId;
+  /** The exchange's reference id, quoted in any error Warden answers the request with. */
+  readonly requestId: string;
   readonly events: ReplayableStream;
   readonly progressToken: string | number | undefined;
   timer: NodeJS.Timeout | undefined;
@@ -102,9 +103,9 @@ class StdioUpstreamSession implements UpstreamSession {
     this.ready = this.spawn();
   }
 
-  async send(message: JsonRpcMessage, _context: ForwardContext): Promise<UpstreamReply> {
+  async send(message: JsonRpcMessage, context: ForwardContext): Promise<UpstreamReply> {
     await this.awaitReady();
-    if (isRequest(message)) return this.sendRequest(message);
+    if (isRequest(message)) return this.sendRequest(message, context.requestId);
     if (isNotification(message) && message.method === 'notifications/initialized')
       this.initialized = true;
     await this.write(message);
@@ -145,7 +146,7 @@ class StdioUpstreamSession implements UpstreamSession {
    * A client that disconnects keeps its request running: the spec says disconnection is not
    * cancellation, and the client may resume the stream with Last-Event-ID.
    */
-  private async sendRequest(request: JsonRpcRequest): Promise<UpstreamReply> {
+  private async sendRequest(request: JsonRpcRequest, requestId: string): Promise<UpstreamReply> {
     let version = this.negotiatedVersion;
     if (request.method === 'initialize') {
       this.initializeRequest = request;
@@ -154,7 +155,13 @@ class StdioUpstreamSession implements UpstreamSession {
     }
     const events = this.openStream(version);
     const progressToken = readProgressToken(request);
-    const entry: PendingRequest = { id: request.id, events, progressToken, timer: undefined };
+    const entry: PendingRequest = {
+      id: request.id,
+      requestId,
+      events,
+      progressToken,
+      timer: undefined,
+    };
     this.pending.set(idKey(request.id), entry);
     if (progressToken !== undefined) this.progressRoutes.set(idKey(progressToken), entry);
     this.armTimeout(request.id, entry);
@@ -199,7 +206,9 @@ class StdioUpstreamSession implements UpstreamSession {
   private armTimeout(id: JsonRpcId, entry: PendingRequest): void {
     if (entry.timer) clearTimeout(entry.timer);
     entry.timer = setTimeout(() => {
-      entry.events.push({ message: errorResponse(id, 'WARDEN_UPSTREAM_TIMEOUT') });
+      entry.events.push({
+        message: toErrorResponse(new WardenError('WARDEN_UPSTREAM_TIMEOUT'), entry.requestId, id),
+      });
       this.abandon(id);
     }, this.config.timeoutMs);
     entry.timer.unref();
@@ -266,7 +275,9 @@ class StdioUpstreamSession implements UpstreamSession {
 
   private failPending(code: 'WARDEN_UPSTREAM_UNAVAILABLE'): void {
     for (const entry of [...this.pending.values()]) {
-      entry.events.push({ message: errorResponse(entry.id, code) });
+      entry.events.push({
+        message: toErrorResponse(new WardenError(code), entry.requestId, entry.id),
+      });
       this.settle(entry.id, entry);
     }
   }
@@ -398,18 +409,6 @@ function readProgressToken(request: JsonRpcRequest): string | number | undefined
 /** Map keys that keep 1 and "1" apart, as JSON-RPC does. */
 function idKey(id: JsonRpcId): string {
   return typeof id === 'number' ? `n:${id}` : `s:${id}`;
-}
-
-function errorResponse(
-  id: JsonRpcId,
-  code: 'WARDEN_UPSTREAM_UNAVAILABLE' | 'WARDEN_UPSTREAM_TIMEOUT',
-): JsonRpcResponse {
-  const error = new WardenError(code);
-  return {
-    jsonrpc: '2.0',
-    id,
-    error: { code: error.rpcCode, message: error.message, data: { code } },
-  };
 }
 
 /**

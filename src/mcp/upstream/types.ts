@@ -58,3 +58,19 @@ export interface UpstreamConnector {
   /** Stops everything this connector started (child processes, connection pools). */
   close(): Promise<void>;
 }
+
+/** The context of work the gateway does on its own, with no client exchange behind it. */
+export function backgroundContext(
+  requestId: string,
+  protocolVersion: string | undefined = undefined,
+): ForwardContext {
+  return {
+    requestId,
+    protocolVersion,
+    mcpHeaders: {},
+    traceparent: undefined,
+    tracestate: undefined,
+    lastEventId: undefined,
+    signal: new AbortController().signal,
+  };
+}

@@ -23,7 +23,12 @@ import {
   sendJson,
   type ScriptedUpstream,
 } from './support/scripted-upstream.js';
-import { startTestGateway, TEST_RESOURCE, type TestGateway } from './support/gateway.js';
+import {
+  startTestGateway,
+  TEST_RESOURCE,
+  TESTER_ROLE,
+  type TestGateway,
+} from './support/gateway.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const STREAM = 'timeline-gw';
@@ -52,6 +57,10 @@ function gatewayConfig(): Record<string, unknown> {
     log: { level: 'silent' },
     upstreams: { fixture: { url: upstream.url } },
     agents: { 'test-agent': { roles: ['tester'] }, 'report-bot': { roles: ['analyst', 'reader'] } },
+    roles: {
+      tester: TESTER_ROLE,
+      analyst: { grants: [{ tool: 'fixture.quarterly_report' }, { tool: 'fixture.late_report' }] },
+    },
     audit: { stream: STREAM, hash_key_file: hashKeyFile, checkpoint_every: 4 },
   };
 }
@@ -175,6 +184,7 @@ before(async () => {
       `store: ${JSON.stringify(`sqlite:${dbPath}`)}`,
       `auth: { resource: ${TEST_RESOURCE}, issuers: [{ builtin: {} }] }`,
       'agents: { test-agent: { roles: [tester] } }',
+      'roles: { tester: { trusted: true, grants: [{ tool: "*" }] } }',
       `upstreams: { fixture: { url: ${JSON.stringify(upstream.url)} } }`,
       `audit: { stream: ${STREAM}, hash_key_file: ${JSON.stringify(hashKeyFile)} }`,
       '',
@@ -371,8 +381,8 @@ test('show tells the whole story of one call, in order', async () => {
     '{"api_key":"[redacted]","text":"hello ada"}',
     'arguments hash  ',
     'ALLOW, recorded before forwarding',
-    'because: authenticated caller; no policy engine configured',
-    'policies: none',
+    'because: grant tester/tool/* allows it',
+    'policies: tester/tool/*',
     'answered after ',
     'result hash ',
     'Outcome: answered successfully in ',

@@ -149,6 +149,7 @@ async function prepare(storeUrl: string): Promise<void> {
       `store: ${JSON.stringify(storeUrl)}`,
       'auth: { resource: https://warden.crash.test/mcp, issuers: [{ builtin: {} }] }',
       'agents: { load-bot: { roles: [tester] } }',
+      'roles: { tester: { trusted: true, grants: [{ tool: "*" }] } }',
       `upstreams: { counter: { url: ${JSON.stringify(upstream.url)} } }`,
       `audit: { stream: ${STREAM}, checkpoint_every: 40, hash_key_file: ${JSON.stringify(join(dir, 'audit-hash.key'))} }`,
       '',

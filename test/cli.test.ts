@@ -123,6 +123,7 @@ test(
         'store: sqlite:./.warden/warden.db',
         'auth: { resource: https://warden.cli.test/mcp, issuers: [{ builtin: {} }] }',
         'agents: { crm-bot: { roles: [sales] } }',
+        'roles: { sales: { grants: [{ tool: crm.search_customers }, { tool: crm.update_record }] } }',
         'upstreams:',
         `  crm: { command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(DEMO_SERVER)}, --domain, crm] }`,
         '',
@@ -177,14 +178,9 @@ test(
     try {
       const [, url] = await waitForOutput(child, /(http:\/\/127\.0\.0\.1:\d+)\/mcp\/payments/);
       const [, token = ''] = await waitForOutput(child, JWT);
-      assert.deepEqual(await listTools(`${url}/mcp/payments`, token), [
-        'issue_payment',
-        'list_invoices',
-      ]);
-      assert.deepEqual(await listTools(`${url}/mcp/crm`, token), [
-        'search_customers',
-        'update_record',
-      ]);
+      // The first token is research-bot's: the read-only role sees no payment or update tool.
+      assert.deepEqual(await listTools(`${url}/mcp/payments`, token), ['list_invoices']);
+      assert.deepEqual(await listTools(`${url}/mcp/crm`, token), ['search_customers']);
       assert.deepEqual(await listTools(`${url}/mcp/research`, token), ['search_docs']);
       const anonymous = await fetch(`${url}/mcp/research`, { method: 'POST' });
       assert.equal(anonymous.status, 401, 'the demo has no anonymous access');

@@ -123,7 +123,7 @@ test('a stream that keeps making progress outlives the timeout', async () => {
   assert.deepEqual(answerIn(reply, 5).result, { tools: [] });
 });
 
-test("an upstream's 500 is relayed with its status", async () => {
+test("an upstream's 500 to a request fails the call with 502 and -32039, no upstream detail", async () => {
   const sessionId = await openSession(endpoint, auth);
   upstream.intercept = (message, _request, response) => {
     if (message?.method !== 'tools/list') return false;
@@ -135,8 +135,9 @@ test("an upstream's 500 is relayed with its status", async () => {
     return true;
   };
   const reply = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: auth });
-  assert.equal(reply.status, 500);
-  assert.equal(answerIn(reply, 5).error?.message, 'upstream exploded');
+  const body = assertWardenError(reply, 'WARDEN_UPSTREAM_FAILED', 5);
+  assert.equal((body.error?.data as Record<string, unknown>)['upstreamStatus'], 500);
+  assert.doesNotMatch(reply.text, /exploded/);
   upstream.intercept = undefined;
   const again = await postMcp(endpoint, TOOLS_LIST, { sessionId, headers: auth });
   assert.equal(again.status, 200, 'the session survives an upstream 500');

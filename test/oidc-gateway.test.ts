@@ -47,6 +47,7 @@ function startGatewayIn(environment: string): Promise<TestGateway> {
       issuers: [{ issuer: authorizationServer.issuer }],
     },
     agents: { [AGENT]: { roles: ['finance'], client_ids: [CLIENT_ID] } },
+    roles: { finance: { grants: [{ tool: 'fixture.echo' }] } },
     upstreams: { fixture: { url: upstream.url } },
   });
 }

@@ -3,6 +3,7 @@
  * the log does not know about cannot happen), then its result or error when it ends.
  */
 import type { AuditEntry } from '../domain/audit-record.js';
+import type { Decision } from '../domain/decision.js';
 import { WardenError } from '../domain/errors.js';
 import type { JsonRpcResponse } from '../domain/jsonrpc.js';
 import type { AuditChain } from './audit-chain.js';
@@ -10,11 +11,7 @@ import { callEntryBase, describeTarget, type CallFacts } from './call-entry.js';
 import type { ArgumentRedactor } from './redaction.js';
 import { digestResult } from './result-digest.js';
 
-export interface Decision {
-  readonly effect: 'allow' | 'deny' | 'approval_required';
-  readonly reasons: readonly string[];
-  readonly policies: readonly string[];
-}
+export type { Decision } from '../domain/decision.js';
 
 /** Records how a recorded call ended. */
 export interface CallOutcome {

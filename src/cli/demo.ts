@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
 import { startGateway, type RunningGateway } from '../gateway/app.js';
+import { DEMO_POLICY } from '../demo/demo-policy.js';
 import { hashClientSecret } from '../identity/client-authentication.js';
 import { stopOnSignal } from './run-until-signal.js';
 
@@ -62,6 +63,7 @@ async function demoConfig(
       issuers: [{ builtin: { token_ttl: '1h', max_ttl: '1h' } }],
     },
     agents,
+    ...DEMO_POLICY,
     upstreams: {
       payments: { command: [process.execPath, DEMO_SERVER, '--domain', 'payments'] },
       crm: { command: [process.execPath, DEMO_SERVER, '--domain', 'crm'] },

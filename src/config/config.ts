@@ -1,4 +1,7 @@
 /** The typed, frozen configuration every other module receives. */
+import type { PolicyConfig } from './policy-config.js';
+
+export type { PolicyConfig } from './policy-config.js';
 
 export interface UpstreamCredentialConfig {
   readonly source:
@@ -8,6 +11,12 @@ export interface UpstreamCredentialConfig {
   readonly scheme: string;
 }
 
+/** After `failures` failed calls in a row, calls are refused at once for `openForMs`. */
+export interface CircuitBreakerConfig {
+  readonly failures: number;
+  readonly openForMs: number;
+}
+
 export interface HttpUpstreamConfig {
   readonly kind: 'http';
   readonly name: string;
@@ -15,6 +24,7 @@ export interface HttpUpstreamConfig {
   readonly credential: UpstreamCredentialConfig | undefined;
   readonly headers: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
+  readonly circuitBreaker: CircuitBreakerConfig;
 }
 
 export interface StdioUpstreamConfig {
@@ -28,6 +38,7 @@ export interface StdioUpstreamConfig {
   readonly maxSessions: number;
   readonly restartBackoffMs: number;
   readonly restartBackoffMaxMs: number;
+  readonly circuitBreaker: CircuitBreakerConfig;
 }
 
 export type UpstreamConfig = HttpUpstreamConfig | StdioUpstreamConfig;
@@ -56,6 +67,8 @@ export interface Config {
   readonly audit: AuditConfig;
   /** The agent registry: every caller is one of these. */
   readonly agents: ReadonlyMap<string, AgentConfig>;
+  /** Roles, grants, scopes and the rest of what policy decides with. */
+  readonly policy: PolicyConfig;
 }
 
 /** The gateway's own token issuer, so the embedded setup needs no identity provider. */

@@ -4,10 +4,12 @@ import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
+import { toPolicyConfig } from './policy-config.js';
 import { ConfigError } from '../domain/errors.js';
 import type {
   AgentConfig,
   AuthConfig,
+  CircuitBreakerConfig,
   Config,
   IssuerConfig,
   TlsConfig,
@@ -48,7 +50,10 @@ export function parseConfig(raw: unknown, source: string, baseDir = process.cwd(
       result.error.issues.flatMap((issue) => describeIssue(issue, input)),
     );
   }
-  return freezeDeep(toConfig(result.data, source, baseDir));
+  const issues: string[] = [];
+  const config = toConfig(result.data, source, baseDir, issues);
+  if (issues.length > 0) throw new ConfigError(source, issues);
+  return freezeDeep(config);
 }
 
 function describeIssue(issue: z.core.$ZodIssue, input: unknown): string[] {
@@ -89,7 +94,7 @@ function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
   return current;
 }
 
-function toConfig(raw: RawConfig, source: string, baseDir: string): Config {
+function toConfig(raw: RawConfig, source: string, baseDir: string, issues: string[]): Config {
   const upstreams = new Map<string, UpstreamConfig>();
   for (const [name, upstream] of Object.entries(raw.upstreams)) {
     upstreams.set(name, toUpstreamConfig(name, upstream, baseDir));
@@ -127,6 +132,7 @@ function toConfig(raw: RawConfig, source: string, baseDir: string): Config {
       hashKeyFile: resolve(baseDir, raw.audit.hash_key_file),
     },
     agents: toAgents(raw.agents),
+    policy: toPolicyConfig(raw, [...upstreams.keys()], (file) => resolve(baseDir, file), issues),
   };
 }
 
@@ -199,6 +205,7 @@ function toUpstreamConfig(
       url: upstream.url,
       headers: upstream.headers ?? {},
       timeoutMs: upstream.timeout,
+      circuitBreaker: toCircuitBreakerConfig(upstream.circuit_breaker),
       credential: credential
         ? {
             source:
@@ -223,7 +230,14 @@ function toUpstreamConfig(
     maxSessions: upstream.max_sessions,
     restartBackoffMs: upstream.restart_backoff,
     restartBackoffMaxMs: upstream.restart_backoff_max,
+    circuitBreaker: toCircuitBreakerConfig(upstream.circuit_breaker),
   };
+}
+
+function toCircuitBreakerConfig(
+  raw: RawConfig['upstreams'][string]['circuit_breaker'],
+): CircuitBreakerConfig {
+  return { failures: raw.failures, openForMs: raw.open_for };
 }
 
 function resolveStore(store: string, baseDir: string): string {

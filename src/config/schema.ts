@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { agentsSchema, authSchema, tlsSchema } from './auth-schema.js';
 import { parseDuration } from './duration.js';
+import { policyConfigShape } from './policy-schema.js';
 
 const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
   const ms = parseDuration(value);
@@ -37,11 +38,18 @@ const credentialSchema = z
     message: 'set exactly one of env or file',
   });
 
+/** Refuses calls to an upstream at once for `open_for` after `failures` failed calls in a row. */
+const circuitBreakerSchema = z.strictObject({
+  failures: z.number().int().min(1).default(5),
+  open_for: positiveDuration.default(30_000),
+});
+
 const httpUpstreamSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
   credential: credentialSchema.optional(),
   headers: z.record(z.string(), z.string()).optional(),
   timeout: positiveDuration.default(60_000),
+  circuit_breaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
 });
 
 const stdioUpstreamSchema = z.strictObject({
@@ -52,6 +60,7 @@ const stdioUpstreamSchema = z.strictObject({
   max_sessions: z.number().int().positive().default(32),
   restart_backoff: positiveDuration.default(250),
   restart_backoff_max: positiveDuration.default(30_000),
+  circuit_breaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
 });
 
 /** The key that tells each kind of upstream apart, in the order of upstreamSchema's options. */
@@ -120,6 +129,7 @@ export const configSchema = z
     agents: agentsSchema.refine((agents) => Object.keys(agents).length > 0, {
       message: 'register at least one agent: nobody could call otherwise',
     }),
+    ...policyConfigShape,
   })
   .superRefine(checkAuthenticationCoverage);
 

@@ -3,6 +3,8 @@
  * gateway replica), with signed checkpoints over the chain's head.
  */
 
+import type { Decision } from './decision.js';
+
 export const AUDIT_EVENTS = [
   'auth.failed',
   'call.denied',
@@ -52,11 +54,7 @@ export interface AuditEntry {
   readonly arguments?: unknown;
   /** Keyed hash (HMAC-SHA256, base64url) of the unredacted arguments' canonical JSON. */
   readonly argumentsHash?: string;
-  readonly decision?: {
-    readonly effect: 'allow' | 'deny' | 'approval_required';
-    readonly reasons: readonly string[];
-    readonly policies: readonly string[];
-  };
+  readonly decision?: Decision;
   readonly approval?: {
     readonly id: string;
     readonly approvers?: readonly string[];

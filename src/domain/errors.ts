@@ -180,6 +180,72 @@ export const ERROR_CATALOGUE = {
     summary:
       'The audit log cannot record this call, so it was not forwarded (fail closed). Retry shortly; operators are alerted.',
   },
+  WARDEN_POLICY_DENIED: {
+    status: 403,
+    rpcCode: -32030,
+    summary:
+      'Policy denied this call; data.reasons says which rule or constraint failed. Change the arguments, or ask an operator for a grant (warden policy explain shows why).',
+  },
+  WARDEN_ARGUMENTS_INVALID: {
+    status: 400,
+    rpcCode: -32602,
+    summary:
+      "The arguments do not match the tool's own input schema; data.errors lists where. Fix the arguments and call again.",
+  },
+  WARDEN_TOOL_DEFINITION_CHANGED: {
+    status: 403,
+    rpcCode: -32031,
+    summary:
+      'The upstream changed this tool since it was approved, so it is blocked until an operator approves the new definition (warden tools approve).',
+  },
+  WARDEN_TOOL_NOT_APPROVED: {
+    status: 403,
+    rpcCode: -32032,
+    summary:
+      'This tool has not been approved for use through the gateway yet. Ask an operator to review it (warden tools approve).',
+  },
+  WARDEN_QUOTA_EXCEEDED: {
+    status: 429,
+    rpcCode: -32033,
+    summary:
+      'A call-rate or budget quota is used up; data.quota names it. Retry after the window passes, or ask an operator to raise it.',
+  },
+  WARDEN_POLICY_ERROR: {
+    status: 500,
+    rpcCode: -32034,
+    summary:
+      'The policy engine could not evaluate this call, so it was denied (fail closed). Tell the operator the reference id.',
+  },
+  WARDEN_APPROVAL_REFUSED: {
+    status: 403,
+    rpcCode: -32035,
+    summary:
+      'An approver refused this call; data.reason says why. It was not forwarded. Do not retry the same call without talking to the approver.',
+  },
+  WARDEN_APPROVAL_EXPIRED: {
+    status: 403,
+    rpcCode: -32036,
+    summary:
+      'No approver decided within the approval timeout, so the call was refused and not forwarded. Call again to request a new approval.',
+  },
+  WARDEN_APPROVAL_UNAVAILABLE: {
+    status: 503,
+    rpcCode: -32037,
+    summary:
+      'This call needs approval but the approval service cannot take requests now, so it was refused (fail closed). Retry shortly; operators are alerted.',
+  },
+  WARDEN_UPSTREAM_CIRCUIT_OPEN: {
+    status: 503,
+    rpcCode: -32038,
+    summary:
+      'The upstream failed repeatedly, so calls to it are refused at once for a short while (circuit breaker). Retry after data.retryAfterMs.',
+  },
+  WARDEN_UPSTREAM_FAILED: {
+    status: 502,
+    rpcCode: -32039,
+    summary:
+      'The upstream MCP server answered with a server error (HTTP 5xx). The call may not have completed. Tell the operator the reference id if it persists.',
+  },
   WARDEN_SHUTTING_DOWN: {
     status: 503,
     rpcCode: -32000,

@@ -8,6 +8,7 @@ import { createEraDetector } from '../mcp/stateless/upstream-era.js';
 import { createOriginGuard, type OriginGuard } from '../mcp/origin-guard.js';
 import { SessionRegistry } from '../mcp/session-registry.js';
 import { createMcpEndpoint, type McpEndpoint } from '../mcp/streamable-http-endpoint.js';
+import { guardWithCircuitBreaker } from '../mcp/upstream/circuit-breaker.js';
 import { createHttpUpstream } from '../mcp/upstream/http-upstream.js';
 import { createStdioUpstream } from '../mcp/upstream/stdio-upstream.js';
 import { backgroundContext, type UpstreamConnector } from '../mcp/upstream/types.js';
@@ -23,6 +24,7 @@ import { setUpAuthentication } from './authentication.js';
 import { startListener } from './http-server.js';
 import { createLogger, type Logger } from './logger.js';
 import { createPipeline } from './pipeline.js';
+import { setUpPolicy } from './policy.js';
 
 const PARKED_CALL_TIMEOUT_MS = 10 * 60_000;
 const ADMIN_REVOCATIONS_PATH = '/admin/revocations';
@@ -94,8 +96,11 @@ async function assembleGateway(
     },
   );
   opened.push(async () => sessions.close());
+  const policy = await setUpPolicy(config, store, logger, auditLog.record);
+  opened.push(async () => policy.close());
   const pipeline = createPipeline({
     authenticator: dependencies.authenticator ?? authentication.authenticator,
+    authorizer: policy.authorizer,
     recorder: dependencies.recorder ?? auditLog.recorder,
     logger,
   });
@@ -195,6 +200,7 @@ async function assembleGateway(
         await Promise.all(connectors.map((connector) => connector.close()));
         logger.debug({}, 'upstreams stopped');
         authFailures.flush();
+        policy.close();
         await auditLog.close();
         logger.debug({}, 'audit log sealed');
         await authentication.close();
@@ -207,9 +213,13 @@ async function assembleGateway(
 }
 
 function createConnector(upstream: UpstreamConfig, logger: Logger): UpstreamConnector {
-  return upstream.kind === 'http'
-    ? createHttpUpstream(upstream)
-    : createStdioUpstream(upstream, logger);
+  const connector =
+    upstream.kind === 'http' ? createHttpUpstream(upstream) : createStdioUpstream(upstream, logger);
+  return guardWithCircuitBreaker(connector, {
+    ...upstream.circuitBreaker,
+    onStateChange: (change) =>
+      logger.warn({ event: 'upstream.circuit', ...change }, 'upstream circuit changed state'),
+  });
 }
 
 const failClosedGuard: OriginGuard = {

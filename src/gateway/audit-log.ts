@@ -18,6 +18,8 @@ export interface GatewayAuditLog {
   readonly recorder: CallRecorder;
   /** Records a gateway event (token issued, revocation, config loaded); failures raise an alert. */
   note(entry: Omit<AuditEntry, 'time'>): void;
+  /** Records an event and resolves once it is durable (rejects when the log cannot take it). */
+  record(entry: AuditEntry): Promise<void>;
   /** Commits what is pending and signs a final checkpoint. */
   close(): Promise<void>;
 }
@@ -76,7 +78,15 @@ export async function setUpAuditLog(
         .digest('base64url'),
     },
   });
-  return { recorder, note, close: () => chain.close() };
+  const record = async (entry: AuditEntry): Promise<void> => {
+    try {
+      await chain.record(entry);
+    } catch (error) {
+      alert(error, entry);
+      throw error;
+    }
+  };
+  return { recorder, note, record, close: () => chain.close() };
 }
 
 /** The parts of the config that decide who may do what; secrets (hashes, keys) are left out. */

@@ -6,18 +6,23 @@
  *   1. authenticate  identity/: bearer token or client certificate → Identity, else 401/403
  *   2. parse         by the endpoint: one valid JSON-RPC message within the size limit; a session
  *                    is bound to the identity that opened it
- *   3. authorize     (policy/, not built yet: every authenticated call is allowed, and says so)
+ *   3. authorize     policy/: the pinned tool definition, the tool's own inputSchema, Cedar
+ *                    (grants, scopes, hand-written rules, policy states, break-glass), quotas;
+ *                    listings are filtered to what the caller may use
  *   4. record        audit/: the decision is durably in the hash-chained log before anything is
- *                    forwarded; if the log cannot take it, the call is refused (fail closed)
+ *                    forwarded; if the log cannot take it, the call is refused (fail closed).
+ *                    A denial is recorded, then answered with a specific error
  *   5. forward       by the endpoint, with Warden's own upstream credential, never the client's
  *   6. record        audit/: the result or error, with latency, when the call ends
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Identity } from '../domain/identity.js';
-import type { CallRecorder, Decision } from '../audit/call-recorder.js';
+import type { CallRecorder } from '../audit/call-recorder.js';
 import { startCallSpan } from '../audit/call-spans.js';
-import type { JsonRpcMessage } from '../domain/jsonrpc.js';
+import { WardenError } from '../domain/errors.js';
+import type { JsonRpcMessage, JsonRpcRequest } from '../domain/jsonrpc.js';
+import type { Authorization, MessageAuthorizer } from '../policy/authorize-message.js';
 import { isRequest } from '../domain/jsonrpc.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import { describeClientCertificate } from '../identity/client-certificate.js';
@@ -33,19 +38,13 @@ export interface Pipeline extends MessageGate {
   authenticate(request: IncomingMessage, upstream: string | undefined): Promise<Identity>;
 }
 
-/** Until policy lands, this is the decision on every authenticated call; the log says so. */
-const ALLOW_AUTHENTICATED: Decision = {
-  effect: 'allow',
-  reasons: ['authenticated caller; no policy engine configured'],
-  policies: [],
-};
-
 export function createPipeline(options: {
   authenticator: RequestAuthenticator;
+  authorizer: MessageAuthorizer;
   recorder: CallRecorder;
   logger: Logger;
 }): Pipeline {
-  const { authenticator, recorder, logger } = options;
+  const { authenticator, authorizer, recorder, logger } = options;
   return {
     authenticate(request, upstream) {
       return authenticator.authenticate({
@@ -58,6 +57,8 @@ export function createPipeline(options: {
       });
     },
     async admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext) {
+      const authorizeOrDeny = (request: JsonRpcRequest, ctx: ClientMessageContext) =>
+        authorizeWith(authorizer, logger, request, ctx);
       if (logger.isLevelEnabled('debug')) {
         logger.debug(
           {
@@ -81,9 +82,22 @@ export function createPipeline(options: {
         method: message.method,
         params: message.params,
       };
-      const recorded = await recorder.recordDecision(facts, ALLOW_AUTHENTICATED);
-      const span = startCallSpan(facts, ALLOW_AUTHENTICATED);
+      const authorization = await authorizeOrDeny(message, context);
+      const { decision } = authorization;
+      if (decision.effect === 'deny') {
+        await recorder.recordDecision(facts, decision);
+        startCallSpan(facts, decision).failed(authorization.error);
+        throw authorization.error ?? new WardenError('WARDEN_POLICY_DENIED');
+      }
+      if (decision.effect === 'approval_required') {
+        await recorder.recordDecision(facts, decision);
+        throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE');
+      }
+      const recorded = await recorder.recordDecision(facts, decision);
+      const span = startCallSpan(facts, decision);
+      const { rewrite } = authorization;
       return {
+        ...(rewrite && { rewrite }),
         answered(response) {
           recorded.answered(response);
           span.answered(response);
@@ -95,6 +109,25 @@ export function createPipeline(options: {
       };
     },
   };
+}
+
+/** A failure inside the policy stage denies (fail closed); it never lets the call through. */
+async function authorizeWith(
+  authorizer: MessageAuthorizer,
+  logger: Logger,
+  message: JsonRpcRequest,
+  context: ClientMessageContext,
+): Promise<Authorization> {
+  try {
+    return await authorizer.authorize(message, context.identity, context.upstreamName);
+  } catch (error) {
+    logger.error({ err: error, requestId: context.requestId }, 'policy stage failed; denying');
+    const reasons = ['the policy stage failed, so the call is refused'];
+    return {
+      decision: { effect: 'deny', reasons, policies: [], errors: [String(error)] },
+      error: new WardenError('WARDEN_POLICY_ERROR', undefined, { details: { reasons } }),
+    };
+  }
 }
 
 /** A client certificate counts only when the TLS layer verified it against the client CA. */

@@ -19,6 +19,11 @@ export interface CallObserver {
   answered(response: JsonRpcResponse): void;
   /** No answer came: the upstream failed, timed out, or the client left. */
   failed(error: unknown): void;
+  /**
+   * Rewrites the answer before the client sees it (e.g. a listing filtered to what the caller may
+   * use). Called before `answered`, which then sees the rewritten answer.
+   */
+  rewrite?(response: JsonRpcResponse): Promise<JsonRpcResponse>;
 }
 
 /**

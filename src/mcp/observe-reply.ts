@@ -1,21 +1,28 @@
 /** Watches an upstream reply on its way to the client, to tell a call's observer how it ended. */
 import { WardenError } from '../domain/errors.js';
-import type { JsonRpcId } from '../domain/jsonrpc.js';
+import type { JsonRpcId, JsonRpcResponse } from '../domain/jsonrpc.js';
 import { isResponse } from '../domain/jsonrpc.js';
 import type { CallObserver } from './message-gate.js';
 import type { UpstreamEvent, UpstreamReply } from './upstream/types.js';
 
-export function observeReply(
+export async function observeReply(
   reply: UpstreamReply,
   rpcId: JsonRpcId,
   observer: CallObserver | undefined,
-): UpstreamReply {
+): Promise<UpstreamReply> {
   if (!observer) return reply;
   switch (reply.kind) {
-    case 'json':
-      if (isResponse(reply.message) && reply.message.id === rpcId) observer.answered(reply.message);
-      else observer.failed(new WardenError('WARDEN_UPSTREAM_PROTOCOL_ERROR'));
-      return reply;
+    case 'json': {
+      if (!isResponse(reply.message) || reply.message.id !== rpcId) {
+        observer.failed(new WardenError('WARDEN_UPSTREAM_PROTOCOL_ERROR'));
+        return reply;
+      }
+      const answer = await rewritten(reply.message, observer);
+      observer.answered(answer);
+      return answer === reply.message
+        ? reply
+        : { kind: 'json', message: answer, raw: JSON.stringify(answer) };
+    }
     case 'status':
       observer.failed(
         new WardenError(
@@ -42,7 +49,12 @@ async function* watchEvents(
     for await (const event of events) {
       if (!settled && event.message && isResponse(event.message) && event.message.id === rpcId) {
         settled = true;
-        observer.answered(event.message);
+        const answer = await rewritten(event.message, observer);
+        observer.answered(answer);
+        if (answer !== event.message) {
+          yield { ...(event.id !== undefined && { id: event.id }), message: answer };
+          continue;
+        }
       }
       yield event;
     }
@@ -61,4 +73,11 @@ async function* watchEvents(
         ),
       );
   }
+}
+
+async function rewritten(
+  response: JsonRpcResponse,
+  observer: CallObserver,
+): Promise<JsonRpcResponse> {
+  return observer.rewrite ? observer.rewrite(response) : response;
 }

@@ -213,7 +213,7 @@ async function initializeSession(
     await upstream.terminate(forwardContext(request, exchange, undefined));
     throw error;
   }
-  reply = observeReply(reply, message.id, observer);
+  reply = await observeReply(reply, message.id, observer);
   if (
     reply.kind === 'status' ||
     (reply.kind === 'json' && isResponse(reply.message) && 'error' in reply.message)
@@ -255,7 +255,7 @@ async function relay(
     observer?.failed(error);
     throw error;
   }
-  if (isRequest(message)) reply = observeReply(reply, message.id, observer);
+  if (isRequest(message)) reply = await observeReply(reply, message.id, observer);
   await writeTracked(session, response, reply, {
     requestId: exchange.requestId,
     rpcId: isRequest(message) ? message.id : undefined,

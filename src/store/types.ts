@@ -156,11 +156,184 @@ export interface AuditRepository {
   saveSigningKey(key: AuditSigningKey): Promise<AuditSigningKey>;
 }
 
+/** An operator-switched policy state (e.g. `payments_freeze`), read into every decision's context. */
+export interface PolicyState {
+  readonly name: string;
+  readonly on: boolean;
+  readonly changedAt: number;
+  readonly changedBy: string;
+  readonly reason: string;
+}
+
+export interface PolicyStateRepository {
+  /** Sets (inserting or replacing) one state. */
+  set(state: PolicyState): Promise<void>;
+  /** Every state ever set, in name order. States never set are absent (their configured default applies). */
+  list(): Promise<PolicyState[]>;
+}
+
+/** An emergency grant of one tool to one agent; it always expires. */
+export interface BreakGlassGrant {
+  readonly id: string;
+  readonly agent: string;
+  /** `upstream.tool`. */
+  readonly tool: string;
+  readonly reason: string;
+  readonly createdBy: string;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  /** Set when an operator ended it early. */
+  readonly revokedAt: number | undefined;
+}
+
+export interface BreakGlassRepository {
+  /** Rejects with STORE_CONFLICT when the id exists already. */
+  add(grant: BreakGlassGrant): Promise<void>;
+  /** The grants in force at `now` (not expired, not revoked), oldest first. */
+  listActive(now: number): Promise<BreakGlassGrant[]>;
+  /** Ends a grant early; resolves false when no such grant was in force. */
+  revoke(id: string, at: number): Promise<boolean>;
+}
+
+/** One version of an upstream tool's definition, as Warden saw it. */
+export interface StoredToolDefinition {
+  readonly upstream: string;
+  readonly tool: string;
+  /** SHA-256 (hex) of the canonical definition: name, description, schemas, annotations. */
+  readonly hash: string;
+  /** The definition as canonical JSON text. */
+  readonly definition: string;
+  readonly firstSeenAt: number;
+  readonly approvedAt: number | undefined;
+  readonly approvedBy: string | undefined;
+}
+
+export interface ToolDefinitionRepository {
+  /**
+   * Records a definition the first time it is seen (upstream, tool, hash); a definition stored
+   * already is left as it is. Returns the stored row.
+   */
+  observe(
+    definition: Omit<StoredToolDefinition, 'approvedAt' | 'approvedBy'>,
+  ): Promise<StoredToolDefinition>;
+  /**
+   * Approves one stored version. Resolves false when no such (upstream, tool, hash) is stored.
+   * Approving a version leaves the earlier approvals in place; the latest approval is in force.
+   */
+  approve(upstream: string, tool: string, hash: string, by: string, at: number): Promise<boolean>;
+  /** Every stored version, by upstream, tool, then firstSeenAt. */
+  list(upstream?: string): Promise<StoredToolDefinition[]>;
+  /** `upstream.tool` → the hash of the most recently approved version. */
+  approvedHashes(): Promise<Map<string, string>>;
+}
+
+/** One quota to charge: at most `limit` in total over the sliding window ending now. */
+export interface QuotaCharge {
+  /** e.g. `rate:agent:ops-bot` or `budget:agent:finance-bot:payments.issue_payment:amount`. */
+  readonly key: string;
+  /** 1 for a call count; the argument's value for a budget. Never negative. */
+  readonly amount: number;
+  readonly limit: number;
+  readonly windowMs: number;
+}
+
+export interface QuotaOutcome {
+  /** True when every charge fitted and all were recorded; false when none was. */
+  readonly admitted: boolean;
+  /** Per charge, in order: the total used within its window before this call. */
+  readonly used: readonly number[];
+  /** The index of the first charge that did not fit. */
+  readonly exceeded: number | undefined;
+}
+
+export interface QuotaRepository {
+  /**
+   * Atomically: sums each key's charges within (now - windowMs, now]; if every charge still fits
+   * under its limit, records all of them at `now`; otherwise records none. Two concurrent callers
+   * (also on two replicas) can never both pass a limit that only one of them fits under.
+   */
+  charge(charges: readonly QuotaCharge[], now: number): Promise<QuotaOutcome>;
+  /** Drops charges older than `before`; returns how many. */
+  deleteOlderThan(before: number): Promise<number>;
+}
+
+export type ApprovalStatus = 'pending' | 'granted' | 'refused' | 'expired' | 'withdrawn';
+
+/** One approver's decision on a request. */
+export interface ApprovalVote {
+  readonly approver: string;
+  readonly decision: 'approve' | 'deny';
+  readonly reason: string;
+  readonly at: number;
+}
+
+/** A held call waiting for (or past) a human decision. */
+export interface ApprovalRequest {
+  readonly id: string;
+  /** The call's request id, shared with its audit records. */
+  readonly requestId: string;
+  readonly status: ApprovalStatus;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+  /** When the status left pending. */
+  readonly decidedAt: number | undefined;
+  /** When the granted call was released to the upstream: an approval is used once. */
+  readonly consumedAt: number | undefined;
+  readonly user: string | undefined;
+  readonly agent: string;
+  readonly roles: readonly string[];
+  readonly model: string | undefined;
+  readonly upstream: string;
+  readonly tool: string;
+  /** The full, unredacted arguments as canonical JSON text: what the approver approves. */
+  readonly arguments: string;
+  readonly argumentsHash: string;
+  readonly toolDefinitionHash: string | undefined;
+  readonly policyVersion: string;
+  /** The policy ids of the grants that asked for approval, and their scopes. */
+  readonly grants: readonly string[];
+  readonly scopes: readonly string[];
+  /** Roles an approver must hold (any one of them). */
+  readonly approverRoles: readonly string[];
+  /** 1, or 2 for a grant that needs two distinct approvers. */
+  readonly approvalsRequired: number;
+  readonly votes: readonly ApprovalVote[];
+}
+
+export interface ApprovalQuery {
+  readonly status?: ApprovalStatus;
+  readonly limit?: number;
+}
+
+export interface ApprovalRepository {
+  /** Rejects with STORE_CONFLICT when the id exists already. */
+  create(request: ApprovalRequest): Promise<void>;
+  get(id: string): Promise<ApprovalRequest | undefined>;
+  /** Newest first; at most `limit` (default 100). */
+  list(query?: ApprovalQuery): Promise<ApprovalRequest[]>;
+  /**
+   * Reads the request and replaces it with `change(current)` in one transaction that holds the
+   * row (SQLite: BEGIN IMMEDIATE; PostgreSQL: SELECT … FOR UPDATE), so two approvers acting at the
+   * same moment are serialised and the second sees the first's result. `change` is synchronous;
+   * when it throws, nothing is written and the error rejects the call. Resolves undefined when no
+   * such request exists.
+   */
+  update(
+    id: string,
+    change: (current: ApprovalRequest) => ApprovalRequest,
+  ): Promise<ApprovalRequest | undefined>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   readonly signingKeys: SigningKeyRepository;
   readonly revocations: RevocationRepository;
   readonly audit: AuditRepository;
+  readonly policyStates: PolicyStateRepository;
+  readonly breakGlass: BreakGlassRepository;
+  readonly toolDefinitions: ToolDefinitionRepository;
+  readonly quotas: QuotaRepository;
+  readonly approvals: ApprovalRepository;
   /** The migrations applied to this database, oldest first (for `doctor` and tests). */
   listAppliedMigrations(): Promise<AppliedMigration[]>;
   /** Releases every connection, file handle and timer. Safe to call twice. */

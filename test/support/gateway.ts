@@ -27,6 +27,15 @@ export interface TestGateway extends RunningGateway {
   authHeaders(options?: TokenOptions): Promise<Record<string, string>>;
 }
 
+/**
+ * The relay and transparency tests need every tool, resource and prompt: a trusted role with
+ * wildcard grants. Tests of policy itself configure their own roles.
+ */
+export const TESTER_ROLE = {
+  trusted: true,
+  grants: [{ tool: '*' }, { resource: '*' }, { prompt: '*' }],
+};
+
 export async function startTestGateway(raw: Record<string, unknown>): Promise<TestGateway> {
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -44,6 +53,7 @@ export async function startTestGateway(raw: Record<string, unknown>): Promise<Te
       log: { level: 'debug' },
       auth: { resource: TEST_RESOURCE, issuers: [{ builtin: {} }] },
       agents: { [TEST_AGENT]: { roles: ['tester'] } },
+      roles: { tester: TESTER_ROLE },
       ...raw,
     },
     'test',

@@ -103,7 +103,7 @@ export async function handleModernMessage(
     observer?.failed(error);
     throw error;
   }
-  if (isRequest(message)) reply = observeReply(reply, message.id, observer);
+  if (isRequest(message)) reply = await observeReply(reply, message.id, observer);
   await writeReply(response, reply, replyOptions);
 }
 

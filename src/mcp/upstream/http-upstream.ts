@@ -58,6 +58,14 @@ class HttpUpstreamSession implements UpstreamSession {
     if (typeof sessionId === 'string' && isRequest(message) && message.method === 'initialize') {
       this.upstreamSessionId = sessionId;
     }
+    if (isRequest(message) && response.statusCode >= 500) {
+      // A request the upstream failed gets a JSON-RPC error (and is audited as one), not a relay.
+      await response.body.dump().catch(() => undefined);
+      deadline.clear();
+      throw new WardenError('WARDEN_UPSTREAM_FAILED', undefined, {
+        details: { upstreamStatus: response.statusCode },
+      });
+    }
     return this.readReply(response, deadline, context, isRequest(message), false);
   }
 

@@ -76,6 +76,78 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: 'policy state, break-glass, tool definitions, quotas and approvals',
+    // Arrays (roles, grants, scopes, approver_roles, votes) are JSON kept as TEXT, read back as
+    // written. quota_charges.amount is DOUBLE PRECISION: a budget charges an argument's value.
+    // Names and ids sort by code point (COLLATE "C"), as in SQLite, whatever the database locale.
+    sql: `
+      CREATE TABLE policy_states (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        is_on BOOLEAN NOT NULL,
+        changed_at BIGINT NOT NULL,
+        changed_by TEXT NOT NULL,
+        reason TEXT NOT NULL
+      );
+      CREATE TABLE break_glass_grants (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        revoked_at BIGINT
+      );
+      CREATE INDEX break_glass_grants_expires_at ON break_glass_grants (expires_at);
+      CREATE TABLE tool_definitions (
+        upstream TEXT COLLATE "C" NOT NULL,
+        tool TEXT COLLATE "C" NOT NULL,
+        hash TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        first_seen_at BIGINT NOT NULL,
+        approved_at BIGINT,
+        approved_by TEXT,
+        PRIMARY KEY (upstream, tool, hash)
+      );
+      CREATE TABLE quota_charges (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        quota_key TEXT NOT NULL,
+        amount DOUBLE PRECISION NOT NULL,
+        charged_at BIGINT NOT NULL
+      );
+      CREATE INDEX quota_charges_key_time ON quota_charges (quota_key, charged_at);
+      CREATE INDEX quota_charges_time ON quota_charges (charged_at);
+      CREATE TABLE approval_requests (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        status TEXT NOT NULL
+          CHECK (status IN ('pending', 'granted', 'refused', 'expired', 'withdrawn')),
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        decided_at BIGINT,
+        consumed_at BIGINT,
+        user_id TEXT,
+        agent TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        model TEXT,
+        upstream TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        arguments TEXT NOT NULL,
+        arguments_hash TEXT NOT NULL,
+        tool_definition_hash TEXT,
+        policy_version TEXT NOT NULL,
+        grants TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        approver_roles TEXT NOT NULL,
+        approvals_required INTEGER NOT NULL,
+        votes TEXT NOT NULL
+      );
+      CREATE INDEX approval_requests_created ON approval_requests (created_at, id);
+      CREATE INDEX approval_requests_status ON approval_requests (status, created_at, id);
+    `,
+  },
 ];
 
 /**

@@ -20,6 +20,7 @@ import {
 import type { OpenStoreOptions, Revocation, Store } from '../types.js';
 import { createPostgresAuditRepository } from './postgres-audit-repository.js';
 import { migratePostgres } from './postgres-migrations.js';
+import { createPostgresPolicyRepositories } from './postgres-policy-repositories.js';
 import { resolvePostgresTarget, type PostgresTarget } from './postgres-target.js';
 import { RevocationFeed } from './revocation-feed.js';
 
@@ -254,6 +255,7 @@ function createPostgresStore(
       },
     },
     audit: createPostgresAuditRepository({ now, query, transaction }),
+    ...createPostgresPolicyRepositories({ query, transaction }),
     listAppliedMigrations: async () => {
       const rows = await query(
         'list migrations',

@@ -74,6 +74,77 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    name: 'policy state, break-glass, tool definitions, quotas and approvals',
+    // Arrays (roles, grants, scopes, approver_roles, votes) are JSON text. quota_charges.amount is
+    // REAL: a budget charges an argument's value, which need not be whole.
+    sql: `
+      CREATE TABLE policy_states (
+        name TEXT PRIMARY KEY,
+        is_on INTEGER NOT NULL CHECK (is_on IN (0, 1)),
+        changed_at INTEGER NOT NULL,
+        changed_by TEXT NOT NULL,
+        reason TEXT NOT NULL
+      ) STRICT;
+      CREATE TABLE break_glass_grants (
+        id TEXT PRIMARY KEY,
+        agent TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        revoked_at INTEGER
+      ) STRICT;
+      CREATE INDEX break_glass_grants_expires_at ON break_glass_grants (expires_at);
+      CREATE TABLE tool_definitions (
+        upstream TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        definition TEXT NOT NULL,
+        first_seen_at INTEGER NOT NULL,
+        approved_at INTEGER,
+        approved_by TEXT,
+        PRIMARY KEY (upstream, tool, hash)
+      ) STRICT;
+      CREATE TABLE quota_charges (
+        id INTEGER PRIMARY KEY,
+        quota_key TEXT NOT NULL,
+        amount REAL NOT NULL,
+        charged_at INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX quota_charges_key_time ON quota_charges (quota_key, charged_at);
+      CREATE INDEX quota_charges_time ON quota_charges (charged_at);
+      CREATE TABLE approval_requests (
+        id TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        status TEXT NOT NULL
+          CHECK (status IN ('pending', 'granted', 'refused', 'expired', 'withdrawn')),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        consumed_at INTEGER,
+        user_id TEXT,
+        agent TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        model TEXT,
+        upstream TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        arguments TEXT NOT NULL,
+        arguments_hash TEXT NOT NULL,
+        tool_definition_hash TEXT,
+        policy_version TEXT NOT NULL,
+        grants TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        approver_roles TEXT NOT NULL,
+        approvals_required INTEGER NOT NULL,
+        votes TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX approval_requests_created ON approval_requests (created_at, id);
+      CREATE INDEX approval_requests_status ON approval_requests (status, created_at, id);
+    `,
+  },
 ];
 
 /**

@@ -25,6 +25,7 @@ import type { OpenStoreOptions, Store } from '../types.js';
 import { createSqliteAuditRepository } from './sqlite-audit-repository.js';
 import { isSqliteDuplicateKey } from './sqlite-errors.js';
 import { migrateSqlite } from './sqlite-migrations.js';
+import { createSqlitePolicyRepositories } from './sqlite-policy-repositories.js';
 
 const MEMORY = ':memory:';
 /** How long a write waits for another connection's lock before failing with SQLITE_BUSY. */
@@ -234,6 +235,7 @@ function createSqliteStore(
       },
     },
     audit: audit.repository,
+    ...createSqlitePolicyRepositories(db, run),
     listAppliedMigrations: async () =>
       run('list migrations', () => sql.listMigrations.all() as Row[]).map(toAppliedMigration),
     close: async () => {

@@ -1,0 +1,609 @@
+/**
+ * The policy engine: grants and hand-written rules compiled to Cedar, validated against the
+ * generated schema once at load, and evaluated per request by Cedar. Default deny, forbid beats
+ * permit, and a policy that errors never allows.
+ *
+ * Cedar evaluates every policy of a set, so the set is sliced by target: a call to
+ * payments.issue_payment is decided by the grants that can match that tool (exact and wildcard)
+ * plus every hand-written rule. Slices are prepared once, on first use, and shared by all calls
+ * to that target; a tool no grant names shares its upstream's slice, so unknown names cannot grow
+ * the cache.
+ */
+import { createHash } from 'node:crypto';
+import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
+import type { AuthorizationAnswer, EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
+import type { GrantConfig, PolicyConfig } from '../config/policy-config.js';
+import type { Decision } from '../domain/decision.js';
+import type { Identity } from '../domain/identity.js';
+import { FactRegistry, toDecimalText, type ArgumentFact } from './cedar-expressions.js';
+import { loadCedarFiles, PolicyLoadError, type HandWrittenPolicy } from './cedar-files.js';
+import { buildCedarSchema, NAMESPACE, type PolicyAction } from './cedar-schema.js';
+import {
+  BREAKGLASS_POLICY,
+  compileGrant,
+  grantAction,
+  VISIBILITY_SUFFIX,
+  type CompiledGrant,
+  type CompiledPolicy,
+  type GrantCheck,
+} from './compile-grants.js';
+import { describeCheck } from './describe-check.js';
+
+/** One question for the engine. */
+export interface PolicyRequest {
+  readonly action: PolicyAction;
+  readonly identity: Pick<
+    Identity,
+    'agent' | 'user' | 'roles' | 'tenant' | 'environment' | 'declaredModel'
+  >;
+  readonly upstream: string;
+  /** The tool or prompt name, or the resource URI. */
+  readonly name: string;
+  /** call_tool only: the call's arguments. */
+  readonly arguments?: unknown;
+  readonly now: number;
+  /** Current policy states (operator-set values over the configured defaults). */
+  readonly states: ReadonlyMap<string, boolean>;
+  /** `upstream.tool` targets with an active break-glass grant for this agent. */
+  readonly breakglass: ReadonlySet<string>;
+}
+
+/** A grant that could have allowed the request, and how each of its checks fared. */
+export interface GrantExplanation {
+  readonly grant: string;
+  readonly role: string;
+  readonly passed: readonly string[];
+  readonly failed: readonly string[];
+}
+
+export interface Explanation {
+  readonly decision: Decision;
+  readonly grants: readonly GrantExplanation[];
+}
+
+export interface PolicyEngine {
+  /** SHA-256 of the compiled policy set and schema: the version approvals are bound to. */
+  readonly version: string;
+  /** How many policies were compiled (grants, visibility permits, hand-written rules). */
+  readonly policyCount: number;
+  decide(request: PolicyRequest): Decision;
+  /** The decision plus, for every grant that could apply, which checks passed and failed. */
+  explain(request: PolicyRequest): Explanation;
+}
+
+interface Slice {
+  readonly setId: string;
+  readonly grants: readonly CompiledGrant[];
+  readonly facts: readonly ArgumentFact[];
+  /** Argument paths whose presence a constraint checks. */
+  readonly presencePaths: readonly string[];
+  /** Argument paths whose values reach Cedar, with the type they are compared as. */
+  readonly valuePaths: readonly { path: string; type: 'number' | 'string' | 'boolean' }[];
+  explainSetId?: string;
+}
+
+interface LoadedPolicy {
+  readonly compiled: CompiledGrant[];
+  readonly handWritten: HandWrittenPolicy[];
+  readonly facts: FactRegistry;
+}
+
+let nextEngineId = 0;
+
+/** Compiles, validates and prepares the policy; throws PolicyLoadError naming each problem. */
+export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
+  const loaded = compilePolicy(policy);
+  const schema = buildCedarSchema(policy);
+  const every: Record<string, string> = {};
+  for (const grant of loaded.compiled) {
+    for (const compiled of policiesOf(grant)) every[compiled.id] = compiled.text;
+  }
+  for (const handWritten of loaded.handWritten) every[handWritten.id] = handWritten.text;
+  every[BREAKGLASS_POLICY.id] = BREAKGLASS_POLICY.text;
+  validatePolicies(schema, every, loaded);
+
+  const version = createHash('sha256')
+    .update(JSON.stringify(schema))
+    .update(JSON.stringify(Object.entries(every).sort(([a], [b]) => (a < b ? -1 : 1))))
+    .digest('hex');
+  const engineId = `e${nextEngineId++}-${version.slice(0, 12)}`;
+  const handWrittenById = new Map(loaded.handWritten.map((p) => [p.id, p]));
+  const grantsById = new Map(loaded.compiled.map((c) => [c.grant.id, c]));
+  const slices = new Map<string, Slice>();
+  const roles = policy.roles;
+  const region = policy.region ?? '';
+
+  const sliceFor = (request: PolicyRequest): Slice => {
+    const key = sliceKey(request, loaded.compiled);
+    let slice = slices.get(key);
+    if (slice === undefined) {
+      slice = prepareSlice(`${engineId}:${key}`, request, loaded, BREAKGLASS_POLICY);
+      slices.set(key, slice);
+    }
+    return slice;
+  };
+
+  const evaluate = (request: PolicyRequest, slice: Slice, setId: string): AuthorizationAnswer =>
+    cedar.statefulIsAuthorized({
+      principal: { type: `${NAMESPACE}::Agent`, id: request.identity.agent },
+      action: { type: `${NAMESPACE}::Action`, id: request.action },
+      resource: resourceOf(request),
+      context: buildContext(request, slice, region),
+      preparsedPolicySetId: setId,
+      entities: entitiesOf(request),
+    });
+
+  const decide = (request: PolicyRequest): { decision: Decision; slice: Slice } => {
+    const slice = sliceFor(request);
+    let answer: AuthorizationAnswer;
+    try {
+      answer = evaluate(request, slice, slice.setId);
+    } catch (error) {
+      return { decision: engineFailure(String(error), version), slice };
+    }
+    if (answer.type === 'failure') {
+      return {
+        decision: engineFailure(answer.errors.map((e) => e.message).join('; '), version),
+        slice,
+      };
+    }
+    const { decision: cedarDecision, diagnostics } = answer.response;
+    const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
+    const determining = diagnostics.reason;
+    if (cedarDecision === 'allow') {
+      return {
+        decision: allowDecision(determining, grantsById, request, version, errors),
+        slice,
+      };
+    }
+    const forbids = determining.filter((id) => handWrittenById.get(id)?.effect === 'forbid');
+    const reasons =
+      forbids.length > 0
+        ? forbids.map((id) => forbidReason(handWrittenById.get(id)))
+        : ['(explained below)'];
+    return {
+      decision: {
+        effect: 'deny',
+        reasons,
+        policies: forbids,
+        ...(errors.length > 0 && { errors }),
+        policyVersion: version,
+      },
+      slice,
+    };
+  };
+
+  const explainGrants = (request: PolicyRequest, slice: Slice): GrantExplanation[] => {
+    const relevant = slice.grants.filter(
+      (grant) =>
+        request.identity.roles.includes(grant.grant.role) &&
+        grantAction(grant.grant.target) === actionForGrants(request.action),
+    );
+    if (relevant.length === 0) return [];
+    if (slice.explainSetId === undefined) {
+      const set: Record<string, string> = {};
+      for (const grant of slice.grants) {
+        for (const { policy: check } of grant.checks) set[check.id] = check.text;
+      }
+      slice.explainSetId = `${slice.setId}!explain`;
+      prepare(slice.explainSetId, set);
+    }
+    let satisfied = new Set<string>();
+    try {
+      const answer = evaluate(request, slice, slice.explainSetId);
+      if (answer.type === 'success') satisfied = new Set(answer.response.diagnostics.reason);
+    } catch {
+      // Every check then counts as failed: the explanation errs on the side of the denial.
+    }
+    return relevant.map((grant) => {
+      const passed: string[] = [];
+      const failed: string[] = [];
+      for (const { policy: check, check: what } of applicableChecks(grant, request.action)) {
+        (satisfied.has(check.id) ? passed : failed).push(describeCheck(what, request));
+      }
+      return { grant: grant.grant.id, role: grant.grant.role, passed, failed };
+    });
+  };
+
+  const finish = (request: PolicyRequest, decision: Decision, slice: Slice): Decision => {
+    let result = decision;
+    if (decision.effect === 'deny' && decision.reasons[0] === '(explained below)') {
+      result = { ...decision, reasons: denialReasons(request, explainGrants(request, slice)) };
+    }
+    return applyMonitorMode(result, request.identity.roles, roles);
+  };
+
+  return {
+    version,
+    policyCount: Object.keys(every).length,
+    decide(request) {
+      const { decision, slice } = decide(request);
+      return finish(request, decision, slice);
+    },
+    explain(request) {
+      const { decision, slice } = decide(request);
+      return { decision: finish(request, decision, slice), grants: explainGrants(request, slice) };
+    },
+  };
+}
+
+function compilePolicy(policy: PolicyConfig): LoadedPolicy {
+  const facts = new FactRegistry();
+  const compiled = policy.grants.map((grant) => compileGrant(grant, facts));
+  const handWritten = loadCedarFiles(policy.files);
+  return { compiled, handWritten, facts };
+}
+
+function policiesOf(grant: CompiledGrant): CompiledPolicy[] {
+  return grant.visibility ? [grant.permit, grant.visibility] : [grant.permit];
+}
+
+function validatePolicies(
+  schema: ReturnType<typeof buildCedarSchema>,
+  policies: Record<string, string>,
+  loaded: LoadedPolicy,
+): void {
+  const answer = cedar.validate({ schema, policies: { staticPolicies: policies } });
+  if (answer.type === 'failure') {
+    throw new PolicyLoadError(answer.errors.map((error) => `policy set: ${error.message}`));
+  }
+  if (answer.validationErrors.length === 0) return;
+  const byId = new Map(loaded.handWritten.map((p) => [p.id, p]));
+  const grantOf = (id: string) =>
+    loaded.compiled.find((c) => policiesOf(c).some((p) => p.id === id))?.grant;
+  throw new PolicyLoadError(
+    answer.validationErrors.map(({ policyId, error }) => {
+      const handWritten = byId.get(policyId);
+      if (handWritten) {
+        return `${handWritten.file}:${handWritten.line}: policy "${policyId}" fails validation against the Warden schema: ${error.message}`;
+      }
+      const grant = grantOf(policyId);
+      return `${grant?.keyPath ?? policyId}: the compiled grant fails validation: ${error.message}`;
+    }),
+  );
+}
+
+function prepare(setId: string, policies: Record<string, string>): void {
+  const answer = cedar.preparsePolicySet(setId, { staticPolicies: policies });
+  if (answer.type === 'failure') {
+    throw new PolicyLoadError(answer.errors.map((error) => `${setId}: ${error.message}`));
+  }
+}
+
+function sliceKey(request: PolicyRequest, compiled: readonly CompiledGrant[]): string {
+  if (request.action === 'read_resource') return `resource:${request.upstream}`;
+  const kind = request.action === 'get_prompt' ? 'prompt' : 'tool';
+  const named = compiled.some(
+    (c) =>
+      c.grant.target.kind === kind &&
+      c.grant.target.upstream === request.upstream &&
+      c.grant.target.name === request.name,
+  );
+  return named ? `${kind}:${request.upstream}.${request.name}` : `${kind}:${request.upstream}.*`;
+}
+
+function prepareSlice(
+  setId: string,
+  request: PolicyRequest,
+  loaded: LoadedPolicy,
+  breakglass: CompiledPolicy,
+): Slice {
+  const grants = loaded.compiled.filter((c) => grantCouldMatch(c.grant, request));
+  const set: Record<string, string> = { [breakglass.id]: breakglass.text };
+  for (const grant of grants) for (const p of policiesOf(grant)) set[p.id] = p.text;
+  for (const handWritten of loaded.handWritten) set[handWritten.id] = handWritten.text;
+  prepare(setId, set);
+
+  const presence = new Set<string>();
+  const values = new Map<string, 'number' | 'string' | 'boolean'>();
+  const factPaths = new Set<string>();
+  for (const grant of grants) {
+    for (const constraint of grant.grant.constraints) {
+      if (constraint.condition) {
+        values.set(
+          constraint.condition.path,
+          typeof constraint.condition.values[0] as 'number' | 'string' | 'boolean',
+        );
+      }
+      switch (constraint.kind) {
+        case 'required':
+        case 'forbidden':
+          presence.add(constraint.path);
+          break;
+        case 'min':
+        case 'max':
+          values.set(constraint.path, 'number');
+          break;
+        case 'one_of':
+          values.set(
+            constraint.path,
+            typeof constraint.values[0] as 'number' | 'string' | 'boolean',
+          );
+          break;
+        case 'pattern':
+        case 'max_length':
+          factPaths.add(constraint.path);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  return {
+    setId,
+    grants,
+    facts: loaded.facts.facts().filter((fact) => factPaths.has(fact.path)),
+    presencePaths: [...presence],
+    valuePaths: [...values].map(([path, type]) => ({ path, type })),
+  };
+}
+
+function grantCouldMatch(grant: GrantConfig, request: PolicyRequest): boolean {
+  const { target } = grant;
+  if (target.kind === 'resource') {
+    return (
+      request.action === 'read_resource' &&
+      (target.upstream === '*' || target.upstream === request.upstream)
+    );
+  }
+  const kind = request.action === 'get_prompt' ? 'prompt' : 'tool';
+  if (
+    target.kind !== kind ||
+    (request.action !== 'call_tool' && request.action !== 'list_tools' && kind === 'tool')
+  ) {
+    return false;
+  }
+  if (target.upstream === '*') return true;
+  return (
+    target.upstream === request.upstream && (target.name === '*' || target.name === request.name)
+  );
+}
+
+function resourceOf(request: PolicyRequest): { type: string; id: string } {
+  switch (request.action) {
+    case 'read_resource':
+      return { type: `${NAMESPACE}::Resource`, id: `${request.upstream}:${request.name}` };
+    case 'get_prompt':
+      return { type: `${NAMESPACE}::Prompt`, id: `${request.upstream}.${request.name}` };
+    default:
+      return { type: `${NAMESPACE}::Tool`, id: `${request.upstream}.${request.name}` };
+  }
+}
+
+function targetOf(request: PolicyRequest): string {
+  return request.action === 'read_resource'
+    ? `${request.upstream}:${request.name}`
+    : `${request.upstream}.${request.name}`;
+}
+
+function entitiesOf(request: PolicyRequest): EntityJson[] {
+  const resource = resourceOf(request);
+  return [
+    {
+      uid: { type: `${NAMESPACE}::Agent`, id: request.identity.agent },
+      attrs: {},
+      parents: request.identity.roles.map((role) => ({ type: `${NAMESPACE}::Role`, id: role })),
+    },
+    {
+      uid: resource,
+      attrs: {},
+      parents: [{ type: `${NAMESPACE}::Upstream`, id: request.upstream }],
+    },
+  ];
+}
+
+const MINUTES_PER_DAY = 1440;
+
+function buildContext(request: PolicyRequest, slice: Slice, region: string): Record<string, never> {
+  const date = new Date(request.now);
+  const context: Record<string, unknown> = {
+    user: request.identity.user ?? '',
+    agent: request.identity.agent,
+    tenant: request.identity.tenant ?? '',
+    environment: request.identity.environment,
+    region,
+    model: request.identity.declaredModel ?? '',
+    target: targetOf(request),
+    upstream: request.upstream,
+    now: Math.floor(request.now / 1000),
+    // Monday = 0, as the config's day names are numbered.
+    weekday: (date.getUTCDay() + 6) % 7,
+    minute: Math.floor((request.now / 60_000) % MINUTES_PER_DAY),
+    states: Object.fromEntries(request.states),
+    breakglass: [...request.breakglass],
+  };
+  if (request.action === 'call_tool') {
+    const args = isRecord(request.arguments) ? request.arguments : {};
+    context['arguments'] = argumentValues(args, slice.valuePaths);
+    context['present'] = slice.presencePaths.filter((path) => valueAt(args, path) !== undefined);
+    context['facts'] = slice.facts
+      .filter((fact) => {
+        const value = valueAt(args, fact.path);
+        return typeof value === 'string' && fact.test(value);
+      })
+      .map((fact) => fact.id);
+  }
+  return context as Record<string, never>;
+}
+
+/**
+ * The arguments Cedar compares, converted to the type each is compared as. A value of another
+ * type (or a number Cedar's decimal cannot hold exactly) is left out, so its constraint fails.
+ */
+function argumentValues(
+  args: Record<string, unknown>,
+  paths: Slice['valuePaths'],
+): Record<string, unknown> {
+  const result: Record<string, unknown> = {};
+  for (const { path, type } of paths) {
+    const value = valueAt(args, path);
+    let converted: unknown;
+    if (type === 'number' && typeof value === 'number') {
+      const text = toDecimalText(value);
+      converted = text === undefined ? undefined : { __extn: { fn: 'decimal', arg: text } };
+    } else if (typeof value === type) {
+      converted = value;
+    }
+    if (converted !== undefined) setAt(result, path, converted);
+  }
+  return result;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+export function valueAt(value: unknown, path: string): unknown {
+  let current = value;
+  for (const part of path.split('.')) {
+    if (!isRecord(current) || !Object.hasOwn(current, part)) return undefined;
+    current = current[part];
+  }
+  return current;
+}
+
+function setAt(target: Record<string, unknown>, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let node = target;
+  for (const part of parts.slice(0, -1)) {
+    const next = node[part];
+    if (isRecord(next)) {
+      node = next;
+    } else {
+      const created: Record<string, unknown> = {};
+      node[part] = created;
+      node = created;
+    }
+  }
+  node[parts[parts.length - 1] ?? ''] = value;
+}
+
+function allowDecision(
+  determining: readonly string[],
+  grantsById: ReadonlyMap<string, CompiledGrant>,
+  request: PolicyRequest,
+  version: string,
+  errors: readonly string[],
+): Decision {
+  const grantOf = (id: string) =>
+    grantsById.get(id.endsWith(VISIBILITY_SUFFIX) ? id.slice(0, -VISIBILITY_SUFFIX.length) : id);
+  const gated = determining
+    .map(grantOf)
+    .filter((grant): grant is CompiledGrant => grant !== undefined && grant.grant.requiresApproval);
+  const breakglass = determining.includes(BREAKGLASS_POLICY.id) ? [targetOf(request)] : undefined;
+  const base = {
+    policies: determining,
+    ...(errors.length > 0 && { errors }),
+    policyVersion: version,
+    ...(breakglass && { breakglass }),
+  };
+  // Approval is needed only when every permit that matched asks for it; list_tools never waits.
+  if (request.action === 'call_tool' && gated.length > 0 && gated.length === determining.length) {
+    const strictest = [...gated].sort(
+      (a, b) =>
+        b.grant.approvalsRequired - a.grant.approvalsRequired || (a.grant.id < b.grant.id ? -1 : 1),
+    )[0] as CompiledGrant;
+    return {
+      ...base,
+      effect: 'approval_required',
+      reasons: gated.map((g) => `grant ${g.grant.id} allows this call after approval`),
+      approval: {
+        approverRoles: strictest.grant.approvers,
+        approvalsRequired: strictest.grant.approvalsRequired,
+        timeoutMs: strictest.grant.approvalTimeoutMs,
+        grants: gated.map((g) => g.grant.id),
+        scopes: [...new Set(gated.flatMap((g) => g.grant.scopes))],
+      },
+    };
+  }
+  const reasons = determining.map((id) =>
+    id === BREAKGLASS_POLICY.id
+      ? `break-glass grant for ${targetOf(request)}`
+      : grantOf(id)
+        ? `grant ${grantOf(id)?.grant.id} allows it`
+        : `policy ${id} allows it`,
+  );
+  return { ...base, effect: 'allow', reasons };
+}
+
+function engineFailure(message: string, version: string): Decision {
+  return {
+    effect: 'deny',
+    reasons: ['the policy engine could not evaluate this request'],
+    policies: [],
+    errors: [message],
+    policyVersion: version,
+  };
+}
+
+function forbidReason(policy: HandWrittenPolicy | undefined): string {
+  if (policy === undefined) return 'forbidden by policy';
+  return policy.reason === undefined
+    ? `forbidden by policy ${policy.id}`
+    : `forbidden by policy ${policy.id}: ${policy.reason}`;
+}
+
+function actionForGrants(action: PolicyAction): PolicyAction {
+  return action === 'list_tools' ? 'call_tool' : action;
+}
+
+function applicableChecks(grant: CompiledGrant, action: PolicyAction) {
+  if (action !== 'list_tools') return grant.checks;
+  return grant.checks.filter(
+    ({ check }) =>
+      check.kind === 'expiry' ||
+      (!('path' in check.constraint) && check.constraint.condition === undefined),
+  );
+}
+
+function denialReasons(request: PolicyRequest, grants: readonly GrantExplanation[]): string[] {
+  const target = targetOf(request);
+  if (grants.length === 0) {
+    const roles = request.identity.roles.length > 0 ? request.identity.roles.join(', ') : '(none)';
+    return [`no grant of role(s) ${roles} covers ${describeAction(request.action)} ${target}`];
+  }
+  const reasons = grants.flatMap((grant) =>
+    grant.failed.length === 0
+      ? [`grant ${grant.grant} did not apply`]
+      : grant.failed.map((failure) => `grant ${grant.grant}: ${failure}`),
+  );
+  return [...new Set(reasons)];
+}
+
+function describeAction(action: PolicyAction): string {
+  switch (action) {
+    case 'call_tool':
+      return 'calling';
+    case 'list_tools':
+      return 'seeing';
+    case 'read_resource':
+      return 'reading';
+    case 'get_prompt':
+      return 'getting the prompt';
+  }
+}
+
+function applyMonitorMode(
+  decision: Decision,
+  callerRoles: readonly string[],
+  roles: ReadonlyMap<string, { mode: 'enforce' | 'monitor' }>,
+): Decision {
+  if (decision.effect !== 'deny' || callerRoles.length === 0) return decision;
+  if (
+    decision.errors !== undefined &&
+    decision.policies.length === 0 &&
+    decision.reasons[0]?.startsWith('the policy engine')
+  ) {
+    return decision;
+  }
+  const monitored = callerRoles.every((role) => roles.get(role)?.mode === 'monitor');
+  if (!monitored) return decision;
+  return {
+    ...decision,
+    effect: 'allow',
+    reasons: [`monitor mode: would have been denied`],
+    monitored: { effect: 'deny', reasons: decision.reasons },
+  };
+}
+
+export type { GrantCheck };

@@ -1,0 +1,140 @@
+/**
+ * Tool-definition pinning against rug pulls. Every listing an upstream sends is hashed tool by
+ * tool; a tool is usable only while its current definition is the approved one. A definition that
+ * changes after approval hides the tool and denies its calls (`tool_definition_changed`) until an
+ * operator approves the new version (`warden tools approve`). With `trust_on_first_use` the first
+ * definition ever seen is approved automatically (and recorded as such); with `require_approval`
+ * nothing is usable before an operator approves it.
+ */
+import type { AuditEntry } from '../domain/audit-record.js';
+import { canonicalJson } from '../domain/canonical-json.js';
+import type { Store } from '../store/types.js';
+import { hashToolDefinition, type ToolDefinition } from './tool-definition.js';
+
+export type ToolStatus = 'approved' | 'changed' | 'unapproved' | 'unknown';
+
+export interface KnownTool {
+  readonly definition: ToolDefinition;
+  readonly hash: string;
+  readonly status: ToolStatus;
+}
+
+export interface ToolCatalog {
+  /** Records a listing's tools and returns each one's status, by name. */
+  observe(upstream: string, tools: readonly ToolDefinition[]): Promise<Map<string, KnownTool>>;
+  /** The tool's current definition and status; `unknown` when never listed nor approved. */
+  lookup(upstream: string, name: string): Promise<KnownTool | { readonly status: 'unknown' }>;
+}
+
+/** Approvals made elsewhere (the CLI, another replica) are looked up at most this often. */
+const APPROVALS_REFRESH_MS = 1000;
+export const FIRST_USE_APPROVER = 'warden (trust on first use)';
+
+export function createToolCatalog(options: {
+  readonly store: Pick<Store, 'toolDefinitions'>;
+  readonly mode: 'trust_on_first_use' | 'require_approval';
+  readonly now: () => number;
+  /** Records tool.approved (first use) and tool.definition_changed. */
+  readonly record: (entry: AuditEntry) => Promise<void>;
+  /** Raised once per changed definition. */
+  readonly alert: (message: string, details: Record<string, unknown>) => void;
+}): ToolCatalog {
+  const { store, now } = options;
+  const current = new Map<string, { definition: ToolDefinition; hash: string }>();
+  let approved = new Map<string, string>();
+  let approvedReadAt = Number.NEGATIVE_INFINITY;
+  const reported = new Set<string>();
+
+  const readApprovals = async (force: boolean) => {
+    if (!force && now() - approvedReadAt < APPROVALS_REFRESH_MS) return;
+    approved = await store.toolDefinitions.approvedHashes();
+    approvedReadAt = now();
+  };
+
+  const statusOf = (key: string, hash: string): ToolStatus => {
+    const pinned = approved.get(key);
+    if (pinned === hash) return 'approved';
+    return pinned === undefined ? 'unapproved' : 'changed';
+  };
+
+  const settle = async (upstream: string, definition: ToolDefinition, hash: string) => {
+    const key = `${upstream}.${definition.name}`;
+    if (statusOf(key, hash) === 'approved') return;
+    const at = now();
+    await store.toolDefinitions.observe({
+      upstream,
+      tool: definition.name,
+      hash,
+      definition: canonicalJson(definition),
+      firstSeenAt: at,
+    });
+    const pinned = approved.get(key);
+    if (pinned === undefined && options.mode === 'trust_on_first_use') {
+      await store.toolDefinitions.approve(upstream, definition.name, hash, FIRST_USE_APPROVER, at);
+      approved.set(key, hash);
+      await options.record({
+        event: 'tool.approved',
+        time: new Date(at).toISOString(),
+        upstream,
+        tool: definition.name,
+        details: { hash, approvedBy: FIRST_USE_APPROVER },
+      });
+      return;
+    }
+    if (pinned !== undefined && !reported.has(`${key}\u0000${hash}`)) {
+      reported.add(`${key}\u0000${hash}`);
+      await options.record({
+        event: 'tool.definition_changed',
+        time: new Date(at).toISOString(),
+        upstream,
+        tool: definition.name,
+        details: { approvedHash: pinned, newHash: hash },
+      });
+      options.alert('an upstream changed an approved tool definition; the tool is blocked', {
+        upstream,
+        tool: definition.name,
+        approvedHash: pinned,
+        newHash: hash,
+      });
+    }
+  };
+
+  return {
+    async observe(upstream, tools) {
+      const hashed = tools.map((definition) => ({
+        definition,
+        hash: hashToolDefinition(definition),
+      }));
+      const anyUnapproved = hashed.some(
+        ({ definition, hash }) => statusOf(`${upstream}.${definition.name}`, hash) !== 'approved',
+      );
+      // Something looks unapproved: an operator may just have approved it, so read again first.
+      if (anyUnapproved) await readApprovals(false);
+      const result = new Map<string, KnownTool>();
+      for (const { definition, hash } of hashed) {
+        const key = `${upstream}.${definition.name}`;
+        current.set(key, { definition, hash });
+        await settle(upstream, definition, hash);
+        result.set(definition.name, { definition, hash, status: statusOf(key, hash) });
+      }
+      return result;
+    },
+    async lookup(upstream, name) {
+      const key = `${upstream}.${name}`;
+      let seen = current.get(key);
+      if (seen === undefined || statusOf(key, seen.hash) !== 'approved') await readApprovals(false);
+      if (seen === undefined) {
+        // Not listed through this process yet: fall back to the approved version in the store.
+        const hash = approved.get(key);
+        if (hash === undefined) return { status: 'unknown' };
+        const stored = (await store.toolDefinitions.list(upstream)).find(
+          (row) => row.tool === name && row.hash === hash,
+        );
+        if (stored === undefined) return { status: 'unknown' };
+        seen = { definition: JSON.parse(stored.definition) as ToolDefinition, hash };
+        current.set(key, seen);
+      }
+      return { ...seen, status: statusOf(key, seen.hash) };
+    },
+  };
+}

@@ -33,6 +33,8 @@ export interface CallRecorderOptions {
   /** Bytes of each result kept (redacted) in the log; 0 keeps none. */
   readonly excerptBytes: number;
   readonly now?: () => number;
+  /** This deployment's region, on every call record. */
+  readonly region?: string | undefined;
   /** Told when the log could not take a record (decision or outcome): raise an alert. */
   readonly onFailure: (error: unknown, entry: AuditEntry) => void;
 }
@@ -48,7 +50,10 @@ export function createCallRecorder(options: CallRecorderOptions): CallRecorder {
   return {
     async recordDecision(facts, decision) {
       const { tool, args } = describeTarget(facts.method, facts.params);
-      const base = callEntryBase(facts, tool);
+      const base = {
+        ...callEntryBase(facts, tool),
+        ...(options.region !== undefined && { region: options.region }),
+      };
       const redacted = args === undefined ? undefined : options.redactor.redact(args);
       const entry: AuditEntry = {
         ...base,

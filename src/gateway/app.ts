@@ -24,7 +24,7 @@ import { setUpAuthentication } from './authentication.js';
 import { startListener } from './http-server.js';
 import { createLogger, type Logger } from './logger.js';
 import { createPipeline } from './pipeline.js';
-import { setUpPolicy } from './policy.js';
+import { setUpPolicy, type PolicyReload } from './policy.js';
 
 const PARKED_CALL_TIMEOUT_MS = 10 * 60_000;
 const ADMIN_REVOCATIONS_PATH = '/admin/revocations';
@@ -37,6 +37,11 @@ export interface RunningGateway {
   readonly issuer: BuiltinIssuer | undefined;
   /** Revokes at once on this replica, and on the others through the store. */
   revoke(revocation: Revocation): Promise<void>;
+  /**
+   * Puts the policy of a re-read config in force (roles, grants, scopes, lists, states, quotas,
+   * Cedar files); one that does not compile is refused and the running policy stays.
+   */
+  reloadPolicy(config: Config): Promise<PolicyReload>;
   /** Graceful stop: drains exchanges within the configured grace, then stops upstreams. */
   close(): Promise<void>;
 }
@@ -190,6 +195,7 @@ async function assembleGateway(
     port: listener.port,
     issuer: authentication.issuer,
     revoke: (revocation) => authentication.revocations.revoke(revocation),
+    reloadPolicy: (reloaded) => policy.reload(reloaded),
     close() {
       closing ??= (async () => {
         logger.info({}, 'warden shutting down');

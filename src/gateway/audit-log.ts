@@ -58,6 +58,7 @@ export async function setUpAuditLog(
     chain,
     redactor,
     excerptBytes: config.audit.resultExcerptBytes,
+    region: config.policy.region,
     onFailure: alert,
   });
   const note = (entry: Omit<AuditEntry, 'time'>): void => {

@@ -19,6 +19,8 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Identity } from '../domain/identity.js';
 import type { CallRecorder } from '../audit/call-recorder.js';
+import type { CallFacts } from '../audit/call-entry.js';
+import type { Decision } from '../domain/decision.js';
 import { startCallSpan } from '../audit/call-spans.js';
 import { WardenError } from '../domain/errors.js';
 import type { JsonRpcMessage, JsonRpcRequest } from '../domain/jsonrpc.js';
@@ -29,6 +31,24 @@ import { describeClientCertificate } from '../identity/client-certificate.js';
 import { readHeader } from '../mcp/http-headers.js';
 import type { ClientMessageContext, MessageGate } from '../mcp/message-gate.js';
 import type { Logger } from './logger.js';
+
+/** What the pipeline needs of the approvals service (approvals/approval-service.ts). */
+export interface ApprovalHolder {
+  hold(call: {
+    readonly requestId: string;
+    readonly identity: Identity;
+    readonly upstream: string;
+    readonly tool: string;
+    readonly arguments: unknown;
+    readonly decision: Decision;
+    readonly toolDefinitionHash: string | undefined;
+    readonly signal: AbortSignal;
+    readonly onWaiting?: (info: { approvalId: string; elapsedMs: number }) => void;
+  }): Promise<{
+    readonly approval: { readonly id: string };
+    readonly approvers: readonly string[];
+  }>;
+}
 
 export interface Pipeline extends MessageGate {
   /**
@@ -43,8 +63,10 @@ export function createPipeline(options: {
   authorizer: MessageAuthorizer;
   recorder: CallRecorder;
   logger: Logger;
+  /** Holds approval-gated calls; without it they are refused (WARDEN_APPROVAL_UNAVAILABLE). */
+  approvals?: ApprovalHolder;
 }): Pipeline {
-  const { authenticator, authorizer, recorder, logger } = options;
+  const { authenticator, authorizer, recorder, logger, approvals } = options;
   return {
     authenticate(request, upstream) {
       return authenticator.authenticate({
@@ -59,6 +81,57 @@ export function createPipeline(options: {
     async admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext) {
       const authorizeOrDeny = (request: JsonRpcRequest, ctx: ClientMessageContext) =>
         authorizeWith(authorizer, logger, request, ctx);
+      /**
+       * Stage 3b: an approval-gated call waits for a human (progress keeps the client from timing
+       * out); once granted, its quotas are charged and it proceeds as allowed, recorded as such.
+       */
+      const holdForApproval = async (
+        request: JsonRpcRequest,
+        ctx: ClientMessageContext,
+        authorization: Authorization,
+      ): Promise<Decision> => {
+        const { decision } = authorization;
+        if (!approvals) throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE');
+        const progressToken = readProgressToken(request);
+        const approved = await approvals.hold({
+          requestId: ctx.requestId,
+          identity: ctx.identity,
+          upstream: ctx.upstreamName,
+          tool: typeof request.params?.['name'] === 'string' ? request.params['name'] : '',
+          arguments: request.params?.['arguments'] ?? {},
+          decision,
+          toolDefinitionHash: authorization.toolDefinitionHash,
+          signal: ctx.signal ?? new AbortController().signal,
+          onWaiting: ({ approvalId, elapsedMs }) => {
+            if (progressToken === undefined) return;
+            ctx.interim?.notify({
+              jsonrpc: '2.0',
+              method: 'notifications/progress',
+              params: {
+                progressToken,
+                progress: Math.floor(elapsedMs / 1000),
+                message: `waiting for a human approval (${approvalId})`,
+              },
+            });
+          },
+        });
+        const refused = await authorizer.chargeQuotas(request, ctx.identity, ctx.upstreamName);
+        const allowed: Decision = {
+          effect: 'allow',
+          reasons: [
+            `approved by ${approved.approvers.join(' and ')} (approval ${approved.approval.id})`,
+          ],
+          policies: decision.policies,
+          ...(decision.policyVersion !== undefined && { policyVersion: decision.policyVersion }),
+          ...(decision.approval !== undefined && { approval: decision.approval }),
+        };
+        if (refused) {
+          const facts = callFacts(request, ctx);
+          await recorder.recordDecision(facts, refused.decision);
+          throw refused.error ?? new WardenError('WARDEN_QUOTA_EXCEEDED');
+        }
+        return allowed;
+      };
       if (logger.isLevelEnabled('debug')) {
         logger.debug(
           {
@@ -74,14 +147,7 @@ export function createPipeline(options: {
       }
       // Requests are calls with an outcome worth recording; notifications and replies are not.
       if (!isRequest(message) || message.method === 'ping') return undefined;
-      const facts = {
-        requestId: context.requestId,
-        traceparent: context.traceparent,
-        identity: context.identity,
-        upstream: context.upstreamName,
-        method: message.method,
-        params: message.params,
-      };
+      const facts = callFacts(message, context);
       const authorization = await authorizeOrDeny(message, context);
       const { decision } = authorization;
       if (decision.effect === 'deny') {
@@ -89,12 +155,12 @@ export function createPipeline(options: {
         startCallSpan(facts, decision).failed(authorization.error);
         throw authorization.error ?? new WardenError('WARDEN_POLICY_DENIED');
       }
+      let allowed = decision;
       if (decision.effect === 'approval_required') {
-        await recorder.recordDecision(facts, decision);
-        throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE');
+        allowed = await holdForApproval(message, context, authorization);
       }
-      const recorded = await recorder.recordDecision(facts, decision);
-      const span = startCallSpan(facts, decision);
+      const recorded = await recorder.recordDecision(facts, allowed);
+      const span = startCallSpan(facts, allowed);
       const { rewrite } = authorization;
       return {
         ...(rewrite && { rewrite }),
@@ -109,6 +175,25 @@ export function createPipeline(options: {
       };
     },
   };
+}
+
+function callFacts(message: JsonRpcRequest, context: ClientMessageContext): CallFacts {
+  return {
+    requestId: context.requestId,
+    traceparent: context.traceparent,
+    identity: context.identity,
+    upstream: context.upstreamName,
+    method: message.method,
+    params: message.params,
+  };
+}
+
+/** The client's progress token, if it asked for progress on this request. */
+function readProgressToken(request: JsonRpcRequest): string | number | undefined {
+  const meta = request.params?.['_meta'];
+  if (meta === null || typeof meta !== 'object') return undefined;
+  const token = (meta as Record<string, unknown>)['progressToken'];
+  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
 }
 
 /** A failure inside the policy stage denies (fail closed); it never lets the call through. */

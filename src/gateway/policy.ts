@@ -7,15 +7,25 @@ import type { Config } from '../config/config.js';
 import type { AuditEntry } from '../domain/audit-record.js';
 import { createMessageAuthorizer, type MessageAuthorizer } from '../policy/authorize-message.js';
 import { createInputSchemaChecker } from '../policy/input-schema-check.js';
+import { PolicyLoadError } from '../policy/cedar-files.js';
 import { createPolicyEngine, type PolicyEngine } from '../policy/policy-engine.js';
 import { createPolicyInputs } from '../policy/policy-inputs.js';
 import { createToolCatalog } from '../policy/tool-catalog.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from './logger.js';
 
+export type PolicyReload =
+  | { readonly ok: true; readonly version: string }
+  | { readonly ok: false; readonly problems: readonly string[] };
+
 export interface GatewayPolicy {
   readonly authorizer: MessageAuthorizer;
-  readonly engine: PolicyEngine;
+  engine(): PolicyEngine;
+  /**
+   * Compiles the policy of a newly loaded config and puts it in force; a policy that does not
+   * compile leaves the running one in force and says why.
+   */
+  reload(config: Config): Promise<PolicyReload>;
   close(): void;
 }
 
@@ -26,32 +36,35 @@ export async function setUpPolicy(
   record: (entry: AuditEntry) => Promise<void>,
   now: () => number = Date.now,
 ): Promise<GatewayPolicy> {
-  const engine = createPolicyEngine(config.policy);
+  let current = { engine: createPolicyEngine(config.policy), policy: config.policy };
   const alert = (message: string, details: Record<string, unknown>) =>
     logger.warn({ alert: 'policy', ...details }, message);
   const inputs = await createPolicyInputs({
-    policy: config.policy,
+    policy: () => current.policy,
     store,
     now,
     onError: (error) =>
       logger.error({ err: error }, 'policy states could not be refreshed; the last known apply'),
   });
-  await record({
-    event: 'policy.loaded',
-    time: new Date(now()).toISOString(),
-    environment: config.environment,
-    details: {
-      version: engine.version,
-      policies: engine.policyCount,
-      grants: config.policy.grants.length,
-      roles: [...config.policy.roles.keys()],
-      files: config.policy.files,
-      toolPinning: config.policy.toolPinning,
-    },
-  });
+  const recordLoaded = (loaded: Config, engine: PolicyEngine, reload: boolean) =>
+    record({
+      event: 'policy.loaded',
+      time: new Date(now()).toISOString(),
+      environment: loaded.environment,
+      details: {
+        version: engine.version,
+        reload,
+        policies: engine.policyCount,
+        grants: loaded.policy.grants.length,
+        roles: [...loaded.policy.roles.keys()],
+        files: loaded.policy.files,
+        toolPinning: loaded.policy.toolPinning,
+      },
+    });
+  await recordLoaded(config, current.engine, false);
   const authorizer = createMessageAuthorizer({
-    engine: () => engine,
-    policy: config.policy,
+    engine: () => current.engine,
+    policy: () => current.policy,
     inputs,
     catalog: createToolCatalog({ store, mode: config.policy.toolPinning, now, record, alert }),
     schemaChecker: createInputSchemaChecker(),
@@ -60,5 +73,24 @@ export async function setUpPolicy(
     record,
     alert,
   });
-  return { authorizer, engine, close: () => inputs.close() };
+  return {
+    authorizer,
+    engine: () => current.engine,
+    async reload(loaded) {
+      let engine: PolicyEngine;
+      try {
+        engine = createPolicyEngine(loaded.policy);
+      } catch (error) {
+        const problems = error instanceof PolicyLoadError ? error.problems : [String(error)];
+        logger.error({ problems }, 'policy reload refused; the running policy stays in force');
+        return { ok: false, problems };
+      }
+      current = { engine, policy: loaded.policy };
+      await inputs.refresh();
+      await recordLoaded(loaded, engine, true);
+      logger.info({ version: engine.version }, 'policy reloaded');
+      return { ok: true, version: engine.version };
+    },
+    close: () => inputs.close(),
+  };
 }

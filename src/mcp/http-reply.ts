@@ -1,6 +1,6 @@
 /** Writes upstream replies and Warden errors to a client's HTTP response. */
 import type { ServerResponse } from 'node:http';
-import { toErrorResponse, toWireError } from '../domain/errors.js';
+import { toErrorResponse, toWireError, WardenError } from '../domain/errors.js';
 import type { JsonRpcId, JsonRpcMessage } from '../domain/jsonrpc.js';
 import { isResponse } from '../domain/jsonrpc.js';
 import { formatSseEvent } from './sse.js';
@@ -25,7 +25,12 @@ export function writeError(
 ): void {
   const wire = toWireError(error, requestId);
   if (response.headersSent) {
-    response.end();
+    // Already streaming (progress was sent while the request was held): answer in-band.
+    if (rpcId !== null && isEventStream(response) && !isClosed(response)) {
+      const message = toErrorResponse(error, requestId, rpcId);
+      response.write(formatSseEvent({ event: 'message', data: JSON.stringify(message) }));
+    }
+    if (!isClosed(response)) response.end();
     return;
   }
   const body = JSON.stringify(toErrorResponse(error, requestId, rpcId));
@@ -50,6 +55,10 @@ export async function writeReply(
   options: ReplyOptions,
 ): Promise<void> {
   const base = { ...options.headers, 'x-request-id': options.requestId };
+  if (response.headersSent) {
+    await continueStream(response, reply, options);
+    return;
+  }
   switch (reply.kind) {
     case 'accepted':
       response.writeHead(202, base).end();
@@ -74,12 +83,14 @@ async function writeStream(
   options: ReplyOptions,
   headers: Record<string, string>,
 ): Promise<void> {
-  response.writeHead(200, {
-    ...headers,
-    'content-type': 'text/event-stream',
-    'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
-  });
+  if (!response.headersSent) {
+    response.writeHead(200, {
+      ...headers,
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache, no-transform',
+      connection: 'keep-alive',
+    });
+  }
   // A server stream must show the client it is open; a request's stream sends its headers
   // with the first event, saving a write per call.
   if (options.rpcId === undefined) response.flushHeaders();
@@ -117,6 +128,38 @@ async function writeStream(
     options.signal?.removeEventListener('abort', onAbort);
     if (!isClosed(response)) response.end();
   }
+}
+
+/**
+ * The response is already an SSE stream (interim messages went first): the reply follows as
+ * events on it, whatever form the upstream gave it.
+ */
+async function continueStream(
+  response: ServerResponse,
+  reply: UpstreamReply,
+  options: ReplyOptions,
+): Promise<void> {
+  switch (reply.kind) {
+    case 'json':
+      if (!isClosed(response)) {
+        response.end(formatSseEvent({ event: 'message', data: reply.raw }));
+      }
+      return;
+    case 'stream':
+      await writeStream(response, reply.events, options, {});
+      return;
+    default:
+      writeError(
+        response,
+        new WardenError('WARDEN_UPSTREAM_PROTOCOL_ERROR'),
+        options.requestId,
+        options.rpcId ?? null,
+      );
+  }
+}
+
+function isEventStream(response: ServerResponse): boolean {
+  return String(response.getHeader('content-type') ?? '').startsWith('text/event-stream');
 }
 
 /** Ended by someone else (e.g. a shutdown cutting the exchange) or gone: writing would throw. */

@@ -1,6 +1,7 @@
 /** The gateway pipeline's hook into the relay, called for every client message before it is forwarded. */
 import type { Identity } from '../domain/identity.js';
 import type { JsonRpcMessage, JsonRpcResponse } from '../domain/jsonrpc.js';
+import type { InterimChannel } from './interim-channel.js';
 
 /** What the pipeline learns about each client message. */
 export interface ClientMessageContext {
@@ -11,6 +12,10 @@ export interface ClientMessageContext {
   readonly identity: Identity;
   /** The W3C traceparent the call carries (the listener sets one when the client did not). */
   readonly traceparent: string | undefined;
+  /** Aborted when the client goes away (or cancels) or the gateway stops. */
+  readonly signal?: AbortSignal;
+  /** Sends notifications (progress) to the client while the request is held. */
+  readonly interim?: InterimChannel;
 }
 
 /** Told how an admitted call ended, so its outcome is recorded. */

@@ -14,6 +14,7 @@ import {
   SUPPORTED_REVISIONS,
 } from '../domain/protocol.js';
 import { writeError, writeReply } from './http-reply.js';
+import { createInterimChannel } from './interim-channel.js';
 import { parseClientMessage } from './jsonrpc-parse.js';
 import { readBody } from './read-body.js';
 import type { ClientSession, SessionRegistry } from './session-registry.js';
@@ -172,6 +173,8 @@ async function handlePost(
     protocolVersion: exchange.version ?? session.protocolVersion,
     identity: exchange.identity,
     traceparent: readHeader(request, 'traceparent'),
+    signal: exchange.signal,
+    interim: createInterimChannel(response, { 'x-request-id': exchange.requestId }),
   });
   await relay(session, request, response, message, exchange, options, observer);
 }

@@ -42,8 +42,9 @@ export interface MessageAuthorizer {
 }
 
 export interface MessageAuthorizerOptions {
+  /** The policy in force: both change together when a reload succeeds. */
   readonly engine: () => PolicyEngine;
-  readonly policy: PolicyConfig;
+  readonly policy: () => PolicyConfig;
   readonly inputs: PolicyInputs;
   readonly catalog: ToolCatalog;
   readonly schemaChecker: InputSchemaChecker;
@@ -124,7 +125,7 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
     }
     if (
       known.status === 'unapproved' ||
-      (known.status === 'unknown' && options.policy.toolPinning === 'require_approval')
+      (known.status === 'unknown' && options.policy().toolPinning === 'require_approval')
     ) {
       return deny('WARDEN_TOOL_NOT_APPROVED', [`tool ${upstream}.${name} is not approved for use`]);
     }
@@ -183,7 +184,7 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
     if (typeof name !== 'string') return undefined;
     let verdict;
     try {
-      verdict = await chargeQuotas(options.policy.quotas, options.store, {
+      verdict = await chargeQuotas(options.policy().quotas, options.store, {
         identity,
         target: `${upstream}.${name}`,
         arguments: request.params?.['arguments'] ?? {},

@@ -19,14 +19,15 @@ export interface PolicyInputs {
 }
 
 export async function createPolicyInputs(options: {
-  readonly policy: PolicyConfig;
+  /** The policy in force (its states and their defaults may change with a reload). */
+  readonly policy: () => PolicyConfig;
   readonly store: Pick<Store, 'policyStates' | 'breakGlass'>;
   readonly now: () => number;
   readonly onError: (error: unknown) => void;
   readonly refreshMs?: number;
 }): Promise<PolicyInputs> {
-  const { policy, store, now } = options;
-  let states: ReadonlyMap<string, boolean> = new Map(policy.states);
+  const { store, now } = options;
+  let states: ReadonlyMap<string, boolean> = new Map(options.policy().states);
   let grants: readonly BreakGlassGrant[] = [];
 
   const refresh = async () => {
@@ -34,7 +35,7 @@ export async function createPolicyInputs(options: {
       store.policyStates.list(),
       store.breakGlass.listActive(now()),
     ]);
-    const next = new Map(policy.states);
+    const next = new Map(options.policy().states);
     // A state set in the store but no longer configured is ignored: Cedar's schema has no slot for it.
     for (const state of stored) if (next.has(state.name)) next.set(state.name, state.on);
     states = next;

@@ -75,6 +75,7 @@ export async function startTestGateway(raw: Record<string, unknown>): Promise<Te
     port: gateway.port,
     issuer: gateway.issuer,
     revoke: (revocation) => gateway.revoke(revocation),
+    reloadPolicy: (reloaded) => gateway.reloadPolicy(reloaded),
     close: () => gateway.close(),
     logs,
     endpoint: (upstream) => `${gateway.url}/mcp/${upstream}`,

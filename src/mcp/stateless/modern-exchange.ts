@@ -10,6 +10,7 @@ import { isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { STATELESS_REVISION } from '../../domain/protocol.js';
 import { firstValue } from '../http-headers.js';
 import { writeReply } from '../http-reply.js';
+import { createInterimChannel } from '../interim-channel.js';
 import { observeReply } from '../observe-reply.js';
 import type { MessageGate } from '../message-gate.js';
 import { ownerOf } from '../session-owner.js';
@@ -65,6 +66,8 @@ export async function handleModernMessage(
     protocolVersion: envelope.protocolVersion,
     identity: exchange.identity,
     traceparent: firstValue(request.headers['traceparent']),
+    signal: exchange.signal,
+    interim: createInterimChannel(response, { 'x-request-id': exchange.requestId }),
   });
   const context: ForwardContext = {
     requestId: exchange.requestId,

@@ -4,6 +4,7 @@
  * with server/discover; stdio upstreams are bridged (they are started per session anyway).
  */
 import { STATELESS_REVISION } from '../../domain/protocol.js';
+import { WardenError } from '../../domain/errors.js';
 import type { JsonRpcRequest } from '../../domain/jsonrpc.js';
 import { isResponse } from '../../domain/jsonrpc.js';
 import type { ForwardContext, UpstreamConnector, UpstreamReply } from '../upstream/types.js';
@@ -46,11 +47,18 @@ async function probeEra(
     },
   };
   const session = connector.openSession();
-  const reply = await session.send(probe, {
-    ...context,
-    protocolVersion: STATELESS_REVISION,
-    mcpHeaders: { 'mcp-method': 'server/discover' },
-  });
+  let reply: UpstreamReply;
+  try {
+    reply = await session.send(probe, {
+      ...context,
+      protocolVersion: STATELESS_REVISION,
+      mcpHeaders: { 'mcp-method': 'server/discover' },
+    });
+  } catch (error) {
+    // Some older servers answer an unknown method with HTTP 500: that is an answer, not an outage.
+    if (error instanceof WardenError && error.code === 'WARDEN_UPSTREAM_FAILED') return 'legacy';
+    throw error;
+  }
   return (await supportsModern(reply)) ? 'modern' : 'legacy';
 }
 

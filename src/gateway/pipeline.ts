@@ -92,7 +92,7 @@ export function createPipeline(options: {
       ): Promise<Decision> => {
         const { decision } = authorization;
         if (!approvals) throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE');
-        const progressToken = readProgressToken(request);
+        const progressRef = readProgressToken(request);
         const approved = await approvals.hold({
           requestId: ctx.requestId,
           identity: ctx.identity,
@@ -103,12 +103,12 @@ export function createPipeline(options: {
           toolDefinitionHash: authorization.toolDefinitionHash,
           signal: ctx.signal ?? new AbortController().signal,
           onWaiting: ({ approvalId, elapsedMs }) => {
-            if (progressToken === undefined) return;
+            if (progressRef === undefined) return;
             ctx.interim?.notify({
               jsonrpc: '2.0',
               method: 'notifications/progress',
               params: {
-                progressToken,
+                progressToken: progressRef,
                 progress: Math.floor(elapsedMs / 1000),
                 message: `waiting for a human approval (${approvalId})`,
               },

@@ -32,6 +32,8 @@
  * the pair with `warden-http` shows what the audit step costs. Once the peers are stopped,
  * bench/audit-bench.ts measures audit appends/s with durability on (SQLite file and PostgreSQL,
  * in a temporary schema dropped afterwards), `--audit-seconds` per row, into the same output.
+ * Last, bench/policy-bench.ts measures one policy decision in-process (10 and 1,000 grants, beside
+ * the floor of one call into Cedar's WebAssembly), into the same output.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -125,8 +127,9 @@ const ECHO_TEXT = 'hello from the warden benchmark';
 const MAX_COUNT = 1_000_000;
 const RESULTS_DIRECTORY = fileURLToPath(new URL('results/', import.meta.url));
 const AUDIT_BENCH = fileURLToPath(new URL('audit-bench.ts', import.meta.url));
-/** The audit bench's rows are bounded by --audit-seconds; this only stops a hung one. */
-const AUDIT_BENCH_TIMEOUT_MS = 120_000;
+const POLICY_BENCH = fileURLToPath(new URL('policy-bench.ts', import.meta.url));
+/** The audit and policy benches' rows are bounded; this only stops a hung one. */
+const CHILD_BENCH_TIMEOUT_MS = 120_000;
 
 const settings = readSettings();
 const machine = {
@@ -177,7 +180,14 @@ try {
 
 const rows = summarise(measurements);
 const comparisons = compare(rows);
-const audit = settings.auditBackends.length > 0 ? await runAuditBench() : undefined;
+const audit =
+  settings.auditBackends.length > 0
+    ? await runChildBench(`audit appends: ${settings.auditBackends.join(', ')}`, AUDIT_BENCH, [
+        `--seconds=${settings.auditSeconds}`,
+        `--backends=${settings.auditBackends.join(',')}`,
+      ])
+    : undefined;
+const policy = await runChildBench('policy decisions', POLICY_BENCH, []);
 const report = {
   date: new Date().toISOString(),
   machine,
@@ -187,47 +197,46 @@ const report = {
   comparisons,
   measurements,
   auditAppends: audit,
+  policyDecisions: policy,
 };
 mkdirSync(RESULTS_DIRECTORY, { recursive: true });
 writeFileSync(`${RESULTS_DIRECTORY}latest.json`, `${JSON.stringify(report, null, 2)}\n`);
 process.stdout.write(renderMarkdown(rows, comparisons));
 if (audit) process.stdout.write(`\n${audit.output}`);
+process.stdout.write(`\n${policy.output}`);
 process.stdout.write(
   `\nResults written to bench/results/latest.json (whole run ${report.durationSeconds} s).\n`,
 );
-if (rows.some((row) => row.failures > 0) || (audit && !audit.ok)) process.exitCode = 1;
+if (rows.some((row) => row.failures > 0) || (audit && !audit.ok) || !policy.ok) {
+  process.exitCode = 1;
+}
 
 /**
- * Runs bench/audit-bench.ts (in its own process, after the peers stopped, so nothing else of the
- * bench's runs meanwhile) and returns its Markdown table.
+ * Runs a bench script (bench/audit-bench.ts, bench/policy-bench.ts) in its own process, after the
+ * peers stopped, so nothing else of the bench's runs meanwhile, and returns its Markdown table.
  */
-async function runAuditBench(): Promise<{ ok: boolean; output: string }> {
-  process.stderr.write(`audit appends: ${settings.auditBackends.join(', ')}\n`);
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      AUDIT_BENCH,
-      '--markdown',
-      `--seconds=${settings.auditSeconds}`,
-      `--backends=${settings.auditBackends.join(',')}`,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+async function runChildBench(
+  label: string,
+  script: string,
+  args: readonly string[],
+): Promise<{ ok: boolean; output: string }> {
+  process.stderr.write(`${label}\n`);
+  const child = spawn(process.execPath, ['--import', 'tsx', script, '--markdown', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
     stderr = (stderr + chunk).slice(-4000);
   });
-  const timer = setTimeout(() => child.kill('SIGKILL'), AUDIT_BENCH_TIMEOUT_MS);
+  const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_BENCH_TIMEOUT_MS);
   const [code] = (await once(child, 'exit')) as [number | null];
   clearTimeout(timer);
   if (code === 0) return { ok: true, output: stdout };
   return {
     ok: false,
-    output: `${stdout}\nAudit bench FAILED (exit ${String(code)}):\n${stderr.trim()}\n`,
+    output: `${stdout}\n${label} bench FAILED (exit ${String(code)}):\n${stderr.trim()}\n`,
   };
 }
 

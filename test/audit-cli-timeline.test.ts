@@ -169,6 +169,7 @@ function jsonLines(text: string): AuditRecord[] {
 before(async () => {
   assert.ok(existsSync(CLI), 'dist/cli/main.js exists (run npm run build)');
   upstream = await startScriptedUpstream();
+  upstream.tools = ['echo', 'explode', HOSTILE_TOOL, 'quarterly_report', 'late_report'];
   upstream.intercept = (message, _request, response) => {
     if (message?.method !== 'tools/call' || message.params?.['name'] !== 'explode') return false;
     sendJson(response, 200, {

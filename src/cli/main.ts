@@ -2,12 +2,16 @@
 /** The `warden` command. Each subcommand lives in its own file. */
 import { Command } from 'commander';
 import { registerAgentsCommand } from './agents.js';
+import { registerApprovalsCommand } from './approvals.js';
 import { registerAuditCommand } from './audit.js';
 import { registerCertsCommand } from './certs.js';
 import { registerDemoCommand } from './demo.js';
+import { registerGrantCommand } from './grant.js';
 import { registerKeysCommand } from './keys.js';
+import { registerPolicyCommand } from './policy.js';
 import { registerServeCommand } from './serve.js';
 import { registerTokenCommand } from './token.js';
+import { registerToolsCommand } from './tools.js';
 
 const program = new Command()
   .name('warden')
@@ -21,5 +25,9 @@ registerKeysCommand(program);
 registerAgentsCommand(program);
 registerCertsCommand(program);
 registerAuditCommand(program);
+registerApprovalsCommand(program);
+registerPolicyCommand(program);
+registerGrantCommand(program);
+registerToolsCommand(program);
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,8 @@
 /** The typed, frozen configuration every other module receives. */
+import type { ApprovalsConfig } from './approvals-schema.js';
 import type { PolicyConfig } from './policy-config.js';
+
+export type { ApprovalsConfig } from './approvals-schema.js';
 
 export type { PolicyConfig } from './policy-config.js';
 
@@ -69,6 +72,8 @@ export interface Config {
   readonly agents: ReadonlyMap<string, AgentConfig>;
   /** Roles, grants, scopes and the rest of what policy decides with. */
   readonly policy: PolicyConfig;
+  /** Who may approve held calls, and where new requests are announced. */
+  readonly approvals: ApprovalsConfig;
 }
 
 /** The gateway's own token issuer, so the embedded setup needs no identity provider. */

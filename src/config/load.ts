@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
+import { toApprovalsConfig } from './approvals-schema.js';
 import { toPolicyConfig } from './policy-config.js';
 import { ConfigError } from '../domain/errors.js';
 import type {
@@ -133,6 +134,7 @@ function toConfig(raw: RawConfig, source: string, baseDir: string, issues: strin
     },
     agents: toAgents(raw.agents),
     policy: toPolicyConfig(raw, [...upstreams.keys()], (file) => resolve(baseDir, file), issues),
+    approvals: toApprovalsConfig(raw.approvals),
   };
 }
 

@@ -3,6 +3,7 @@
  * Unknown keys are refused everywhere (strict objects), so a typo never silently disables a control.
  */
 import { z } from 'zod';
+import { approvalsConfigShape } from './approvals-schema.js';
 import { agentsSchema, authSchema, tlsSchema } from './auth-schema.js';
 import { parseDuration } from './duration.js';
 import { policyConfigShape } from './policy-schema.js';
@@ -130,6 +131,7 @@ export const configSchema = z
       message: 'register at least one agent: nobody could call otherwise',
     }),
     ...policyConfigShape,
+    ...approvalsConfigShape,
   })
   .superRefine(checkAuthenticationCoverage);
 

@@ -51,7 +51,8 @@ export const DEMO_POLICY = {
           scope: ['vendor_whitelist', 'max_amount_1000_eur', 'no_payments_freeze'],
           requires_approval: true,
           approvers: ['finance_approver'],
-          expires: '2027-03-31',
+          // Time-bounded like a real finance grant; a year from the demo's start, so it never lapses in use.
+          expires: new Date(Date.now() + 365 * 86_400_000).toISOString().slice(0, 10),
           owner: 'head-of-finance@example.com',
           reason: 'Vendor payments for the demo company',
         },

@@ -234,6 +234,12 @@ export const ERROR_CATALOGUE = {
     summary:
       'This call needs approval but the approval service cannot take requests now, so it was refused (fail closed). Retry shortly; operators are alerted.',
   },
+  WARDEN_APPROVAL_ALREADY_DECIDED: {
+    status: 409,
+    rpcCode: -32040,
+    summary:
+      'This approval request can no longer take this decision: it is already decided, expired, or this approver has voted on it. Reload it to see its status.',
+  },
   WARDEN_UPSTREAM_CIRCUIT_OPEN: {
     status: 503,
     rpcCode: -32038,

@@ -91,30 +91,45 @@ export function createPipeline(options: {
         authorization: Authorization,
       ): Promise<Decision> => {
         const { decision } = authorization;
-        if (!approvals) throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE');
+        const refuseUnavailable = async (cause?: unknown): Promise<never> => {
+          // The approval service could not record the request: the log must still show the refusal.
+          await recorder.recordDecision(callFacts(request, ctx), {
+            ...decision,
+            effect: 'deny',
+            reasons: ['approval required, but the approval service is unavailable (fail closed)'],
+          });
+          throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE', undefined, { cause });
+        };
+        if (!approvals) return refuseUnavailable();
         const progressRef = readProgressToken(request);
-        const approved = await approvals.hold({
-          requestId: ctx.requestId,
-          identity: ctx.identity,
-          upstream: ctx.upstreamName,
-          tool: typeof request.params?.['name'] === 'string' ? request.params['name'] : '',
-          arguments: request.params?.['arguments'] ?? {},
-          decision,
-          toolDefinitionHash: authorization.toolDefinitionHash,
-          signal: ctx.signal ?? new AbortController().signal,
-          onWaiting: ({ approvalId, elapsedMs }) => {
-            if (progressRef === undefined) return;
-            ctx.interim?.notify({
-              jsonrpc: '2.0',
-              method: 'notifications/progress',
-              params: {
-                progressToken: progressRef,
-                progress: Math.floor(elapsedMs / 1000),
-                message: `waiting for a human approval (${approvalId})`,
-              },
-            });
-          },
-        });
+        const approved = await approvals
+          .hold({
+            requestId: ctx.requestId,
+            identity: ctx.identity,
+            upstream: ctx.upstreamName,
+            tool: typeof request.params?.['name'] === 'string' ? request.params['name'] : '',
+            arguments: request.params?.['arguments'] ?? {},
+            decision,
+            toolDefinitionHash: authorization.toolDefinitionHash,
+            signal: ctx.signal ?? new AbortController().signal,
+            onWaiting: ({ approvalId, elapsedMs }) => {
+              if (progressRef === undefined) return;
+              ctx.interim?.notify({
+                jsonrpc: '2.0',
+                method: 'notifications/progress',
+                params: {
+                  progressToken: progressRef,
+                  progress: Math.floor(elapsedMs / 1000),
+                  message: `waiting for a human approval (${approvalId})`,
+                },
+              });
+            },
+          })
+          .catch((error: unknown) =>
+            error instanceof WardenError && error.code === 'WARDEN_APPROVAL_UNAVAILABLE'
+              ? refuseUnavailable(error)
+              : Promise.reject(error),
+          );
         const refused = await authorizer.chargeQuotas(request, ctx.identity, ctx.upstreamName);
         const allowed: Decision = {
           effect: 'allow',
@@ -204,7 +219,12 @@ async function authorizeWith(
   context: ClientMessageContext,
 ): Promise<Authorization> {
   try {
-    return await authorizer.authorize(message, context.identity, context.upstreamName);
+    return await authorizer.authorize(
+      message,
+      context.identity,
+      context.upstreamName,
+      context.listTools,
+    );
   } catch (error) {
     logger.error({ err: error, requestId: context.requestId }, 'policy stage failed; denying');
     const reasons = ['the policy stage failed, so the call is refused'];

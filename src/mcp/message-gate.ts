@@ -16,6 +16,8 @@ export interface ClientMessageContext {
   readonly signal?: AbortSignal;
   /** Sends notifications (progress) to the client while the request is held. */
   readonly interim?: InterimChannel;
+  /** Lists the upstream's tools on this session (for a call to a tool never seen listed). */
+  readonly listTools?: () => Promise<unknown[]>;
 }
 
 /** Told how an admitted call ended, so its outcome is recorded. */

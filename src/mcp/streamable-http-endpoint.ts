@@ -15,6 +15,7 @@ import {
 } from '../domain/protocol.js';
 import { writeError, writeReply } from './http-reply.js';
 import { createInterimChannel } from './interim-channel.js';
+import { listUpstreamTools } from './list-upstream-tools.js';
 import { parseClientMessage } from './jsonrpc-parse.js';
 import { readBody } from './read-body.js';
 import type { ClientSession, SessionRegistry } from './session-registry.js';
@@ -175,6 +176,8 @@ async function handlePost(
     traceparent: readHeader(request, 'traceparent'),
     signal: exchange.signal,
     interim: createInterimChannel(response, { 'x-request-id': exchange.requestId }),
+    listTools: () =>
+      listUpstreamTools(session.upstream, forwardContext(request, exchange, undefined)),
   });
   await relay(session, request, response, message, exchange, options, observer);
 }

@@ -32,7 +32,16 @@ export interface Authorization {
 }
 
 export interface MessageAuthorizer {
-  authorize(request: JsonRpcRequest, identity: Identity, upstream: string): Promise<Authorization>;
+  /**
+   * Decides one request. `listTools` lets a call to a tool never seen listed be checked against
+   * the upstream's current definition (fetched on the caller's own session).
+   */
+  authorize(
+    request: JsonRpcRequest,
+    identity: Identity,
+    upstream: string,
+    listTools?: () => Promise<unknown[]>,
+  ): Promise<Authorization>;
   /** Charges the call's quotas; for approval-gated calls, once the approval is granted. */
   chargeQuotas(
     request: JsonRpcRequest,
@@ -110,6 +119,7 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
     request: JsonRpcRequest,
     identity: Identity,
     upstream: string,
+    listTools: (() => Promise<unknown[]>) | undefined,
   ): Promise<Authorization> => {
     const params = request.params ?? {};
     const name = params['name'];
@@ -117,34 +127,39 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
       return deny('WARDEN_ARGUMENTS_INVALID', ['tools/call needs params.name']);
     }
     const args = params['arguments'] ?? {};
-    const known = await options.catalog.lookup(upstream, name);
+    let known = await options.catalog.lookup(upstream, name);
+    if (known.status === 'unknown' && listTools !== undefined) {
+      await options.catalog.observe(upstream, readToolDefinitions({ tools: await listTools() }));
+      known = await options.catalog.lookup(upstream, name);
+    }
     if (known.status === 'changed') {
       return deny('WARDEN_TOOL_DEFINITION_CHANGED', [
         `tool_definition_changed: ${upstream}.${name} changed since it was approved`,
       ]);
     }
-    if (
-      known.status === 'unapproved' ||
-      (known.status === 'unknown' && options.policy().toolPinning === 'require_approval')
-    ) {
+    if (known.status === 'unapproved') {
       return deny('WARDEN_TOOL_NOT_APPROVED', [`tool ${upstream}.${name} is not approved for use`]);
     }
-    if ('definition' in known) {
-      const check = options.schemaChecker.check(known.hash, known.definition.inputSchema, args);
-      if (!check.ok) {
-        return deny(
-          'WARDEN_ARGUMENTS_INVALID',
-          ["the arguments do not match the tool's input schema"],
-          {
-            errors: check.errors,
-          },
-        );
-      }
+    if (known.status === 'unknown') {
+      // A tool the upstream does not list has no definition to pin or check arguments against.
+      return deny('WARDEN_TOOL_NOT_APPROVED', [
+        `tool ${upstream}.${name} is not in the upstream's tool list, so it cannot be approved or checked`,
+      ]);
+    }
+    const check = options.schemaChecker.check(known.hash, known.definition.inputSchema, args);
+    if (!check.ok) {
+      return deny(
+        'WARDEN_ARGUMENTS_INVALID',
+        ["the arguments do not match the tool's input schema"],
+        {
+          errors: check.errors,
+        },
+      );
     }
     const decision = ask('call_tool', identity, upstream, name, args);
     const authorization: Authorization = {
       ...fromDecision(decision),
-      ...('hash' in known && { toolDefinitionHash: known.hash }),
+      toolDefinitionHash: known.hash,
     };
     if (decision.breakglass) await reportBreakglass(decision, identity, upstream, name);
     if (decision.effect === 'allow') {
@@ -256,11 +271,11 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
     });
 
   return {
-    async authorize(request, identity, upstream) {
+    async authorize(request, identity, upstream, listTools) {
       const params = request.params ?? {};
       switch (request.method) {
         case 'tools/call':
-          return authorizeToolCall(request, identity, upstream);
+          return authorizeToolCall(request, identity, upstream, listTools);
         case 'tools/list':
           return filterTools(identity, upstream);
         case 'resources/list':

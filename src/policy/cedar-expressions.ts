@@ -51,12 +51,30 @@ function argumentAccess(path: string): { guard: string; value: string } {
   return { guard: guards.join(' && '), value: access };
 }
 
-function cedarAttribute(name: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) ? name : cedarString(name);
+/** Words Cedar reserves: an argument may still be called `in` or `if`, written in quotes. */
+const RESERVED = new Set([
+  'true',
+  'false',
+  'if',
+  'then',
+  'else',
+  'in',
+  'is',
+  'like',
+  'has',
+  '__cedar',
+]);
+
+function isPlainIdentifier(name: string): boolean {
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) && !RESERVED.has(name);
 }
 
-function attributeAccess(name: string): string {
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(name) ? `.${name}` : `[${cedarString(name)}]`;
+function cedarAttribute(name: string): string {
+  return isPlainIdentifier(name) ? name : cedarString(name);
+}
+
+export function attributeAccess(name: string): string {
+  return isPlainIdentifier(name) ? `.${name}` : `[${cedarString(name)}]`;
 }
 
 function scalarLiteral(value: Scalar): string {

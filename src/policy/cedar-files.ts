@@ -72,6 +72,7 @@ export function loadCedarFiles(files: readonly string[]): HandWrittenPolicy[] {
 
 /** A policy set that does not parse or validate: nothing of it is used. */
 export class PolicyLoadError extends Error {
+  readonly code = 'POLICY_LOAD_FAILED';
   readonly problems: readonly string[];
 
   constructor(problems: readonly string[]) {

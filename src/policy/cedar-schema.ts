@@ -45,7 +45,7 @@ export function buildCedarSchema(policy: PolicyConfig): SchemaJson<string> {
         [...policy.states.keys()].map((name) => [name, { type: 'Boolean' }]),
       ),
     },
-    breakglass: { type: 'Set', element: { type: 'String' } },
+    breakglass: { type: 'Set', element: { type: 'String' }, required: false },
   };
   const callContext = {
     ...baseContext,

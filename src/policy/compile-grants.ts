@@ -33,10 +33,13 @@ export type GrantCheck =
 /** The policy id suffix of a grant's visibility permit. */
 export const VISIBILITY_SUFFIX = '@list';
 
-/** Break-glass: an active emergency grant lets the agent call (and see) exactly that tool. */
+/**
+ * Break-glass: an active emergency grant lets the agent call (and see) exactly that tool. The
+ * context carries `breakglass` only for an agent holding one, so other calls pay nothing for it.
+ */
 export const BREAKGLASS_POLICY: CompiledPolicy = {
   id: 'warden.breakglass',
-  text: `permit (principal, action in [${entity('Action', 'call_tool')}, ${entity('Action', 'list_tools')}], resource is ${NAMESPACE}::Tool) when { context.breakglass.contains(context.target) };`,
+  text: `permit (principal, action in [${entity('Action', 'call_tool')}, ${entity('Action', 'list_tools')}], resource is ${NAMESPACE}::Tool) when { context has breakglass && context.breakglass.contains(context.target) };`,
 };
 
 export function entity(type: string, id: string): string {

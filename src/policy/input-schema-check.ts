@@ -72,6 +72,8 @@ export function createInputSchemaChecker(
     validateFormats: false,
     addUsedSchema: false,
     logger: false,
+    // 0.07 is not an exact multiple of 0.01 in binary floating point; compare to 9 digits instead.
+    multipleOfPrecision: 9,
   } as const;
   const draft2020 = new Ajv2020(ajvOptions);
   const draft07 = new Ajv(ajvOptions);

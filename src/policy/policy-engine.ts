@@ -79,6 +79,13 @@ interface Slice {
   readonly presencePaths: readonly string[];
   /** Argument paths whose values reach Cedar, with the type they are compared as. */
   readonly valuePaths: readonly { path: string; type: 'number' | 'string' | 'boolean' }[];
+  /**
+   * The context attributes the slice's policies read (undefined: all). Cedar's per-call cost
+   * grows with the request it is handed, so a call carries only what its slice can look at.
+   */
+  readonly attributes: ReadonlySet<string> | undefined;
+  /** Whether a policy of the slice asks which upstream a resource belongs to. */
+  readonly needsResourceEntity: boolean;
   explainSetId?: string;
 }
 
@@ -89,6 +96,8 @@ interface LoadedPolicy {
 }
 
 let nextEngineId = 0;
+/** Prepared slices kept per engine: targets × the role combinations callers hold. */
+const MAX_SLICES = 10_000;
 
 /** Compiles, validates and prepares the policy; throws PolicyLoadError naming each problem. */
 export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
@@ -113,11 +122,15 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
   const roles = policy.roles;
   const region = policy.region ?? '';
 
+  const named = namedTargets(loaded.compiled);
   const sliceFor = (request: PolicyRequest): Slice => {
-    const key = sliceKey(request, loaded.compiled);
+    // Grants of roles the caller does not hold can never match: they are left out of its slice.
+    const held = request.identity.roles.filter((role) => roles.has(role));
+    const key = `${sliceKey(request, named)}|${[...new Set(held)].sort().join(',')}`;
     let slice = slices.get(key);
     if (slice === undefined) {
       slice = prepareSlice(`${engineId}:${key}`, request, loaded, BREAKGLASS_POLICY);
+      if (slices.size >= MAX_SLICES) slices.delete(slices.keys().next().value as string);
       slices.set(key, slice);
     }
     return slice;
@@ -130,7 +143,7 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
       resource: resourceOf(request),
       context: buildContext(request, slice, region),
       preparsedPolicySetId: setId,
-      entities: entitiesOf(request),
+      entities: entitiesOf(request, slice.needsResourceEntity),
     });
 
   const decide = (request: PolicyRequest): { decision: Decision; slice: Slice } => {
@@ -150,6 +163,22 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
     const { decision: cedarDecision, diagnostics } = answer.response;
     const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
     const determining = diagnostics.reason;
+    // Cedar skips a policy that errors; a forbid that could not be evaluated must still deny.
+    const brokenForbids = diagnostics.errors
+      .map((e) => e.policyId)
+      .filter((id) => handWrittenById.get(id)?.effect === 'forbid');
+    if (brokenForbids.length > 0) {
+      return {
+        decision: {
+          effect: 'deny',
+          reasons: brokenForbids.map((id) => `forbid policy ${id} could not be evaluated`),
+          policies: brokenForbids,
+          errors,
+          policyVersion: version,
+        },
+        slice,
+      };
+    }
     if (cedarDecision === 'allow') {
       return {
         decision: allowDecision(determining, grantsById, request, version, errors),
@@ -270,16 +299,22 @@ function prepare(setId: string, policies: Record<string, string>): void {
   }
 }
 
-function sliceKey(request: PolicyRequest, compiled: readonly CompiledGrant[]): string {
+/** `tool:payments.issue_payment`, … for every target a grant names exactly. */
+function namedTargets(compiled: readonly CompiledGrant[]): ReadonlySet<string> {
+  const named = new Set<string>();
+  for (const { grant } of compiled) {
+    if (grant.target.kind !== 'resource' && grant.target.name !== '*') {
+      named.add(`${grant.target.kind}:${grant.target.upstream}.${grant.target.name}`);
+    }
+  }
+  return named;
+}
+
+function sliceKey(request: PolicyRequest, named: ReadonlySet<string>): string {
   if (request.action === 'read_resource') return `resource:${request.upstream}`;
   const kind = request.action === 'get_prompt' ? 'prompt' : 'tool';
-  const named = compiled.some(
-    (c) =>
-      c.grant.target.kind === kind &&
-      c.grant.target.upstream === request.upstream &&
-      c.grant.target.name === request.name,
-  );
-  return named ? `${kind}:${request.upstream}.${request.name}` : `${kind}:${request.upstream}.*`;
+  const key = `${kind}:${request.upstream}.${request.name}`;
+  return named.has(key) ? key : `${kind}:${request.upstream}.*`;
 }
 
 function prepareSlice(
@@ -288,7 +323,9 @@ function prepareSlice(
   loaded: LoadedPolicy,
   breakglass: CompiledPolicy,
 ): Slice {
-  const grants = loaded.compiled.filter((c) => grantCouldMatch(c.grant, request));
+  const grants = loaded.compiled.filter(
+    (c) => request.identity.roles.includes(c.grant.role) && grantCouldMatch(c.grant, request),
+  );
   const set: Record<string, string> = { [breakglass.id]: breakglass.text };
   for (const grant of grants) for (const p of policiesOf(grant)) set[p.id] = p.text;
   for (const handWritten of loaded.handWritten) set[handWritten.id] = handWritten.text;
@@ -329,13 +366,33 @@ function prepareSlice(
       }
     }
   }
+  const texts = Object.entries(set)
+    .filter(([id]) => id !== breakglass.id)
+    .map(([, text]) => text);
   return {
     setId,
     grants,
+    attributes: contextAttributesRead(texts),
+    needsResourceEntity: texts.some((text) => text.includes(`${NAMESPACE}::Upstream::`)),
     facts: loaded.facts.facts().filter((fact) => factPaths.has(fact.path)),
     presencePaths: [...presence],
     valuePaths: [...values].map(([path, type]) => ({ path, type })),
   };
+}
+
+/** The context attributes these policies read; undefined when a policy reads it in a way not recognised. */
+function contextAttributesRead(texts: readonly string[]): ReadonlySet<string> | undefined {
+  const attributes = new Set<string>();
+  for (const text of texts) {
+    for (const match of text.matchAll(
+      /\bcontext\b(\s*\.\s*|\s+has\s+)?([A-Za-z_][A-Za-z0-9_]*)?/g,
+    )) {
+      const name = match[2];
+      if (match[1] === undefined || name === undefined) return undefined;
+      attributes.add(name);
+    }
+  }
+  return attributes;
 }
 
 function grantCouldMatch(grant: GrantConfig, request: PolicyRequest): boolean {
@@ -376,16 +433,17 @@ function targetOf(request: PolicyRequest): string {
     : `${request.upstream}.${request.name}`;
 }
 
-function entitiesOf(request: PolicyRequest): EntityJson[] {
-  const resource = resourceOf(request);
+function entitiesOf(request: PolicyRequest, withResource: boolean): EntityJson[] {
+  const agent: EntityJson = {
+    uid: { type: `${NAMESPACE}::Agent`, id: request.identity.agent },
+    attrs: {},
+    parents: request.identity.roles.map((role) => ({ type: `${NAMESPACE}::Role`, id: role })),
+  };
+  if (!withResource) return [agent];
   return [
+    agent,
     {
-      uid: { type: `${NAMESPACE}::Agent`, id: request.identity.agent },
-      attrs: {},
-      parents: request.identity.roles.map((role) => ({ type: `${NAMESPACE}::Role`, id: role })),
-    },
-    {
-      uid: resource,
+      uid: resourceOf(request),
       attrs: {},
       parents: [{ type: `${NAMESPACE}::Upstream`, id: request.upstream }],
     },
@@ -395,33 +453,42 @@ function entitiesOf(request: PolicyRequest): EntityJson[] {
 const MINUTES_PER_DAY = 1440;
 
 function buildContext(request: PolicyRequest, slice: Slice, region: string): Record<string, never> {
-  const date = new Date(request.now);
-  const context: Record<string, unknown> = {
-    user: request.identity.user ?? '',
-    agent: request.identity.agent,
-    tenant: request.identity.tenant ?? '',
-    environment: request.identity.environment,
-    region,
-    model: request.identity.declaredModel ?? '',
-    target: targetOf(request),
-    upstream: request.upstream,
-    now: Math.floor(request.now / 1000),
-    // Monday = 0, as the config's day names are numbered.
-    weekday: (date.getUTCDay() + 6) % 7,
-    minute: Math.floor((request.now / 60_000) % MINUTES_PER_DAY),
-    states: Object.fromEntries(request.states),
-    breakglass: [...request.breakglass],
+  const wanted = slice.attributes;
+  const wants = (name: string) => wanted === undefined || wanted.has(name);
+  const context: Record<string, unknown> = {};
+  const put = (name: string, value: () => unknown) => {
+    if (wants(name)) context[name] = value();
   };
+  put('user', () => request.identity.user ?? '');
+  put('agent', () => request.identity.agent);
+  put('tenant', () => request.identity.tenant ?? '');
+  put('environment', () => request.identity.environment);
+  put('region', () => region);
+  put('model', () => request.identity.declaredModel ?? '');
+  put('upstream', () => request.upstream);
+  put('now', () => Math.floor(request.now / 1000));
+  // Monday = 0, as the config's day names are numbered.
+  put('weekday', () => (new Date(request.now).getUTCDay() + 6) % 7);
+  put('minute', () => Math.floor((request.now / 60_000) % MINUTES_PER_DAY));
+  put('states', () => Object.fromEntries(request.states));
+  if (request.breakglass.size > 0) {
+    context['breakglass'] = [...request.breakglass];
+    context['target'] = targetOf(request);
+  } else {
+    put('target', () => targetOf(request));
+  }
   if (request.action === 'call_tool') {
     const args = isRecord(request.arguments) ? request.arguments : {};
-    context['arguments'] = argumentValues(args, slice.valuePaths);
-    context['present'] = slice.presencePaths.filter((path) => valueAt(args, path) !== undefined);
-    context['facts'] = slice.facts
-      .filter((fact) => {
-        const value = valueAt(args, fact.path);
-        return typeof value === 'string' && fact.test(value);
-      })
-      .map((fact) => fact.id);
+    put('arguments', () => argumentValues(args, slice.valuePaths));
+    put('present', () => slice.presencePaths.filter((path) => valueAt(args, path) !== undefined));
+    put('facts', () =>
+      slice.facts
+        .filter((fact) => {
+          const value = valueAt(args, fact.path);
+          return typeof value === 'string' && fact.test(value);
+        })
+        .map((fact) => fact.id),
+    );
   }
   return context as Record<string, never>;
 }
@@ -589,13 +656,8 @@ function applyMonitorMode(
   roles: ReadonlyMap<string, { mode: 'enforce' | 'monitor' }>,
 ): Decision {
   if (decision.effect !== 'deny' || callerRoles.length === 0) return decision;
-  if (
-    decision.errors !== undefined &&
-    decision.policies.length === 0 &&
-    decision.reasons[0]?.startsWith('the policy engine')
-  ) {
-    return decision;
-  }
+  // A denial that comes from an evaluation error is never softened: that would fail open.
+  if (decision.errors !== undefined && decision.errors.length > 0) return decision;
   const monitored = callerRoles.every((role) => roles.get(role)?.mode === 'monitor');
   if (!monitored) return decision;
   return {

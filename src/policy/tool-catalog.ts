@@ -44,6 +44,8 @@ export function createToolCatalog(options: {
   let approved = new Map<string, string>();
   let approvedReadAt = Number.NEGATIVE_INFINITY;
   const reported = new Set<string>();
+  /** Names the latest listing gave two different definitions: blocked until listed cleanly. */
+  const ambiguous = new Set<string>();
 
   const readApprovals = async (force: boolean) => {
     if (!force && now() - approvedReadAt < APPROVALS_REFRESH_MS) return;
@@ -115,7 +117,13 @@ export function createToolCatalog(options: {
         const key = `${upstream}.${definition.name}`;
         current.set(key, { definition, hash });
         await settle(upstream, definition, hash);
-        result.set(definition.name, { definition, hash, status: statusOf(key, hash) });
+        const earlier = result.get(definition.name);
+        // One name listed twice with two definitions: which one would the model read? Neither.
+        const status =
+          earlier !== undefined && earlier.hash !== hash ? 'changed' : statusOf(key, hash);
+        result.set(definition.name, { definition, hash, status });
+        if (status === 'changed') ambiguous.add(key);
+        else ambiguous.delete(key);
       }
       return result;
     },
@@ -134,7 +142,7 @@ export function createToolCatalog(options: {
         seen = { definition: JSON.parse(stored.definition) as ToolDefinition, hash };
         current.set(key, seen);
       }
-      return { ...seen, status: statusOf(key, seen.hash) };
+      return { ...seen, status: ambiguous.has(key) ? 'changed' : statusOf(key, seen.hash) };
     },
   };
 }

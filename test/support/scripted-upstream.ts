@@ -34,6 +34,8 @@ export interface ScriptedUpstream {
   readonly received: ReceivedRequest[];
   /** Session ids this upstream issued and still remembers. */
   readonly sessions: Set<string>;
+  /** The tools it lists (the gateway refuses calls to tools an upstream does not list). */
+  tools: string[];
   intercept: Intercept | undefined;
   close(): Promise<void>;
 }
@@ -45,6 +47,7 @@ export async function startScriptedUpstream(): Promise<ScriptedUpstream> {
     url: '',
     received,
     sessions,
+    tools: ['echo'],
     intercept: undefined,
     close: async () => {
       server.closeAllConnections();
@@ -61,7 +64,7 @@ export async function startScriptedUpstream(): Promise<ScriptedUpstream> {
       const message = text === '' ? undefined : (JSON.parse(text) as WireMessage);
       received.push({ method: request.method ?? '', headers: request.headers, message });
       if (upstream.intercept?.(message, request, response)) return;
-      answer(message, request, response, sessions);
+      answer(message, request, response, sessions, upstream.tools);
     });
   });
   server.listen(0, '127.0.0.1');
@@ -75,6 +78,7 @@ function answer(
   request: IncomingMessage,
   response: ServerResponse,
   sessions: Set<string>,
+  tools: readonly string[],
 ): void {
   const sessionId = request.headers['mcp-session-id'];
   if (request.method === 'POST' && message?.method === 'initialize') {
@@ -118,14 +122,19 @@ function answer(
     response.writeHead(202).end();
     return;
   }
-  sendJson(response, 200, { jsonrpc: '2.0', id: message.id, ...resultFor(message) });
+  sendJson(response, 200, { jsonrpc: '2.0', id: message.id, ...resultFor(message, tools) });
 }
 
-function resultFor(message: WireMessage): Pick<WireMessage, 'result' | 'error'> {
+function resultFor(
+  message: WireMessage,
+  tools: readonly string[],
+): Pick<WireMessage, 'result' | 'error'> {
   switch (message.method) {
     case 'tools/list':
       return {
-        result: { tools: [{ name: 'echo', inputSchema: { type: 'object', properties: {} } }] },
+        result: {
+          tools: tools.map((name) => ({ name, inputSchema: { type: 'object', properties: {} } })),
+        },
       };
     case 'tools/call':
       return { result: { content: [{ type: 'text', text: 'echoed' }] } };

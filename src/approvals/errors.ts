@@ -1,0 +1,35 @@
+/**
+ * Why an approver's decision was not taken. Local errors: the admin API maps them to wire errors
+ * (src/admin/approvals-api.ts), the CLI to exit code 1. Callers branch on `code`, never on the
+ * message; the message is written for the approver and says what to do.
+ */
+
+export const APPROVAL_ERROR_CODES = [
+  /** No approval request has this id. */
+  'APPROVAL_NOT_FOUND',
+  /** The request is no longer pending (granted, refused, expired or withdrawn). */
+  'APPROVAL_ALREADY_DECIDED',
+  /** The approver is the requesting user, or the requesting agent (also via delegation). */
+  'APPROVAL_SELF_APPROVAL',
+  /** The approver holds none of the roles the request accepts. */
+  'APPROVAL_NOT_AN_APPROVER',
+  /** This approver has voted on the request already; a second approval needs another person. */
+  'APPROVAL_ALREADY_VOTED',
+  /** The request timed out before this decision; it is now marked expired. */
+  'APPROVAL_EXPIRED',
+] as const;
+
+export type ApprovalErrorCode = (typeof APPROVAL_ERROR_CODES)[number];
+
+export class ApprovalError extends Error {
+  readonly code: ApprovalErrorCode;
+  /** The approval request concerned. */
+  readonly approvalId: string;
+
+  constructor(code: ApprovalErrorCode, approvalId: string, message: string) {
+    super(message);
+    this.name = 'ApprovalError';
+    this.code = code;
+    this.approvalId = approvalId;
+  }
+}

@@ -53,6 +53,8 @@ const approvalsSchema = z.strictObject({
   approvers: z.record(z.string().min(1).max(256), approverSchema).default({}),
   webhooks: z.array(webhookSchema).default([]),
   poll_interval: positiveDuration.default(250),
+  /** How often a held call sends a progress notification (to a client that asked for progress). */
+  progress_interval: positiveDuration.default(5000),
 });
 
 /** Top-level keys this file adds to warden.yaml. */
@@ -80,6 +82,7 @@ export interface ApprovalsConfig {
   readonly webhooks: readonly ApprovalWebhookConfig[];
   /** How often a held call reads its request from the store, for decisions made elsewhere. */
   readonly pollIntervalMs: number;
+  readonly progressIntervalMs: number;
 }
 
 /** The typed form of the `approvals:` section. */
@@ -98,5 +101,6 @@ export function toApprovalsConfig(raw: z.output<typeof approvalsSchema>): Approv
       timeoutMs: webhook.timeout,
     })),
     pollIntervalMs: raw.poll_interval,
+    progressIntervalMs: raw.progress_interval,
   };
 }

@@ -25,6 +25,7 @@ import { startListener } from './http-server.js';
 import { createLogger, type Logger } from './logger.js';
 import { createPipeline } from './pipeline.js';
 import { setUpPolicy, type PolicyReload } from './policy.js';
+import { ADMIN_APPROVALS_PATH, setUpApprovals } from './approvals.js';
 
 const PARKED_CALL_TIMEOUT_MS = 10 * 60_000;
 const ADMIN_REVOCATIONS_PATH = '/admin/revocations';
@@ -103,11 +104,16 @@ async function assembleGateway(
   opened.push(async () => sessions.close());
   const policy = await setUpPolicy(config, store, logger, auditLog.record);
   opened.push(async () => policy.close());
+  const authenticator = dependencies.authenticator ?? authentication.authenticator;
+  const approvals = setUpApprovals(config, store, auditLog, logger, (request) =>
+    pipeline.authenticate(request, undefined),
+  );
   const pipeline = createPipeline({
-    authenticator: dependencies.authenticator ?? authentication.authenticator,
+    authenticator,
     authorizer: policy.authorizer,
     recorder: dependencies.recorder ?? auditLog.recorder,
     logger,
+    approvals: approvals.holder,
   });
   const eraOf = createEraDetector();
   // A parked multi round-trip call waits as long as a person may take to answer an elicitation.
@@ -167,7 +173,11 @@ async function assembleGateway(
     tls: config.listen.tls ? buildTlsServerOptions(config.listen.tls) : undefined,
     endpoints,
     route: (path) =>
-      path === ADMIN_REVOCATIONS_PATH ? revocationsApi : authentication.route(path),
+      path === ADMIN_REVOCATIONS_PATH
+        ? revocationsApi
+        : path === ADMIN_APPROVALS_PATH || path.startsWith(`${ADMIN_APPROVALS_PATH}/`)
+          ? approvals.api
+          : authentication.route(path),
     authenticate: (request, upstream) => pipeline.authenticate(request, upstream),
     challenge: (error, upstream) => authentication.challenge(error, upstream),
     onAuthFailure: (failure) => authFailures.report(failure),
@@ -207,6 +217,7 @@ async function assembleGateway(
         logger.debug({}, 'upstreams stopped');
         authFailures.flush();
         policy.close();
+        await approvals.close();
         await auditLog.close();
         logger.debug({}, 'audit log sealed');
         await authentication.close();

@@ -20,6 +20,8 @@ export interface GatewayAuditLog {
   note(entry: Omit<AuditEntry, 'time'>): void;
   /** Records an event and resolves once it is durable (rejects when the log cannot take it). */
   record(entry: AuditEntry): Promise<void>;
+  /** The keyed hash of arguments, as the call's records carry it (approvals bind to it). */
+  hashArguments(args: unknown): string;
   /** Commits what is pending and signs a final checkpoint. */
   close(): Promise<void>;
 }
@@ -87,7 +89,13 @@ export async function setUpAuditLog(
       throw error;
     }
   };
-  return { recorder, note, record, close: () => chain.close() };
+  return {
+    recorder,
+    note,
+    record,
+    hashArguments: (args) => redactor.hashArguments(args),
+    close: () => chain.close(),
+  };
 }
 
 /** The parts of the config that decide who may do what; secrets (hashes, keys) are left out. */

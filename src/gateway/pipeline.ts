@@ -36,6 +36,7 @@ import type { Logger } from './logger.js';
 export interface ApprovalHolder {
   hold(call: {
     readonly requestId: string;
+    readonly traceparent: string | undefined;
     readonly identity: Identity;
     readonly upstream: string;
     readonly tool: string;
@@ -105,6 +106,7 @@ export function createPipeline(options: {
         const approved = await approvals
           .hold({
             requestId: ctx.requestId,
+            traceparent: ctx.traceparent,
             identity: ctx.identity,
             upstream: ctx.upstreamName,
             tool: typeof request.params?.['name'] === 'string' ? request.params['name'] : '',

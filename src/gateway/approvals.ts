@@ -1,0 +1,80 @@
+/**
+ * Wires approvals for one gateway: the service that holds approval-gated calls (its records go to
+ * this replica's audit chain), webhook notifications, and the admin API through which
+ * approvers decide with their own token. Decisions made here release a held call at once; those
+ * made by the CLI or another replica are seen by polling the store.
+ */
+import { createApprovalsApi } from '../admin/approvals-api.js';
+import { traceIdOf } from '../audit/call-entry.js';
+import { createApprovalNotifier } from '../approvals/approval-notifier.js';
+import { createApprovalService } from '../approvals/approval-service.js';
+import type { Config } from '../config/config.js';
+import type { Identity } from '../domain/identity.js';
+import type { Store } from '../store/types.js';
+import type { GatewayAuditLog } from './audit-log.js';
+import type { Logger } from './logger.js';
+import type { ApprovalHolder } from './pipeline.js';
+
+export const ADMIN_APPROVALS_PATH = '/admin/approvals';
+
+export interface GatewayApprovals {
+  readonly holder: ApprovalHolder;
+  /** The admin API handler, for `/admin/approvals` and below. */
+  readonly api: ReturnType<typeof createApprovalsApi>;
+  /** Lets pending webhook deliveries finish. */
+  close(): Promise<void>;
+}
+
+export function setUpApprovals(
+  config: Config,
+  store: Store,
+  auditLog: GatewayAuditLog,
+  logger: Logger,
+  authenticate: (
+    request: Parameters<ReturnType<typeof createApprovalsApi>>[0],
+  ) => Promise<Identity>,
+  now: () => number = Date.now,
+): GatewayApprovals {
+  const notifier = createApprovalNotifier({
+    webhooks: config.approvals.webhooks,
+    onError: (error) =>
+      logger.warn({ alert: 'approval_webhook_failed', err: error }, 'approval webhook failed'),
+  });
+  const service = createApprovalService({
+    store,
+    config: config.approvals,
+    now,
+    record: auditLog.record,
+    notify: (request) => {
+      logger.warn(
+        {
+          event: 'approval.requested',
+          approval: request.id,
+          tool: `${request.upstream}.${request.tool}`,
+        },
+        'a call waits for approval',
+      );
+      notifier.notify(request);
+    },
+    onError: (error, message) => logger.error({ err: error }, message),
+    environment: config.environment,
+    progressEveryMs: config.approvals.progressIntervalMs,
+  });
+  const holder: ApprovalHolder = {
+    hold: ({ traceparent, ...call }) => {
+      const traceId = traceIdOf(traceparent);
+      return service.hold({
+        ...call,
+        ...(traceId !== undefined && { traceId }),
+        argumentsHash: auditLog.hashArguments(call.arguments),
+      });
+    },
+  };
+  const api = createApprovalsApi({
+    authenticate,
+    approvals: service,
+    approvers: config.approvals.approvers,
+    basePath: ADMIN_APPROVALS_PATH,
+  });
+  return { holder, api, close: () => notifier.idle() };
+}

@@ -1,0 +1,279 @@
+// Approvals end to end: a payment that needs approval is held (with progress to the client),
+// released exactly once with exactly the approved arguments when an approver decides through the
+// admin API with their own token, refused on denial, expiry or self-approval, and withdrawn when
+// the client goes away. Every step is on the audit log under the call's request id.
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { tellCallStory } from '../src/audit/call-story.js';
+import { createBusinessServer } from '../src/demo/business-server.js';
+import { openStore } from '../src/store/open-store.js';
+import type { ApprovalRequest, Store } from '../src/store/types.js';
+import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { startMcpHttpUpstream, type McpHttpUpstream } from './support/mcp-http-upstream.js';
+import { messagesOf, openSession, postMcp, type WireMessage } from './support/raw-http.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'warden-approvals-'));
+const storeUrl = `sqlite:${join(dir, 'warden.db')}`;
+let upstream: McpHttpUpstream;
+let gateway: TestGateway;
+/** A second connection to the gateway's database, as the CLI or another replica would have. */
+let store: Store;
+
+const PAYMENT = { vendor: 'acme', amount: 420.5, currency: 'EUR', memo: 'INV-7' };
+
+before(async () => {
+  upstream = await startMcpHttpUpstream(() => createBusinessServer({ domains: ['payments'] }));
+  gateway = await startTestGateway({
+    store: storeUrl,
+    log: { level: 'silent' },
+    audit: { hash_key_file: join(dir, 'hash.key'), stream: 'approvals-gw' },
+    upstreams: { payments: { url: upstream.url } },
+    agents: {
+      'finance-bot': { roles: ['finance_executor'] },
+      'approver-console': { roles: ['warden_approver'] },
+    },
+    lists: { approved_vendors: ['acme', 'globex'] },
+    scopes: {
+      vendor_whitelist: { arg: 'vendor', in_list: 'approved_vendors' },
+      max_amount_1000_eur: [
+        { arg: 'amount', max: 1000 },
+        { arg: 'currency', in: ['EUR'] },
+      ],
+    },
+    roles: {
+      finance_executor: {
+        grants: [
+          {
+            tool: 'payments.issue_payment',
+            scope: ['vendor_whitelist', 'max_amount_1000_eur'],
+            requires_approval: true,
+            approvers: ['finance_approver'],
+            approval_timeout: '2s',
+          },
+        ],
+      },
+    },
+    approvals: {
+      approvers: {
+        'carol@example.com': { roles: ['finance_approver'] },
+        'alan@example.com': { roles: ['finance_approver'] },
+        'dave@example.com': { roles: ['auditor'] },
+      },
+      poll_interval: '50ms',
+      progress_interval: '100ms',
+    },
+  });
+  store = await openStore(storeUrl);
+});
+
+after(async () => {
+  await gateway.close();
+  await store.close();
+  await upstream.close();
+});
+
+interface HeldCall {
+  /** Resolves with the reply once the call is released or refused. */
+  readonly reply: Promise<{ status: number; messages: WireMessage[]; requestId: string }>;
+  readonly approval: ApprovalRequest;
+}
+
+/** Starts a payment as finance-bot acting for alan, and waits until its approval is pending. */
+async function startPayment(args: Record<string, unknown> = PAYMENT): Promise<HeldCall> {
+  const headers = await gateway.authHeaders({ agent: 'finance-bot', user: 'alan@example.com' });
+  const url = gateway.endpoint('payments');
+  const sessionId = await openSession(url, headers);
+  const known = new Set((await store.approvals.list()).map((request) => request.id));
+  const reply = (async () => {
+    const response = await postMcp(
+      url,
+      {
+        jsonrpc: '2.0',
+        id: 9,
+        method: 'tools/call',
+        params: { name: 'issue_payment', arguments: args, _meta: { progressToken: 'pay-1' } },
+      },
+      { sessionId, headers },
+    );
+    return {
+      status: response.status,
+      messages: messagesOf(response),
+      requestId: String(response.headers['x-request-id']),
+    };
+  })();
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    const fresh = (await store.approvals.list({ status: 'pending' })).find(
+      (request) => !known.has(request.id),
+    );
+    if (fresh) return { reply, approval: fresh };
+    assert.ok(Date.now() < deadline, 'no approval request appeared');
+    await sleep(25);
+  }
+}
+
+async function decide(
+  id: string,
+  verdict: 'approve' | 'deny',
+  user: string,
+  reason = 'checked the invoice',
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const token = await gateway.token({ agent: 'approver-console', user });
+  const response = await fetch(`${gateway.url}/admin/approvals/${id}/${verdict}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ reason }),
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+async function recordsOf(requestId: string) {
+  return store.audit.query({ requestId });
+}
+
+test('an approved payment is forwarded once, with exactly the approved arguments, after progress', async () => {
+  const before = upstream.callsTo('issue_payment').length;
+  const held = await startPayment();
+  assert.equal(held.approval.agent, 'finance-bot');
+  assert.equal(held.approval.user, 'alan@example.com');
+  assert.deepEqual(
+    JSON.parse(held.approval.arguments),
+    PAYMENT,
+    'the approver sees the full arguments',
+  );
+  assert.deepEqual(held.approval.approverRoles, ['finance_approver']);
+  await sleep(300); // long enough for a few progress notifications
+  assert.equal(upstream.callsTo('issue_payment').length, before, 'nothing forwarded while held');
+  const decided = await decide(held.approval.id, 'approve', 'carol@example.com');
+  assert.equal(decided.status, 200, JSON.stringify(decided.body));
+  const { status, messages, requestId } = await held.reply;
+  assert.equal(status, 200);
+  const progress = messages.filter((m) => m.method === 'notifications/progress');
+  assert.ok(progress.length >= 1, 'the held client received progress notifications');
+  assert.equal(progress[0]?.params?.['progressToken'], 'pay-1');
+  const answer = messages.find((m) => m.id === 9);
+  assert.ok(answer?.result, `the call was answered: ${JSON.stringify(answer)}`);
+  const calls = upstream.callsTo('issue_payment').slice(before);
+  assert.equal(calls.length, 1, 'forwarded exactly once');
+  assert.deepEqual(calls[0]?.params?.['arguments'], PAYMENT, 'with exactly the approved arguments');
+
+  const deadline = Date.now() + 3000;
+  let events: string[] = [];
+  while (Date.now() < deadline) {
+    events = (await recordsOf(requestId)).map((record) => record.event);
+    if (events.includes('call.result')) break;
+    await sleep(25);
+  }
+  assert.deepEqual(events, [
+    'approval.requested',
+    'approval.granted',
+    'call.allowed',
+    'call.result',
+  ]);
+  const story = tellCallStory(await recordsOf(requestId));
+  assert.match(story, /approval requested/);
+  assert.match(story, /carol@example\.com/);
+  assert.match(story, /approved by carol@example\.com/);
+});
+
+test('a consumed approval cannot be decided again or reused', async () => {
+  const [granted] = await store.approvals.list({ status: 'granted' });
+  assert.ok(granted?.consumedAt !== undefined, 'the approval was used');
+  const again = await decide(granted.id, 'approve', 'alan@example.com');
+  assert.equal(again.status, 409);
+});
+
+test('a denied payment is refused with the approver’s reason and never forwarded', async () => {
+  const before = upstream.callsTo('issue_payment').length;
+  const held = await startPayment({ ...PAYMENT, amount: 999 });
+  const decided = await decide(held.approval.id, 'deny', 'carol@example.com', 'duplicate invoice');
+  assert.equal(decided.status, 200);
+  const { messages, requestId } = await held.reply;
+  const answer = messages.find((m) => m.id === 9);
+  assert.equal(answer?.error?.data?.code, 'WARDEN_APPROVAL_REFUSED');
+  assert.equal(answer?.error?.code, -32035);
+  assert.equal(upstream.callsTo('issue_payment').length, before);
+  const events = (await recordsOf(requestId)).map((record) => record.event);
+  assert.deepEqual(events, ['approval.requested', 'approval.refused']);
+});
+
+test('the requesting user cannot approve their own payment; an approver without the role cannot either', async () => {
+  const held = await startPayment({ ...PAYMENT, amount: 12 });
+  const self = await decide(held.approval.id, 'approve', 'alan@example.com');
+  assert.equal(self.status, 403, JSON.stringify(self.body));
+  const outsider = await decide(held.approval.id, 'approve', 'dave@example.com');
+  assert.equal(outsider.status, 403, JSON.stringify(outsider.body));
+  const stranger = await decide(held.approval.id, 'approve', 'mallory@example.com');
+  assert.equal(stranger.status, 403, JSON.stringify(stranger.body));
+  // Nobody eligible decides: the call expires (approval_timeout 2s) and is refused.
+  const { messages, requestId } = await held.reply;
+  const answer = messages.find((m) => m.id === 9);
+  assert.equal(answer?.error?.data?.code, 'WARDEN_APPROVAL_EXPIRED');
+  const events = (await recordsOf(requestId)).map((record) => record.event);
+  assert.deepEqual(events, ['approval.requested', 'approval.expired']);
+});
+
+test('a decision made through another connection to the store (the CLI) releases the call', async () => {
+  const { createApprovalService } = await import('../src/approvals/approval-service.js');
+  const cli = createApprovalService({
+    store,
+    config: { pollIntervalMs: 50 },
+    now: Date.now,
+    record: async () => {},
+    notify: () => {},
+  });
+  const held = await startPayment({ ...PAYMENT, amount: 77 });
+  await cli.decide(
+    held.approval.id,
+    { user: 'carol@example.com', roles: ['finance_approver'] },
+    'approve',
+    'ok',
+  );
+  const { messages } = await held.reply;
+  assert.ok(messages.find((m) => m.id === 9)?.result, 'released by a decision made elsewhere');
+});
+
+test('a client that goes away withdraws its approval request; nothing is forwarded', async () => {
+  const before = upstream.callsTo('issue_payment').length;
+  const headers = await gateway.authHeaders({ agent: 'finance-bot', user: 'alan@example.com' });
+  const url = gateway.endpoint('payments');
+  const sessionId = await openSession(url, headers);
+  const known = new Set((await store.approvals.list()).map((request) => request.id));
+  const controller = new AbortController();
+  const call = fetch(url, {
+    method: 'POST',
+    signal: controller.signal,
+    headers: {
+      ...headers,
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-session-id': sessionId,
+    },
+    body: JSON.stringify({
+      jsonrpc: '2.0',
+      id: 3,
+      method: 'tools/call',
+      params: { name: 'issue_payment', arguments: { ...PAYMENT, amount: 5 } },
+    }),
+  }).catch(() => undefined);
+  let pending: ApprovalRequest | undefined;
+  for (let deadline = Date.now() + 5000; !pending && Date.now() < deadline; await sleep(25)) {
+    pending = (await store.approvals.list({ status: 'pending' })).find((r) => !known.has(r.id));
+  }
+  assert.ok(pending, 'the call is held');
+  controller.abort();
+  await call;
+  let status = pending.status;
+  for (let deadline = Date.now() + 3000; status === 'pending' && Date.now() < deadline;) {
+    await sleep(25);
+    status = (await store.approvals.get(pending.id))?.status ?? status;
+  }
+  assert.equal(status, 'withdrawn');
+  const late = await decide(pending.id, 'approve', 'carol@example.com');
+  assert.equal(late.status, 409, 'a withdrawn request cannot be approved afterwards');
+  assert.equal(upstream.callsTo('issue_payment').length, before);
+});

@@ -193,3 +193,70 @@ test(
     }
   },
 );
+
+test(
+  "the demo's issue_payment goes through the whole approval loop from the CLI",
+  { timeout: 90_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-demo-approval-'));
+    const child = runCli(['demo', '--port', '0'], dir);
+    try {
+      const [, url] = await waitForOutput(child, /(http:\/\/127\.0\.0\.1:\d+)\/mcp\/payments/);
+      const [, financeToken = ''] = await waitForOutput(
+        child,
+        new RegExp(`finance-bot[\\s\\S]*?token \\(1 h\\):\\s+${JWT.source}`),
+      );
+      const client = new Client({ name: 'finance-agent', version: '1.0.0' });
+      await client.connect(
+        new StreamableHTTPClientTransport(new URL(`${url}/mcp/payments`), {
+          requestInit: { headers: { authorization: `Bearer ${financeToken}` } },
+        }),
+      );
+      try {
+        const payment = {
+          vendor: 'Acme Supplies GmbH',
+          amount: 420.5,
+          currency: 'EUR',
+          memo: 'demo approval',
+        };
+        // Held until a person decides; progress keeps the client's request alive meanwhile.
+        const call = client.callTool({ name: 'issue_payment', arguments: payment }, undefined, {
+          onprogress: () => undefined,
+          resetTimeoutOnProgress: true,
+        });
+        // If an assertion below fails first, the pending call must not become an unhandled rejection.
+        call.catch(() => undefined);
+        const config = join(dir, '.warden', 'demo.yaml');
+        const cli = (args: string[]) =>
+          promisify(execFile)(process.execPath, [CLI, ...args, '--config', config], {
+            cwd: dir,
+            timeout: 20_000,
+          });
+        let id = '';
+        for (let deadline = Date.now() + 15_000; id === '' && Date.now() < deadline;) {
+          const { stdout } = await cli(['approvals', 'list', '--status', 'pending', '--json']);
+          const listed = stdout
+            .split('\n')
+            .filter((line) => line.trim() !== '')
+            .map((line) => JSON.parse(line) as { id: string; tool: string });
+          id = listed.find((request) => request.tool === 'issue_payment')?.id ?? '';
+          if (id === '') await new Promise((resolve) => setTimeout(resolve, 200));
+        }
+        assert.notEqual(id, '', 'the payment is waiting for approval');
+        const shown = await cli(['approvals', 'show', id]);
+        assert.match(shown.stdout, /Acme Supplies GmbH/, 'the approver sees the full arguments');
+        const approved = await cli(['approvals', 'approve', id, '--as', 'controller@example.com']);
+        assert.match(approved.stdout, /granted|approved/i);
+        const result = (await call) as { isError?: boolean; structuredContent?: unknown };
+        assert.notEqual(result.isError, true, JSON.stringify(result));
+        assert.match(JSON.stringify(result), /Acme Supplies GmbH/);
+      } finally {
+        await client.close();
+      }
+      child.kill('SIGINT');
+      assert.equal(await exitCode(child), 0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  },
+);

@@ -4,8 +4,10 @@
  */
 import type { Command } from 'commander';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { stringify as stringifyYaml } from 'yaml';
 import { createServer } from 'node:net';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
@@ -13,6 +15,10 @@ import { startGateway, type RunningGateway } from '../gateway/app.js';
 import { DEMO_POLICY } from '../demo/demo-policy.js';
 import { hashClientSecret } from '../identity/client-authentication.js';
 import { stopOnSignal } from './run-until-signal.js';
+
+const DEMO_CONFIG_FILE = '.warden/demo.yaml';
+/** The demo's finance approver: a person, who decides from the CLI (or the admin API). */
+const DEMO_APPROVER = 'controller@example.com';
 
 const DEMO_SERVER = fileURLToPath(new URL('../demo/business-server-stdio.js', import.meta.url));
 
@@ -35,7 +41,11 @@ export function registerDemoCommand(program: Command): void {
       const secrets = new Map(
         DEMO_AGENTS.map((agent) => [agent.id, randomBytes(24).toString('base64url')]),
       );
-      const config = parseConfig(await demoConfig(port, secrets), 'demo');
+      const raw = await demoConfig(port, secrets);
+      // The same config on disk, so the operator commands (approvals, policy, tools, audit) can
+      // be pointed at the running demo with --config .warden/demo.yaml.
+      writeFileSync(DEMO_CONFIG_FILE, stringifyYaml(raw), { mode: 0o600 });
+      const config = parseConfig(raw, DEMO_CONFIG_FILE, process.cwd());
       const gateway = await startGateway(config);
       process.stdout.write(await describeDemo(gateway, config, secrets));
       stopOnSignal(gateway);
@@ -56,7 +66,8 @@ async function demoConfig(
   return {
     environment: 'demo',
     listen: { host: '127.0.0.1', port },
-    store: 'sqlite:./.warden/warden.db',
+    // Absolute, so the copy in .warden/demo.yaml means the same files from any folder.
+    store: `sqlite:${resolve('.warden/warden.db')}`,
     log: { level: 'warn' },
     auth: {
       resource: `http://127.0.0.1:${port}/mcp`,
@@ -64,6 +75,8 @@ async function demoConfig(
     },
     agents,
     ...DEMO_POLICY,
+    approvals: { approvers: { [DEMO_APPROVER]: { roles: ['finance_approver'] } } },
+    audit: { hash_key_file: resolve('.warden/audit-hash.key') },
     upstreams: {
       payments: { command: [process.execPath, DEMO_SERVER, '--domain', 'payments'] },
       crm: { command: [process.execPath, DEMO_SERVER, '--domain', 'crm'] },
@@ -121,6 +134,14 @@ ${lines.join('\n')}
     npx @modelcontextprotocol/inspector   connect to ${url}/mcp/research with header
                                           Authorization: Bearer <a token above>
 
-  State (signing keys, revocations) is kept under ./.warden/. Press Ctrl+C to stop.
+  Approvals: finance-bot's issue_payment waits for a human. In another terminal:
+    npx warden approvals list --config ${DEMO_CONFIG_FILE}
+    npx warden approvals approve <id> --as ${DEMO_APPROVER} --config ${DEMO_CONFIG_FILE}
+  Why was a call denied?
+    npx warden policy explain --agent research-bot --tool crm.update_record --config ${DEMO_CONFIG_FILE}
+    npx warden audit show <reference id from the error> --config ${DEMO_CONFIG_FILE}
+
+  State (signing keys, revocations, approvals, the audit log) is kept under ./.warden/.
+  Press Ctrl+C to stop.
 `;
 }

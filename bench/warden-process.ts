@@ -99,5 +99,5 @@ function fixedIdentity(environment: string): RequestAuthenticator {
 /** Records nothing: every decision "is recorded" at once, and so is every outcome. */
 function noAudit(): CallRecorder {
   const outcome: CallOutcome = Object.freeze({ answered: () => {}, failed: () => {} });
-  return { recordDecision: () => Promise.resolve(outcome) };
+  return { recordDecision: () => Promise.resolve(outcome), close: () => Promise.resolve() };
 }

@@ -24,7 +24,13 @@ export interface CallRecorder {
    * Durably records the decision on a call (`call.allowed` or `call.denied`). Rejects with
    * WARDEN_AUDIT_UNAVAILABLE when the log cannot take it: the call must then not proceed.
    */
-  recordDecision(facts: CallFacts, decision: Decision): Promise<CallOutcome>;
+  recordDecision(
+    facts: CallFacts,
+    decision: Decision,
+    options?: { readonly failOpen?: boolean },
+  ): Promise<CallOutcome>;
+  /** Tries once more to record what is spooled, then stops retrying. */
+  close(): Promise<void>;
 }
 
 export interface CallRecorderOptions {
@@ -37,18 +43,72 @@ export interface CallRecorderOptions {
   readonly region?: string | undefined;
   /** Told when the log could not take a record (decision or outcome): raise an alert. */
   readonly onFailure: (error: unknown, entry: AuditEntry) => void;
+  /** Records held for a later retry while the log is unavailable; beyond this, calls fail closed. */
+  readonly spoolLimit?: number;
+}
+
+const DEFAULT_SPOOL_LIMIT = 10_000;
+const SPOOL_RETRY_MS = 1000;
+
+/** Records the log could not take yet, retried in order until it can. */
+function createSpool(chain: Pick<AuditChain, 'record'>, limit: number) {
+  const waiting: AuditEntry[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  let flushing: Promise<void> | undefined;
+  const flush = async (): Promise<void> => {
+    while (waiting.length > 0) {
+      await chain.record(waiting[0] as AuditEntry);
+      waiting.shift();
+    }
+  };
+  const schedule = () => {
+    if (timer !== undefined) return;
+    timer = setInterval(() => {
+      flushing ??= flush()
+        .catch(() => undefined)
+        .finally(() => {
+          flushing = undefined;
+          if (waiting.length === 0 && timer !== undefined) {
+            clearInterval(timer);
+            timer = undefined;
+          }
+        });
+    }, SPOOL_RETRY_MS);
+    timer.unref();
+  };
+  return {
+    /** False when the spool is full: the record could not be kept. */
+    add(entry: AuditEntry): boolean {
+      if (waiting.length >= limit) return false;
+      waiting.push(entry);
+      schedule();
+      return true;
+    },
+    async close(): Promise<void> {
+      if (timer !== undefined) clearInterval(timer);
+      timer = undefined;
+      await flushing;
+      await flush().catch(() => undefined);
+    },
+  };
 }
 
 export function createCallRecorder(options: CallRecorderOptions): CallRecorder {
   const now = options.now ?? Date.now;
   const time = () => new Date(now()).toISOString();
 
+  const spool = createSpool(options.chain, options.spoolLimit ?? DEFAULT_SPOOL_LIMIT);
   const recordOutcome = (entry: AuditEntry): void => {
-    options.chain.record(entry).catch((error: unknown) => options.onFailure(error, entry));
+    options.chain.record(entry).catch((error: unknown) => {
+      options.onFailure(error, entry);
+      // Kept and retried, so an outage loses no outcome while the spool has room.
+      spool.add(entry);
+    });
   };
 
   return {
-    async recordDecision(facts, decision) {
+    close: () => spool.close(),
+    async recordDecision(facts, decision, recordOptions = {}) {
       const { tool, args } = describeTarget(facts.method, facts.params);
       const base = {
         ...callEntryBase(facts, tool),
@@ -66,7 +126,15 @@ export function createCallRecorder(options: CallRecorderOptions): CallRecorder {
         await options.chain.record(entry);
       } catch (error) {
         options.onFailure(error, entry);
-        throw new WardenError('WARDEN_AUDIT_UNAVAILABLE', undefined, { cause: error });
+        // Fail open only where configured (non-sensitive tools), and only while the spool has room:
+        // the decision record is then written late, marked as such, never dropped.
+        const late = {
+          ...entry,
+          details: { failOpen: 'the audit log was unavailable; recorded late' },
+        };
+        if (!recordOptions.failOpen || decision.effect === 'deny' || !spool.add(late)) {
+          throw new WardenError('WARDEN_AUDIT_UNAVAILABLE', undefined, { cause: error });
+        }
       }
       const started = now();
       let settled = false;

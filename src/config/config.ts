@@ -20,6 +20,12 @@ export interface CircuitBreakerConfig {
   readonly openForMs: number;
 }
 
+/** Per-tool failure handling (see `upstreams.<name>.tools` in warden.yaml). */
+export interface ToolSettings {
+  readonly sensitive: boolean;
+  readonly onFailure: 'closed' | 'open';
+}
+
 export interface HttpUpstreamConfig {
   readonly kind: 'http';
   readonly name: string;
@@ -27,6 +33,8 @@ export interface HttpUpstreamConfig {
   readonly credential: UpstreamCredentialConfig | undefined;
   readonly headers: Readonly<Record<string, string>>;
   readonly timeoutMs: number;
+  /** Tools with settings of their own; any other tool is sensitive and fails closed. */
+  readonly tools: ReadonlyMap<string, ToolSettings>;
   readonly circuitBreaker: CircuitBreakerConfig;
 }
 
@@ -41,6 +49,7 @@ export interface StdioUpstreamConfig {
   readonly maxSessions: number;
   readonly restartBackoffMs: number;
   readonly restartBackoffMaxMs: number;
+  readonly tools: ReadonlyMap<string, ToolSettings>;
   readonly circuitBreaker: CircuitBreakerConfig;
 }
 

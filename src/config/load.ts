@@ -8,6 +8,7 @@ import { toApprovalsConfig } from './approvals-schema.js';
 import { toPolicyConfig } from './policy-config.js';
 import { ConfigError } from '../domain/errors.js';
 import type {
+  ToolSettings,
   AgentConfig,
   AuthConfig,
   CircuitBreakerConfig,
@@ -208,6 +209,7 @@ function toUpstreamConfig(
       headers: upstream.headers ?? {},
       timeoutMs: upstream.timeout,
       circuitBreaker: toCircuitBreakerConfig(upstream.circuit_breaker),
+      tools: toToolSettings(upstream.tools),
       credential: credential
         ? {
             source:
@@ -233,7 +235,19 @@ function toUpstreamConfig(
     restartBackoffMs: upstream.restart_backoff,
     restartBackoffMaxMs: upstream.restart_backoff_max,
     circuitBreaker: toCircuitBreakerConfig(upstream.circuit_breaker),
+    tools: toToolSettings(upstream.tools),
   };
+}
+
+function toToolSettings(
+  raw: RawConfig['upstreams'][string]['tools'],
+): ReadonlyMap<string, ToolSettings> {
+  return new Map(
+    Object.entries(raw).map(([name, tool]) => [
+      name,
+      { sensitive: tool.sensitive, onFailure: tool.on_failure },
+    ]),
+  );
 }
 
 function toCircuitBreakerConfig(

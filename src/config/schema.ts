@@ -45,12 +45,29 @@ const circuitBreakerSchema = z.strictObject({
   open_for: positiveDuration.default(30_000),
 });
 
+/**
+ * How one tool fails. Closed (refused) is the default; `open` (forwarded even when the audit log
+ * cannot record the call first, the record following once it can) only for tools marked
+ * non-sensitive, and each fail-open is itself alerted and recorded.
+ */
+const toolSettingsSchema = z
+  .strictObject({
+    sensitive: z.boolean().default(true),
+    on_failure: z.enum(['closed', 'open']).default('closed'),
+  })
+  .refine((tool) => tool.on_failure === 'closed' || !tool.sensitive, {
+    message: 'on_failure: open is allowed only for tools marked sensitive: false',
+    path: ['on_failure'],
+  });
+const toolsSchema = z.record(z.string().min(1), toolSettingsSchema).default({});
+
 const httpUpstreamSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
   credential: credentialSchema.optional(),
   headers: z.record(z.string(), z.string()).optional(),
   timeout: positiveDuration.default(60_000),
   circuit_breaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
+  tools: toolsSchema,
 });
 
 const stdioUpstreamSchema = z.strictObject({
@@ -62,6 +79,7 @@ const stdioUpstreamSchema = z.strictObject({
   restart_backoff: positiveDuration.default(250),
   restart_backoff_max: positiveDuration.default(30_000),
   circuit_breaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
+  tools: toolsSchema,
 });
 
 /** The key that tells each kind of upstream apart, in the order of upstreamSchema's options. */

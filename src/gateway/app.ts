@@ -114,6 +114,8 @@ async function assembleGateway(
     recorder: dependencies.recorder ?? auditLog.recorder,
     logger,
     approvals: approvals.holder,
+    failsOpen: (upstream, tool) =>
+      tool !== undefined && config.upstreams.get(upstream)?.tools.get(tool)?.onFailure === 'open',
   });
   const eraOf = createEraDetector();
   // A parked multi round-trip call waits as long as a person may take to answer an elicitation.

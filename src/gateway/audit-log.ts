@@ -94,7 +94,10 @@ export async function setUpAuditLog(
     note,
     record,
     hashArguments: (args) => redactor.hashArguments(args),
-    close: () => chain.close(),
+    close: async () => {
+      await recorder.close();
+      await chain.close();
+    },
   };
 }
 

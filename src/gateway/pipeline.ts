@@ -66,8 +66,10 @@ export function createPipeline(options: {
   logger: Logger;
   /** Holds approval-gated calls; without it they are refused (WARDEN_APPROVAL_UNAVAILABLE). */
   approvals?: ApprovalHolder;
+  /** Whether a tool is configured to fail open (non-sensitive tools only) when the log is down. */
+  failsOpen?: (upstream: string, tool: string | undefined) => boolean;
 }): Pipeline {
-  const { authenticator, authorizer, recorder, logger, approvals } = options;
+  const { authenticator, authorizer, recorder, logger, approvals, failsOpen } = options;
   return {
     authenticate(request, upstream) {
       return authenticator.authenticate({
@@ -176,7 +178,9 @@ export function createPipeline(options: {
       if (decision.effect === 'approval_required') {
         allowed = await holdForApproval(message, context, authorization);
       }
-      const recorded = await recorder.recordDecision(facts, allowed);
+      const recorded = await recorder.recordDecision(facts, allowed, {
+        failOpen: failsOpen?.(context.upstreamName, toolName(message)) ?? false,
+      });
       const span = startCallSpan(facts, allowed);
       const { rewrite } = authorization;
       return {
@@ -203,6 +207,11 @@ function callFacts(message: JsonRpcRequest, context: ClientMessageContext): Call
     method: message.method,
     params: message.params,
   };
+}
+
+function toolName(request: JsonRpcRequest): string | undefined {
+  const name = request.params?.['name'];
+  return request.method === 'tools/call' && typeof name === 'string' ? name : undefined;
 }
 
 /** The client's progress token, if it asked for progress on this request. */

@@ -277,3 +277,38 @@ test('a client that goes away withdraws its approval request; nothing is forward
   assert.equal(late.status, 409, 'a withdrawn request cannot be approved afterwards');
   assert.equal(upstream.callsTo('issue_payment').length, before);
 });
+
+test('a payment outside the grant is denied before approval, and its story says why', async () => {
+  const before = upstream.callsTo('issue_payment').length;
+  const headers = await gateway.authHeaders({ agent: 'finance-bot', user: 'alan@example.com' });
+  const url = gateway.endpoint('payments');
+  const sessionId = await openSession(url, headers);
+  const pending = (await store.approvals.list({ status: 'pending' })).length;
+  const reply = await postMcp(
+    url,
+    {
+      jsonrpc: '2.0',
+      id: 4,
+      method: 'tools/call',
+      params: { name: 'issue_payment', arguments: { ...PAYMENT, vendor: 'Evil Corp' } },
+    },
+    { sessionId, headers },
+  );
+  const answer = messagesOf(reply).find((m) => m.id === 4);
+  assert.equal(answer?.error?.data?.code, 'WARDEN_POLICY_DENIED');
+  assert.equal(
+    (await store.approvals.list({ status: 'pending' })).length,
+    pending,
+    'no approval asked',
+  );
+  assert.equal(upstream.callsTo('issue_payment').length, before);
+  const reference = String(answer?.error?.data?.reference);
+  const records = await recordsOf(reference);
+  assert.deepEqual(
+    records.map((record) => record.event),
+    ['call.denied'],
+  );
+  const story = tellCallStory(records);
+  assert.match(story, /vendor must be on the list approved_vendors/);
+  assert.match(story, /denied; the call never reached the upstream/);
+});

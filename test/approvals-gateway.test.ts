@@ -312,3 +312,58 @@ test('a payment outside the grant is denied before approval, and its story says 
   assert.match(story, /vendor must be on the list approved_vendors/);
   assert.match(story, /denied; the call never reached the upstream/);
 });
+
+test('notifications/cancelled for a held call withdraws its approval request', async () => {
+  const headers = await gateway.authHeaders({ agent: 'finance-bot', user: 'alan@example.com' });
+  const url = gateway.endpoint('payments');
+  const sessionId = await openSession(url, headers);
+  const known = new Set((await store.approvals.list()).map((request) => request.id));
+  const call = postMcp(
+    url,
+    {
+      jsonrpc: '2.0',
+      id: 'held-1',
+      method: 'tools/call',
+      params: { name: 'issue_payment', arguments: { ...PAYMENT, amount: 6 } },
+    },
+    { sessionId, headers },
+  );
+  let pending: ApprovalRequest | undefined;
+  for (let deadline = Date.now() + 5000; !pending && Date.now() < deadline; await sleep(25)) {
+    pending = (await store.approvals.list({ status: 'pending' })).find((r) => !known.has(r.id));
+  }
+  assert.ok(pending, 'the call is held');
+  // Another session of the same agent cannot cancel it: cancellation is per session.
+  const otherSession = await openSession(url, headers);
+  await postMcp(
+    url,
+    { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'held-1' } },
+    { sessionId: otherSession, headers },
+  );
+  await sleep(200);
+  assert.equal((await store.approvals.get(pending.id))?.status, 'pending');
+  const cancelled = await postMcp(
+    url,
+    { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'held-1' } },
+    { sessionId, headers },
+  );
+  assert.equal(cancelled.status, 202);
+  await call;
+  assert.equal((await store.approvals.get(pending.id))?.status, 'withdrawn');
+});
+
+test('an approval covers only the arguments it was given: other arguments need a new approval', async () => {
+  const first = await startPayment({ ...PAYMENT, amount: 100 });
+  assert.equal((await decide(first.approval.id, 'approve', 'carol@example.com')).status, 200);
+  await first.reply;
+  const second = await startPayment({ ...PAYMENT, amount: 900 });
+  assert.notEqual(second.approval.id, first.approval.id, 'a new request, not the old approval');
+  assert.equal(JSON.parse(second.approval.arguments).amount, 900);
+  assert.notEqual(second.approval.argumentsHash, first.approval.argumentsHash);
+  assert.equal(
+    (await decide(second.approval.id, 'deny', 'carol@example.com', 'too much')).status,
+    200,
+  );
+  const answer = (await second.reply).messages.find((m) => m.id === 9);
+  assert.equal(answer?.error?.data?.code, 'WARDEN_APPROVAL_REFUSED');
+});

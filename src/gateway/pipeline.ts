@@ -25,7 +25,7 @@ import { startCallSpan } from '../audit/call-spans.js';
 import { WardenError } from '../domain/errors.js';
 import type { JsonRpcMessage, JsonRpcRequest } from '../domain/jsonrpc.js';
 import type { Authorization, MessageAuthorizer } from '../policy/authorize-message.js';
-import { isRequest } from '../domain/jsonrpc.js';
+import { isNotification, isRequest } from '../domain/jsonrpc.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import { describeClientCertificate } from '../identity/client-certificate.js';
 import { readHeader } from '../mcp/http-headers.js';
@@ -70,6 +70,8 @@ export function createPipeline(options: {
   failsOpen?: (upstream: string, tool: string | undefined) => boolean;
 }): Pipeline {
   const { authenticator, authorizer, recorder, logger, approvals, failsOpen } = options;
+  /** Calls held for approval, by session and JSON-RPC id, so a cancellation can withdraw them. */
+  const heldCalls = new Map<string, AbortController>();
   return {
     authenticate(request, upstream) {
       return authenticator.authenticate({
@@ -105,6 +107,12 @@ export function createPipeline(options: {
         };
         if (!approvals) return refuseUnavailable();
         const progressRef = readProgressToken(request);
+        // Withdrawn when the client goes away or sends notifications/cancelled for this request.
+        const cancellation = new AbortController();
+        const key = heldKey(ctx.sessionId, request.id);
+        heldCalls.set(key, cancellation);
+        const onGone = () => cancellation.abort(ctx.signal?.reason);
+        ctx.signal?.addEventListener('abort', onGone, { once: true });
         const approved = await approvals
           .hold({
             requestId: ctx.requestId,
@@ -115,7 +123,7 @@ export function createPipeline(options: {
             arguments: request.params?.['arguments'] ?? {},
             decision,
             toolDefinitionHash: authorization.toolDefinitionHash,
-            signal: ctx.signal ?? new AbortController().signal,
+            signal: cancellation.signal,
             onWaiting: ({ approvalId, elapsedMs }) => {
               if (progressRef === undefined) return;
               ctx.interim?.notify({
@@ -133,7 +141,11 @@ export function createPipeline(options: {
             error instanceof WardenError && error.code === 'WARDEN_APPROVAL_UNAVAILABLE'
               ? refuseUnavailable(error)
               : Promise.reject(error),
-          );
+          )
+          .finally(() => {
+            heldCalls.delete(key);
+            ctx.signal?.removeEventListener('abort', onGone);
+          });
         const refused = await authorizer.chargeQuotas(request, ctx.identity, ctx.upstreamName);
         const allowed: Decision = {
           effect: 'allow',
@@ -165,6 +177,15 @@ export function createPipeline(options: {
         );
       }
       // Requests are calls with an outcome worth recording; notifications and replies are not.
+      // Only within a session (bound to the identity that opened it): nobody else can cancel.
+      if (
+        context.sessionId !== undefined &&
+        isNotification(message) &&
+        message.method === 'notifications/cancelled'
+      ) {
+        // A client cancelling a call held for approval withdraws its approval request.
+        heldCalls.get(heldKey(context.sessionId, message.params?.['requestId']))?.abort();
+      }
       if (!isRequest(message) || message.method === 'ping') return undefined;
       const facts = callFacts(message, context);
       const authorization = await authorizeOrDeny(message, context);
@@ -207,6 +228,10 @@ function callFacts(message: JsonRpcRequest, context: ClientMessageContext): Call
     method: message.method,
     params: message.params,
   };
+}
+
+function heldKey(sessionId: string | undefined, rpcId: unknown): string {
+  return `${sessionId ?? ''}\u0000${JSON.stringify(rpcId ?? null)}`;
 }
 
 function toolName(request: JsonRpcRequest): string | undefined {

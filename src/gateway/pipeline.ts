@@ -97,12 +97,16 @@ export function createPipeline(options: {
       ): Promise<Decision> => {
         const { decision } = authorization;
         const refuseUnavailable = async (cause?: unknown): Promise<never> => {
-          // The approval service could not record the request: the log must still show the refusal.
-          await recorder.recordDecision(callFacts(request, ctx), {
-            ...decision,
-            effect: 'deny',
-            reasons: ['approval required, but the approval service is unavailable (fail closed)'],
-          });
+          // The approval service could not record the request: the log must still show the
+          // refusal. If the log is down too, the recorder has raised its alert; the caller is
+          // still told what it needs to know: the approval could not be asked for.
+          await recorder
+            .recordDecision(callFacts(request, ctx), {
+              ...decision,
+              effect: 'deny',
+              reasons: ['approval required, but the approval service is unavailable (fail closed)'],
+            })
+            .catch(() => undefined);
           throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE', undefined, { cause });
         };
         if (!approvals) return refuseUnavailable();

@@ -47,6 +47,13 @@ async function* watchEvents(
   let settled = false;
   try {
     for await (const event of events) {
+      if (!settled && event.failure !== undefined) {
+        // Warden's own answer for a call the upstream failed (e.g. a stdio child that died).
+        settled = true;
+        observer.failed(event.failure);
+        yield event;
+        continue;
+      }
       if (!settled && event.message && isResponse(event.message) && event.message.id === rpcId) {
         settled = true;
         const answer = await rewritten(event.message, observer);

@@ -206,9 +206,8 @@ class StdioUpstreamSession implements UpstreamSession {
   private armTimeout(id: JsonRpcId, entry: PendingRequest): void {
     if (entry.timer) clearTimeout(entry.timer);
     entry.timer = setTimeout(() => {
-      entry.events.push({
-        message: toErrorResponse(new WardenError('WARDEN_UPSTREAM_TIMEOUT'), entry.requestId, id),
-      });
+      const failure = new WardenError('WARDEN_UPSTREAM_TIMEOUT');
+      entry.events.push({ message: toErrorResponse(failure, entry.requestId, id), failure });
       this.abandon(id);
     }, this.config.timeoutMs);
     entry.timer.unref();
@@ -275,8 +274,10 @@ class StdioUpstreamSession implements UpstreamSession {
 
   private failPending(code: 'WARDEN_UPSTREAM_UNAVAILABLE'): void {
     for (const entry of [...this.pending.values()]) {
+      const failure = new WardenError(code);
       entry.events.push({
-        message: toErrorResponse(new WardenError(code), entry.requestId, entry.id),
+        message: toErrorResponse(failure, entry.requestId, entry.id),
+        failure,
       });
       this.settle(entry.id, entry);
     }

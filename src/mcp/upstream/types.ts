@@ -23,6 +23,11 @@ export interface UpstreamEvent {
   readonly message?: JsonRpcMessage;
   /** The event's data exactly as the upstream wrote it, reused when the message is unchanged. */
   readonly raw?: string;
+  /**
+   * Set when `message` is Warden's own error answer for a call the upstream failed to answer
+   * (child died, timeout): the call is recorded as failed with this error, not as answered.
+   */
+  readonly failure?: Error;
 }
 
 /** What the upstream answered to one HTTP exchange. */

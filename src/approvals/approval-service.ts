@@ -28,6 +28,7 @@
  * another replica) are seen by reading the request every `pollIntervalMs`.
  */
 import { randomUUID } from 'node:crypto';
+import { identityFields } from '../audit/call-entry.js';
 import type { ApprovalsConfig } from '../config/config.js';
 import type { AuditEntry } from '../domain/audit-record.js';
 import { canonicalJson } from '../domain/canonical-json.js';
@@ -302,7 +303,7 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     }
     if (settled === undefined) return false;
     await recordLate({
-      ...callEntryBase(call, request),
+      ...heldCallEntryBase(call, request),
       event: 'approval.expired',
       time: isoTime(settled.decidedAt ?? now()),
       approval: { id: request.id, argumentsHash: request.argumentsHash },
@@ -320,7 +321,7 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     if (settled !== undefined) {
       const decidedAt = isoTime(settled.decidedAt ?? now());
       await recordLate({
-        ...callEntryBase(call, request),
+        ...heldCallEntryBase(call, request),
         event: 'approval.refused',
         time: decidedAt,
         approval: {
@@ -553,17 +554,11 @@ function bindingMismatch(approval: ApprovalRequest, call: ApprovalBinding): stri
 }
 
 /** The facts every record of a held call shares. */
-function callEntryBase(call: HeldCall, request: ApprovalRequest) {
-  const { identity } = call;
+function heldCallEntryBase(call: HeldCall, request: ApprovalRequest) {
   return {
     requestId: call.requestId,
     ...(call.traceId !== undefined && { traceId: call.traceId }),
-    environment: identity.environment,
-    ...(identity.tenant !== undefined && { tenant: identity.tenant }),
-    ...(identity.user !== undefined && { user: identity.user }),
-    agent: identity.agent,
-    roles: identity.roles,
-    ...(identity.declaredModel !== undefined && { model: identity.declaredModel }),
+    ...identityFields(call.identity),
     upstream: request.upstream,
     tool: request.tool,
   };
@@ -571,7 +566,7 @@ function callEntryBase(call: HeldCall, request: ApprovalRequest) {
 
 function requestedEntry(call: HeldCall, request: ApprovalRequest): AuditEntry {
   return {
-    ...callEntryBase(call, request),
+    ...heldCallEntryBase(call, request),
     event: 'approval.requested',
     time: isoTime(request.createdAt),
     argumentsHash: request.argumentsHash,

@@ -54,19 +54,27 @@ export function callEntryBase(
   facts: CallFacts,
   tool: string | undefined,
 ): Omit<AuditEntry, 'event' | 'time'> {
-  const { identity } = facts;
   const traceId = traceIdOf(facts.traceparent);
   return {
     requestId: facts.requestId,
     ...(traceId !== undefined && { traceId }),
+    ...identityFields(facts.identity),
+    upstream: facts.upstream,
+    method: facts.method,
+    ...(tool !== undefined && { tool }),
+  };
+}
+
+/** Who made a call, as every record of it names them: the model only as declared. */
+export function identityFields(
+  identity: Identity,
+): Pick<AuditEntry, 'environment' | 'tenant' | 'user' | 'agent' | 'roles' | 'model'> {
+  return {
     environment: identity.environment,
     ...(identity.tenant !== undefined && { tenant: identity.tenant }),
     ...(identity.user !== undefined && { user: identity.user }),
     agent: identity.agent,
     roles: identity.roles,
     ...(identity.declaredModel !== undefined && { model: identity.declaredModel }),
-    upstream: facts.upstream,
-    method: facts.method,
-    ...(tool !== undefined && { tool }),
   };
 }

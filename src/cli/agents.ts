@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { hashClientSecret } from '../identity/client-authentication.js';
-import { runCliAction, UsageError } from './keys.js';
+import { runCliAction, UsageError } from './operator.js';
 
 export function registerAgentsCommand(program: Command): void {
   const agents = program.command('agents').description('manage agent credentials');

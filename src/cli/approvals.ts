@@ -5,7 +5,7 @@
  * CLI's own stream. Exit codes: 0 done, 1 refused by the approval rules (already decided,
  * self-approval, not an approver, …) or not found, 2 a usage or configuration mistake.
  */
-import type { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { createApprovalService, type ApprovalService } from '../approvals/approval-service.js';
 import {
   APPROVAL_STATUSES,
@@ -18,11 +18,17 @@ import { recordOnce } from '../audit/record-once.js';
 import { toTerminalText } from '../audit/terminal-text.js';
 import type { Config } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
-import { WardenError } from '../domain/errors.js';
 import type { ApprovalRequest, ApprovalStatus } from '../store/types.js';
-import { runCliAction, UsageError, withStore } from './keys.js';
+import { formatTable } from './format-table.js';
+import {
+  CONFIG_OPTION,
+  describeError,
+  exitWithUsageCode,
+  runCliAction,
+  UsageError,
+  withStore,
+} from './operator.js';
 
-const CONFIG_OPTION = ['-c, --config <file>', 'configuration file', 'warden.yaml'] as const;
 const MAX_REASON_LENGTH = 1000;
 
 const APPROVER_HELP = `
@@ -54,7 +60,7 @@ export function registerApprovalsCommand(program: Command): void {
     .command('approvals')
     .description('list, inspect, approve and deny calls held for human approval')
     // Usage mistakes exit 2 (1 means the approval rules refused); subcommands inherit this.
-    .exitOverride((error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : 2));
+    .exitOverride(exitWithUsageCode);
 
   approvals
     .command('list')
@@ -63,7 +69,7 @@ export function registerApprovalsCommand(program: Command): void {
     .option('--status <status>', `only requests in this status (${APPROVAL_STATUSES.join(', ')})`)
     .option('--json', 'print the requests as JSON, one per line')
     .action((options: ListOptions) =>
-      runApprovalsAction(async () => {
+      runCliAction(async () => {
         const status = parseStatus(options.status);
         const config = loadConfigFile(options.config);
         await withApprovals(config, async (service) => {
@@ -80,7 +86,7 @@ export function registerApprovalsCommand(program: Command): void {
             );
             return;
           }
-          process.stdout.write(formatTable(requests));
+          process.stdout.write(formatRequests(requests));
         });
       }),
     );
@@ -92,7 +98,7 @@ export function registerApprovalsCommand(program: Command): void {
     .option(...CONFIG_OPTION)
     .option('--json', 'print the request as JSON')
     .action((id: string, options: ShowOptions) =>
-      runApprovalsAction(async () => {
+      runCliAction(async () => {
         const config = loadConfigFile(options.config);
         await withApprovals(config, async (service) => {
           const request = await service.get(id);
@@ -121,7 +127,7 @@ export function registerApprovalsCommand(program: Command): void {
     .option('--reason <text>', 'why, for the audit trail', '')
     .addHelpText('after', APPROVER_HELP)
     .action((id: string, options: DecideOptions) =>
-      runApprovalsAction(() => decideCommand(id, options, 'approve')),
+      runCliAction(() => decideCommand(id, options, 'approve')),
     );
 
   approvals
@@ -133,7 +139,7 @@ export function registerApprovalsCommand(program: Command): void {
     .requiredOption('--reason <text>', 'why (required; sent to the caller and recorded)')
     .addHelpText('after', APPROVER_HELP)
     .action((id: string, options: DecideOptions) =>
-      runApprovalsAction(() => decideCommand(id, options, 'deny')),
+      runCliAction(() => decideCommand(id, options, 'deny')),
     );
 }
 
@@ -204,7 +210,8 @@ function parseStatus(value: string | undefined): ApprovalStatus | undefined {
   return value as ApprovalStatus;
 }
 
-function formatTable(requests: readonly ApprovalRequest[]): string {
+/** One row a request, for `list`; every cell made safe for a terminal. */
+function formatRequests(requests: readonly ApprovalRequest[]): string {
   const rows = [
     ['ID', 'STATUS', 'CREATED', 'EXPIRES', 'AGENT', 'USER', 'TOOL', 'VOTES'],
     ...requests.map((request) => [
@@ -217,19 +224,8 @@ function formatTable(requests: readonly ApprovalRequest[]): string {
       `${request.upstream}.${request.tool}`,
       `${request.votes.filter((vote) => vote.decision === 'approve').length}/${request.approvalsRequired}`,
     ]),
-  ].map((row) => row.map(toTerminalText));
-  const widths = rows[0]?.map((_, column) =>
-    Math.max(...rows.map((row) => (row[column] ?? '').length)),
-  );
-  return rows
-    .map((row) =>
-      row
-        .map((cell, column) => cell.padEnd(widths?.[column] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n')
-    .concat('\n');
+  ];
+  return formatTable(rows.map((row) => row.map(toTerminalText)));
 }
 
 /** Every fact of a request, for an approver deciding on it. */
@@ -266,34 +262,4 @@ function describeRequest(request: ApprovalRequest): string {
     lines.push(`  ${iso(vote.at)} ${toTerminalText(`${vote.approver} ${vote.decision}${reason}`)}`);
   }
   return `${lines.join('\n')}\n`;
-}
-
-/**
- * Runs an approvals subcommand: a usage mistake exits 2, a refusal by the approval rules (or an
- * unavailable store or audit log) exits 1 with one line; the rest as for every command.
- */
-function runApprovalsAction(action: () => Promise<void>): Promise<void> {
-  return runCliAction(async () => {
-    try {
-      await action();
-    } catch (error) {
-      if (error instanceof UsageError) {
-        process.stderr.write(`warden: ${error.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      if (error instanceof ApprovalError || error instanceof WardenError) {
-        process.stderr.write(`warden: ${describeError(error)}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      throw error;
-    }
-  });
-}
-
-function describeError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
-  return `${error.message}${cause}`;
 }

@@ -12,7 +12,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import type { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import {
@@ -41,9 +41,15 @@ import {
   AUDIT_QUERY_MAX_LIMIT,
   type AuditQuery,
 } from '../store/types.js';
-import { runCliAction, UsageError, withStore } from './keys.js';
+import {
+  CONFIG_OPTION,
+  DEFAULT_CONFIG_FILE,
+  exitWithUsageCode,
+  runCliAction,
+  UsageError,
+  withStore,
+} from './operator.js';
 
-const DEFAULT_CONFIG = 'warden.yaml';
 /** Below this many records verification is quick enough to need no progress bar. */
 const LARGE_LOG = 10_000;
 
@@ -101,33 +107,33 @@ export function registerAuditCommand(program: Command): void {
     .command('audit')
     .description('verify, export, investigate and archive the tamper-evident audit log')
     // Usage mistakes exit 2 (1 means "not intact"); subcommands made below inherit this.
-    .exitOverride((error: CommanderError) => process.exit(error.exitCode === 0 ? 0 : 2));
+    .exitOverride(exitWithUsageCode);
 
   audit
     .command('verify')
     .description(
       'check every record, link and signed checkpoint; report the first bad sequence number (exit 0 intact, 1 not, 2 usage)',
     )
-    .option('-c, --config <file>', `verify the configured store (default ${DEFAULT_CONFIG})`)
+    .option('-c, --config <file>', `verify the configured store (default ${DEFAULT_CONFIG_FILE})`)
     .option('-f, --file <export>', 'verify a JSONL export offline (needs --public-key)')
     .option('--public-key <file>', 'the audit public key (PEM) to trust')
     .option('--json', 'print the report as JSON')
-    .action((options: VerifyOptions) => runAuditAction(() => verifyCommand(options)));
+    .action((options: VerifyOptions) => runCliAction(() => verifyCommand(options)));
 
   audit
     .command('export')
     .description('export the audit log: verifiable JSONL (records and checkpoints) or OCSF')
-    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .option(...CONFIG_OPTION)
     .requiredOption('-o, --out <file>', 'where to write the export (- for stdout)')
     .option('--format <format>', 'jsonl (verifiable) or ocsf (API Activity, class 6003)', 'jsonl')
-    .action((options: ExportOptions) => runAuditAction(() => exportCommand(options)));
+    .action((options: ExportOptions) => runCliAction(() => exportCommand(options)));
 
   audit
     .command('public-key')
     .description('print the audit public key (PEM), created on first use; pin it for verify')
-    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .option(...CONFIG_OPTION)
     .action((options: { config: string }) =>
-      runAuditAction(async () => {
+      runCliAction(async () => {
         await withStore(loadConfigFile(options.config), async (store) => {
           const key = await loadOrCreateAuditKey(store.audit);
           process.stdout.write(key.publicKeyPem);
@@ -139,7 +145,7 @@ export function registerAuditCommand(program: Command): void {
   audit
     .command('query')
     .description('find records as a timeline (oldest first); every filter narrows the result')
-    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .option(...CONFIG_OPTION)
     .option('--user <user>', 'the user on whose behalf the call was made')
     .option('--agent <agent>', 'the calling agent')
     .option('--role <role>', 'a role the caller held')
@@ -157,21 +163,21 @@ export function registerAuditCommand(program: Command): void {
       String(AUDIT_QUERY_DEFAULT_LIMIT),
     )
     .option('--format <format>', 'table (a timeline) or jsonl (records exactly as stored)', 'table')
-    .action((options: QueryOptions) => runAuditAction(() => queryCommand(options)));
+    .action((options: QueryOptions) => runCliAction(() => queryCommand(options)));
 
   audit
     .command('show')
     .description('tell the whole story of one call: who, what, the decision and why, the outcome')
     .argument('<request-id>', 'the request id (x-request-id of the response, or from query)')
-    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .option(...CONFIG_OPTION)
     .action((requestId: string, options: { config: string }) =>
-      runAuditAction(() => showCommand(requestId, options.config)),
+      runCliAction(() => showCommand(requestId, options.config)),
     );
 
   audit
     .command('tail')
     .description('print the last records; with --follow, keep printing new ones until Ctrl-C')
-    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .option(...CONFIG_OPTION)
     .option('-n, --lines <n>', 'how many of the last records to print', '20')
     .option('-f, --follow', 'poll for new records until interrupted')
     .option(
@@ -180,14 +186,14 @@ export function registerAuditCommand(program: Command): void {
       '1s',
     )
     .option('--format <format>', 'table or jsonl', 'table')
-    .action((options: TailOptions) => runAuditAction(() => tailCommand(options)));
+    .action((options: TailOptions) => runCliAction(() => tailCommand(options)));
 
   audit
     .command('archive')
     .description(
       'write the records older than a date to a verifiable export, then prune them from the store (leaving a signed audit.pruned marker)',
     )
-    .option('-c, --config <file>', 'configuration file', DEFAULT_CONFIG)
+    .option(...CONFIG_OPTION)
     .requiredOption(
       '--before <time>',
       'archive records older than this: ISO 8601, or a duration ago (90d)',
@@ -197,7 +203,7 @@ export function registerAuditCommand(program: Command): void {
       '--public-key <file>',
       'the audit public key (PEM) to check the archive with before pruning (default: the key in the store)',
     )
-    .action((options: ArchiveOptions) => runAuditAction(() => archiveCommand(options)));
+    .action((options: ArchiveOptions) => runCliAction(() => archiveCommand(options)));
 }
 
 async function verifyCommand(options: VerifyOptions): Promise<void> {
@@ -222,7 +228,7 @@ async function verifyCommand(options: VerifyOptions): Promise<void> {
       verifyAuditLog({ streams: file.streams, publicKeyPem: trustedPem, onProgress }),
     );
   } else {
-    report = await verifyStore(options.config ?? DEFAULT_CONFIG, trustedPem);
+    report = await verifyStore(options.config ?? DEFAULT_CONFIG_FILE, trustedPem);
   }
   process.stdout.write(
     options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report),
@@ -629,28 +635,4 @@ async function withProgress<T>(
   } finally {
     process.stderr.write('\r\x1b[K');
   }
-}
-
-/**
- * Runs an audit subcommand: a usage mistake exits 2, an audit error (unreadable export, bad key)
- * exits 1 with one line; the rest is handled as for every command.
- */
-function runAuditAction(action: () => Promise<void>): Promise<void> {
-  return runCliAction(async () => {
-    try {
-      await action();
-    } catch (error) {
-      if (error instanceof UsageError) {
-        process.stderr.write(`warden: ${error.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      if (error instanceof AuditError) {
-        process.stderr.write(`warden: ${error.message}\n`);
-        process.exitCode = 1;
-        return;
-      }
-      throw error;
-    }
-  });
 }

@@ -11,16 +11,16 @@ import { recordOnce } from '../audit/record-once.js';
 import { parseDuration } from '../config/duration.js';
 import { loadConfigFile } from '../config/load.js';
 import type { BreakGlassGrant } from '../store/types.js';
-import { UsageError, withStore } from './keys.js';
+import { formatTable } from './format-table.js';
 import {
   CONFIG_OPTION,
   currentUser,
   exitWithUsageCode,
-  formatDuration,
-  formatTable,
-  parseTarget,
-  runOperatorAction,
-} from './policy.js';
+  runCliAction,
+  UsageError,
+  withStore,
+} from './operator.js';
+import { formatDuration, parseTarget } from './policy.js';
 
 interface BreakGlassOptions {
   readonly config: string;
@@ -52,14 +52,14 @@ export function registerGrantCommand(program: Command): void {
     .requiredOption('--ttl <duration>', 'how long, e.g. 1h (at most policy.breakglass_max_ttl)')
     .requiredOption('--reason <text>', 'why, for the audit trail')
     .option('--by <name>', 'who (default: the OS user)')
-    .action((options: BreakGlassOptions) => runOperatorAction(() => breakGlassCommand(options)));
+    .action((options: BreakGlassOptions) => runCliAction(() => breakGlassCommand(options)));
 
   grant
     .command('list')
     .description('the break-glass grants in force')
     .option(...CONFIG_OPTION)
     .action((options: { config: string }) =>
-      runOperatorAction(async () => {
+      runCliAction(async () => {
         const config = loadConfigFile(options.config);
         await withStore(config, async (store) => {
           const active = await store.breakGlass.listActive(Date.now());
@@ -89,9 +89,7 @@ export function registerGrantCommand(program: Command): void {
     .option(...CONFIG_OPTION)
     .option('--reason <text>', 'why, for the audit trail')
     .option('--by <name>', 'who (default: the OS user)')
-    .action((id: string, options: RevokeOptions) =>
-      runOperatorAction(() => revokeCommand(id, options)),
-    );
+    .action((id: string, options: RevokeOptions) => runCliAction(() => revokeCommand(id, options)));
 }
 
 async function breakGlassCommand(options: BreakGlassOptions): Promise<void> {

@@ -8,17 +8,11 @@ import type { Command } from 'commander';
 import type { BuiltinIssuerConfig, Config } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError } from '../domain/errors.js';
-import {
-  createBuiltinKeyring,
-  findBuiltinIssuerConfig,
-  IssuerError,
-} from '../identity/builtin-issuer.js';
+import { createBuiltinKeyring, findBuiltinIssuerConfig } from '../identity/builtin-issuer.js';
 import type { SigningKeyring } from '../identity/signing-keys.js';
-import { StoreError } from '../store/errors.js';
-import { openStore } from '../store/open-store.js';
 import type { Store } from '../store/types.js';
-
-const CONFIG_OPTION = ['-c, --config <file>', 'configuration file', 'warden.yaml'] as const;
+import { formatTable } from './format-table.js';
+import { CONFIG_OPTION, runCliAction, withStore } from './operator.js';
 
 export function registerKeysCommand(program: Command): void {
   const keys = program
@@ -108,68 +102,6 @@ export async function withBuiltinKeyring(
   );
 }
 
-/** Opens the configured store, runs `work`, and closes the store whatever happens. */
-export async function withStore(
-  config: Config,
-  work: (store: Store) => Promise<void>,
-): Promise<void> {
-  const store = await openStore(config.store);
-  try {
-    await work(store);
-  } finally {
-    await store.close();
-  }
-}
-
-/** A mistake in how a command was called; printed without a stack trace. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
-
-/**
- * Runs a subcommand's action; the errors an operator can act on are printed as one line and set
- * the exit code (2 for configuration, 1 otherwise). Anything else is a bug and keeps its stack.
- */
-export async function runCliAction(action: () => Promise<void>): Promise<void> {
-  try {
-    await action();
-  } catch (error) {
-    if (error instanceof ConfigError) {
-      process.stderr.write(`${error.message}\n`);
-      process.exitCode = 2;
-      return;
-    }
-    if (
-      error instanceof UsageError ||
-      error instanceof IssuerError ||
-      error instanceof StoreError
-    ) {
-      process.stderr.write(`warden: ${error.message}\n`);
-      process.exitCode = 1;
-      return;
-    }
-    throw error;
-  }
-}
-
 function formatTime(epochMs: number | undefined): string {
   return epochMs === undefined ? '-' : new Date(epochMs).toISOString();
-}
-
-function formatTable(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]?.map((_, column) =>
-    Math.max(...rows.map((row) => (row[column] ?? '').length)),
-  );
-  return rows
-    .map((row) =>
-      row
-        .map((cell, column) => cell.padEnd(widths?.[column] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n')
-    .concat('\n');
 }

@@ -7,8 +7,7 @@
  * load error. The helpers at the end are shared with `warden grant` and `warden tools`.
  */
 import { readFileSync } from 'node:fs';
-import { userInfo } from 'node:os';
-import type { Command, CommanderError } from 'commander';
+import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { recordOnce } from '../audit/record-once.js';
@@ -16,7 +15,6 @@ import { resolveTimeBound } from '../audit/timeline.js';
 import type { Config } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
 import type { ApprovalRequirement, Effect } from '../domain/decision.js';
-import { PolicyLoadError } from '../policy/cedar-files.js';
 import type { PolicyAction } from '../policy/cedar-schema.js';
 import {
   createPolicyEngine,
@@ -24,10 +22,16 @@ import {
   type PolicyRequest,
 } from '../policy/policy-engine.js';
 import type { Store } from '../store/types.js';
-import { runCliAction, UsageError, withStore } from './keys.js';
+import { formatTable } from './format-table.js';
+import {
+  CONFIG_OPTION,
+  currentUser,
+  exitWithUsageCode,
+  runCliAction,
+  UsageError,
+  withStore,
+} from './operator.js';
 
-/** `--config FILE`, as every command that reads warden.yaml takes it. */
-export const CONFIG_OPTION = ['-c, --config <file>', 'configuration file', 'warden.yaml'] as const;
 const EFFECTS = ['allow', 'deny', 'approval_required'] as const;
 
 interface ExplainOptions {
@@ -59,7 +63,7 @@ export function registerPolicyCommand(program: Command): void {
     .description('compile the policy (grants and .cedar files); print every problem (exit 2)')
     .option(...CONFIG_OPTION)
     .action((options: { config: string }) =>
-      runOperatorAction(async () => {
+      runCliAction(async () => {
         const config = loadConfigFile(options.config);
         const engine = createPolicyEngine(config.policy);
         process.stdout.write(
@@ -76,7 +80,7 @@ export function registerPolicyCommand(program: Command): void {
     .argument('<cases>', 'YAML file: cases: [{ name, agent, tool, arguments, expect }, …]')
     .option(...CONFIG_OPTION)
     .action((file: string, options: { config: string }) =>
-      runOperatorAction(async () => {
+      runCliAction(async () => {
         const config = loadConfigFile(options.config);
         const cases = readTestCases(file, config);
         const engine = createPolicyEngine(config.policy);
@@ -116,7 +120,7 @@ export function registerPolicyCommand(program: Command): void {
       collect,
       [],
     )
-    .action((options: ExplainOptions) => runOperatorAction(() => explainCommand(options)));
+    .action((options: ExplainOptions) => runCliAction(() => explainCommand(options)));
 
   const state = policy
     .command('state')
@@ -131,7 +135,7 @@ export function registerPolicyCommand(program: Command): void {
     .requiredOption('--reason <text>', 'why, for the audit trail')
     .option('--by <name>', 'who (default: the OS user)')
     .action((name: string, value: string, options: StateSetOptions) =>
-      runOperatorAction(() => setStateCommand(name, value, options)),
+      runCliAction(() => setStateCommand(name, value, options)),
     );
 
   state
@@ -139,7 +143,7 @@ export function registerPolicyCommand(program: Command): void {
     .description('the configured policy states, their current values, and who changed them')
     .option(...CONFIG_OPTION)
     .action((options: { config: string }) =>
-      runOperatorAction(async () => {
+      runCliAction(async () => {
         const config = loadConfigFile(options.config);
         await withStore(config, async (store) => {
           process.stdout.write(await describeStates(config, store));
@@ -548,44 +552,6 @@ export function parseTarget(kind: TargetKind, text: string, config: Config): Pol
   return { action, upstream, name, label: text, request: { action, upstream, name } };
 }
 
-/**
- * Runs an operator command: a usage mistake or a policy that does not load exits 2 with every
- * problem listed; the rest is handled as for every command (a configuration error exits 2).
- */
-export function runOperatorAction(action: () => Promise<void>): Promise<void> {
-  return runCliAction(async () => {
-    try {
-      await action();
-    } catch (error) {
-      if (error instanceof UsageError) {
-        process.stderr.write(`warden: ${error.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      if (error instanceof PolicyLoadError) {
-        process.stderr.write(`warden: ${error.message}\n`);
-        process.exitCode = 2;
-        return;
-      }
-      throw error;
-    }
-  });
-}
-
-/** Commander's own usage errors (a missing required option, say) exit 2, as ours do. */
-export function exitWithUsageCode(error: CommanderError): never {
-  process.exit(error.exitCode === 0 ? 0 : 2);
-}
-
-/** Who is running the command, for `--by` defaults. */
-export function currentUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return 'unknown';
-  }
-}
-
 /** `90000` → `1m30s`; the largest units first, as durations are written in the config. */
 export function formatDuration(ms: number): string {
   const units = [
@@ -603,22 +569,6 @@ export function formatDuration(ms: number): string {
     }
   }
   return rest > 0 || text === '' ? `${text}${rest}ms` : text;
-}
-
-/** Left-aligned columns, two spaces apart, the first row a header. */
-export function formatTable(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]?.map((_, column) =>
-    Math.max(...rows.map((row) => (row[column] ?? '').length)),
-  );
-  return rows
-    .map((row) =>
-      row
-        .map((cell, column) => cell.padEnd(widths?.[column] ?? 0))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n')
-    .concat('\n');
 }
 
 function bullets(lines: readonly string[]): string {

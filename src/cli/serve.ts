@@ -3,13 +3,14 @@ import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError } from '../domain/errors.js';
 import { startGateway, type RunningGateway } from '../gateway/app.js';
+import { CONFIG_OPTION } from './operator.js';
 import { stopOnSignal } from './run-until-signal.js';
 
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
     .description('run the gateway')
-    .option('-c, --config <file>', 'configuration file', 'warden.yaml')
+    .option(...CONFIG_OPTION)
     .action(async (options: { config: string }) => {
       try {
         const config = loadConfigFile(options.config);

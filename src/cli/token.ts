@@ -3,13 +3,13 @@
  * registered agent (e.g. for a script or a test), or revoke tokens by id, agent or user.
  */
 import { recordOnce } from '../audit/record-once.js';
-import { userInfo } from 'node:os';
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
 import type { RevocationKind } from '../store/types.js';
 import { createBuiltinIssuer } from '../identity/builtin-issuer.js';
-import { runCliAction, UsageError, withBuiltinKeyring, withStore } from './keys.js';
+import { withBuiltinKeyring } from './keys.js';
+import { CONFIG_OPTION, currentUser, runCliAction, UsageError, withStore } from './operator.js';
 
 interface IssueOptions {
   readonly config: string;
@@ -33,7 +33,7 @@ export function registerTokenCommand(program: Command): void {
   token
     .command('issue')
     .description('print an access token from the built-in issuer for a registered agent')
-    .option('-c, --config <file>', 'configuration file', 'warden.yaml')
+    .option(...CONFIG_OPTION)
     .requiredOption('--agent <id>', 'the agent (from `agents:` in the config)')
     .option('--user <id>', 'the user on whose behalf the agent acts (token sub)')
     .option('--ttl <duration>', 'lifetime, e.g. 15m (at most the issuer max_ttl)')
@@ -78,7 +78,7 @@ export function registerTokenCommand(program: Command): void {
     .description(
       'revoke one token (--jti), or every token issued so far to an agent or a user; to shut an agent out for good, remove it from the config',
     )
-    .option('-c, --config <file>', 'configuration file', 'warden.yaml')
+    .option(...CONFIG_OPTION)
     .option('--jti <id>', 'the token id')
     .option('--agent <id>', 'every token of this agent issued until now')
     .option('--user <id>', 'every token for this user issued until now')
@@ -129,12 +129,4 @@ function chooseRevocationTarget(options: RevokeOptions): {
   if (targets.length !== 1 || !target || target[1] === '')
     throw new UsageError('name exactly one of --jti, --agent or --user');
   return { kind: target[0], subject: target[1] };
-}
-
-function currentUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return 'unknown';
-  }
 }

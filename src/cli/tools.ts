@@ -9,15 +9,16 @@ import { recordOnce } from '../audit/record-once.js';
 import { loadConfigFile } from '../config/load.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import type { StoredToolDefinition } from '../store/types.js';
-import { UsageError, withStore } from './keys.js';
+import { formatTable } from './format-table.js';
 import {
   CONFIG_OPTION,
   currentUser,
   exitWithUsageCode,
-  formatTable,
-  parseTarget,
-  runOperatorAction,
-} from './policy.js';
+  runCliAction,
+  UsageError,
+  withStore,
+} from './operator.js';
+import { parseTarget } from './policy.js';
 
 const HASH_SHOWN = 12;
 
@@ -41,7 +42,7 @@ export function registerToolsCommand(program: Command): void {
     .option(...CONFIG_OPTION)
     .option('--upstream <name>', 'only this upstream')
     .action((options: { config: string; upstream?: string }) =>
-      runOperatorAction(async () => {
+      runCliAction(async () => {
         const config = loadConfigFile(options.config);
         await withStore(config, async (store) => {
           const versions = await store.toolDefinitions.list(options.upstream);
@@ -76,7 +77,7 @@ export function registerToolsCommand(program: Command): void {
     .option('--hash <hash>', 'the version to approve (a prefix is enough)')
     .option('--by <name>', 'who (default: the OS user)')
     .action((tool: string, options: ApproveOptions) =>
-      runOperatorAction(() => approveCommand(tool, options)),
+      runCliAction(() => approveCommand(tool, options)),
     );
 }
 

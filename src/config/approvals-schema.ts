@@ -13,19 +13,7 @@
  * ```
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
-
-const positiveDuration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms <= 0) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${value}" is not a positive duration (e.g. 250ms, 5s)`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
+import { positiveDurationSchema } from './duration.js';
 
 const roleName = z
   .string()
@@ -45,16 +33,16 @@ const webhookSchema = z.strictObject({
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name')
     .optional(),
-  timeout: positiveDuration.default(5000),
+  timeout: positiveDurationSchema.default(5000),
 });
 
 const approvalsSchema = z.strictObject({
   /** By user id (a token's `sub`); nobody else can approve, whatever a token claims. */
   approvers: z.record(z.string().min(1).max(256), approverSchema).default({}),
   webhooks: z.array(webhookSchema).default([]),
-  poll_interval: positiveDuration.default(250),
+  poll_interval: positiveDurationSchema.default(250),
   /** How often a held call sends a progress notification (to a client that asked for progress). */
-  progress_interval: positiveDuration.default(5000),
+  progress_interval: positiveDurationSchema.default(5000),
 });
 
 /** Top-level keys this file adds to warden.yaml. */

@@ -3,19 +3,7 @@
  * Every MCP endpoint is authenticated; a config without a way to authenticate does not load.
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
-
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms <= 0) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${value}" is not a positive duration (e.g. 30s, 15m, 1h)`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
+import { positiveDurationSchema } from './duration.js';
 
 /** Asymmetric algorithms only: a shared-secret (HS*) or `none` token can never be accepted. */
 export const ALLOWED_ALGORITHMS = [
@@ -32,9 +20,9 @@ export const ALLOWED_ALGORITHMS = [
 
 const builtinIssuerSchema = z.strictObject({
   builtin: z.strictObject({
-    token_ttl: duration.default(15 * 60_000),
-    max_ttl: duration.default(60 * 60_000),
-    rotate_every: duration.default(30 * 24 * 3_600_000),
+    token_ttl: positiveDurationSchema.default(15 * 60_000),
+    max_ttl: positiveDurationSchema.default(60 * 60_000),
+    rotate_every: positiveDurationSchema.default(30 * 24 * 3_600_000),
     algorithm: z.enum(['ES256', 'EdDSA', 'RS256']).default('ES256'),
   }),
 });
@@ -59,8 +47,8 @@ export const authSchema = z.strictObject({
   /** Scopes every token must carry; a token without them gets 403 insufficient_scope. */
   required_scopes: z.array(z.string().min(1)).default([]),
   /** Longest token lifetime (exp - iat) accepted from any issuer. */
-  max_token_lifetime: duration.default(60 * 60_000),
-  clock_skew: duration.default(30_000),
+  max_token_lifetime: positiveDurationSchema.default(60 * 60_000),
+  clock_skew: positiveDurationSchema.default(30_000),
   /** Accept a client certificate alone (no token) from agents with an mtls_identity. */
   mtls: z.boolean().default(false),
 });

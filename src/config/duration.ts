@@ -1,4 +1,6 @@
 /** Parses durations written as `250ms`, `30s`, `15m`, `2h`, `7d`, or a number of milliseconds. */
+import { z } from 'zod';
+
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 export function parseDuration(value: string | number): number | undefined {
@@ -8,3 +10,24 @@ export function parseDuration(value: string | number): number | undefined {
   const [, amount, unit] = match;
   return Number(amount) * (UNIT_MS[unit ?? 'ms'] ?? 1);
 }
+
+/** A duration key of warden.yaml, as milliseconds (0 allowed). */
+export const durationSchema = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `"${value}" is not a duration (e.g. 500ms, 30s, 15m, 2h)`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/**
+ * A wait that must end, or a window that must have a length: 0 would disable a timeout, restart a
+ * crashing child in a tight loop, or make a token expire as it is issued.
+ */
+export const positiveDurationSchema = durationSchema.refine((ms) => ms > 0, {
+  message: 'must be longer than 0',
+});

@@ -6,19 +6,7 @@
  * its key.
  */
 import { z } from 'zod';
-import { parseDuration } from './duration.js';
-
-const durationSchema = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined || ms <= 0) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${value}" is not a positive duration (e.g. 30s, 10m, 4h, 1d)`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
+import { positiveDurationSchema } from './duration.js';
 
 const name = z
   .string()
@@ -174,7 +162,7 @@ export const grantSchema = z.strictObject({
   /** Roles whose holders may approve; defaults to `approver`. */
   approvers: z.array(name).min(1).optional(),
   approvals_required: z.union([z.literal(1), z.literal(2)]).default(1),
-  approval_timeout: durationSchema.optional(),
+  approval_timeout: positiveDurationSchema.optional(),
   expires: instant.optional(),
   owner: z.string().min(1).optional(),
   reason: z.string().min(1).optional(),
@@ -209,7 +197,7 @@ export const quotaSchema = z
     /** Count calls (rate) or sum this numeric argument (budget). */
     sum: argumentPath.optional(),
     limit: z.number().positive().finite(),
-    window: durationSchema,
+    window: positiveDurationSchema,
   })
   .refine((quota) => quota.sum === undefined || quota.tool !== undefined, {
     message: 'a budget (sum) needs the tool whose argument it sums',
@@ -222,9 +210,9 @@ export const policySchema = z.strictObject({
   /** How tool definitions are pinned against rug pulls. */
   tool_pinning: z.enum(['trust_on_first_use', 'require_approval']).default('trust_on_first_use'),
   /** Longest break-glass grant `warden grant break-glass` may create. */
-  breakglass_max_ttl: durationSchema.default(4 * 60 * 60 * 1000),
+  breakglass_max_ttl: positiveDurationSchema.default(4 * 60 * 60 * 1000),
   /** Default time a held call waits for approval. */
-  approval_timeout: durationSchema.default(10 * 60 * 1000),
+  approval_timeout: positiveDurationSchema.default(10 * 60 * 1000),
 });
 
 export const policyStateSchema = z.strictObject({

@@ -5,23 +5,8 @@
 import { z } from 'zod';
 import { approvalsConfigShape } from './approvals-schema.js';
 import { agentsSchema, authSchema, tlsSchema } from './auth-schema.js';
-import { parseDuration } from './duration.js';
+import { durationSchema, positiveDurationSchema } from './duration.js';
 import { policyConfigShape } from './policy-schema.js';
-
-const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${value}" is not a duration (e.g. 500ms, 30s, 15m, 2h)`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-/** A wait that must end: 0 would disable an upstream timeout, or restart a crashing child in a tight loop. */
-const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be longer than 0' });
 
 const upstreamName = z
   .string()
@@ -42,7 +27,7 @@ const credentialSchema = z
 /** Refuses calls to an upstream at once for `open_for` after `failures` failed calls in a row. */
 const circuitBreakerSchema = z.strictObject({
   failures: z.number().int().min(1).default(5),
-  open_for: positiveDuration.default(30_000),
+  open_for: positiveDurationSchema.default(30_000),
 });
 
 /**
@@ -65,7 +50,7 @@ const httpUpstreamSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
   credential: credentialSchema.optional(),
   headers: z.record(z.string(), z.string()).optional(),
-  timeout: positiveDuration.default(60_000),
+  timeout: positiveDurationSchema.default(60_000),
   circuit_breaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
   tools: toolsSchema,
 });
@@ -74,10 +59,10 @@ const stdioUpstreamSchema = z.strictObject({
   command: z.array(z.string().min(1)).min(1),
   env: z.record(z.string(), z.string()).optional(),
   cwd: z.string().optional(),
-  timeout: positiveDuration.default(60_000),
+  timeout: positiveDurationSchema.default(60_000),
   max_sessions: z.number().int().positive().default(32),
-  restart_backoff: positiveDuration.default(250),
-  restart_backoff_max: positiveDuration.default(30_000),
+  restart_backoff: positiveDurationSchema.default(250),
+  restart_backoff_max: positiveDurationSchema.default(30_000),
   circuit_breaker: circuitBreakerSchema.default(circuitBreakerSchema.parse({})),
   tools: toolsSchema,
 });
@@ -104,8 +89,8 @@ const limitsSchema = z.strictObject({
     .positive()
     .default(4 * 1024 * 1024),
   max_sessions: z.number().int().positive().default(10_000),
-  session_idle_timeout: positiveDuration.default(30 * 60_000),
-  shutdown_grace: duration.default(10_000),
+  session_idle_timeout: positiveDurationSchema.default(30 * 60_000),
+  shutdown_grace: durationSchema.default(10_000),
 });
 
 const auditSchema = z.strictObject({
@@ -115,7 +100,7 @@ const auditSchema = z.strictObject({
     .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, ., - and _')
     .optional(),
   checkpoint_every: z.number().int().positive().default(1000),
-  checkpoint_interval: positiveDuration.default(10_000),
+  checkpoint_interval: positiveDurationSchema.default(10_000),
   /** Argument paths to redact in the log ('recipient.iban', 'card.*', '**.password'). */
   redact: z.array(z.string().min(1)).default([]),
   /** Bytes of each result kept (redacted) in the log; 0 keeps only its size and hash. */

@@ -5,7 +5,14 @@
  * (SQLite) or true/false (PostgreSQL).
  */
 import { StoreError } from './errors.js';
-import { assertEpochMs, type Row } from './row-mapping.js';
+import {
+  assertEpochMs,
+  readInteger,
+  readOptionalInteger,
+  readText,
+  unreadableColumn,
+  type Row,
+} from './row-mapping.js';
 import type {
   ApprovalQuery,
   ApprovalRequest,
@@ -232,7 +239,7 @@ export function decideQuota(
 /** The sum a quota query returned: a number on both backends (REAL, DOUBLE PRECISION). */
 export function readUsed(row: Row | undefined): number {
   const value = row?.['used'];
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw unexpected('used', value);
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw unreadableColumn('used', value);
   return value;
 }
 
@@ -274,7 +281,7 @@ export function toApprovalParams(request: ApprovalRequest): PolicyValue[] {
 
 export function toApprovalRequest(row: Row): ApprovalRequest {
   const status = readText(row, 'status');
-  if (!APPROVAL_STATUSES.has(status)) throw unexpected('status', status);
+  if (!APPROVAL_STATUSES.has(status)) throw unreadableColumn('status', status);
   return {
     id: readText(row, 'id'),
     requestId: readText(row, 'request_id'),
@@ -397,12 +404,6 @@ function optionalText(field: string, value: unknown): string | null {
   return value === undefined ? null : text(field, value);
 }
 
-function readText(row: Row, column: string): string {
-  const value = row[column];
-  if (typeof value !== 'string') throw unexpected(column, value);
-  return value;
-}
-
 function readOptionalText(row: Row, column: string): string | undefined {
   return row[column] === null || row[column] === undefined ? undefined : readText(row, column);
 }
@@ -411,45 +412,28 @@ function readBoolean(row: Row, column: string): boolean {
   const value = row[column];
   if (value === true || value === 1) return true;
   if (value === false || value === 0) return false;
-  throw unexpected(column, value);
-}
-
-/** PostgreSQL returns BIGINT as text, SQLite INTEGER as a number: both become numbers. */
-function readInteger(row: Row, column: string): number {
-  const value = row[column];
-  const parsed =
-    typeof value === 'number' || typeof value === 'bigint'
-      ? Number(value)
-      : typeof value === 'string' && /^-?\d+$/.test(value)
-        ? Number(value)
-        : Number.NaN;
-  if (!Number.isSafeInteger(parsed)) throw unexpected(column, value);
-  return parsed;
-}
-
-function readOptionalInteger(row: Row, column: string): number | undefined {
-  return row[column] === null || row[column] === undefined ? undefined : readInteger(row, column);
+  throw unreadableColumn(column, value);
 }
 
 function readJson(row: Row, column: string): unknown {
   try {
     return JSON.parse(readText(row, column)) as unknown;
   } catch {
-    throw unexpected(column, row[column]);
+    throw unreadableColumn(column, row[column]);
   }
 }
 
 function readStrings(row: Row, column: string): string[] {
   const value = readJson(row, column);
   if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
-    throw unexpected(column, row[column]);
+    throw unreadableColumn(column, row[column]);
   }
   return value as string[];
 }
 
 function readVotes(row: Row, column: string): ApprovalVote[] {
   const value = readJson(row, column);
-  if (!Array.isArray(value)) throw unexpected(column, row[column]);
+  if (!Array.isArray(value)) throw unreadableColumn(column, row[column]);
   return value.map((vote: unknown): ApprovalVote => {
     const { approver, decision, reason, at } = (vote ?? {}) as Record<string, unknown>;
     if (
@@ -460,7 +444,7 @@ function readVotes(row: Row, column: string): ApprovalVote[] {
       typeof at !== 'number' ||
       !Number.isSafeInteger(at)
     ) {
-      throw unexpected(column, row[column]);
+      throw unreadableColumn(column, row[column]);
     }
     return { approver, decision: decision as ApprovalVote['decision'], reason, at };
   });
@@ -468,11 +452,4 @@ function readVotes(row: Row, column: string): ApprovalVote[] {
 
 function invalid(message: string): StoreError {
   return new StoreError('STORE_INVALID_VALUE', message);
-}
-
-function unexpected(column: string, value: unknown): StoreError {
-  return new StoreError(
-    'STORE_QUERY_FAILED',
-    `unexpected ${typeof value} in column ${column}; the database holds data this Warden cannot read`,
-  );
 }

@@ -86,7 +86,7 @@ export function toSigningKey(row: Row): StoredSigningKey {
 
 export function toRevocation(row: Row): Revocation {
   const kind = readText(row, 'kind');
-  if (!REVOCATION_KINDS.has(kind)) throw unexpected('kind', kind);
+  if (!REVOCATION_KINDS.has(kind)) throw unreadableColumn('kind', kind);
   return {
     kind: kind as RevocationKind,
     subject: readText(row, 'subject'),
@@ -105,17 +105,20 @@ export function toAppliedMigration(row: Row): AppliedMigration {
   };
 }
 
-function readText(row: Row, column: string): string {
+/** A text column; anything else is data this Warden cannot read. */
+export function readText(row: Row, column: string): string {
   const value = row[column];
-  if (typeof value !== 'string') throw unexpected(column, value);
+  if (typeof value !== 'string') throw unreadableColumn(column, value);
   return value;
 }
 
-function readOptionalInteger(row: Row, column: string): number | undefined {
+/** An integer column that may be NULL. */
+export function readOptionalInteger(row: Row, column: string): number | undefined {
   return row[column] === null || row[column] === undefined ? undefined : readInteger(row, column);
 }
 
-function readInteger(row: Row, column: string): number {
+/** An integer column: BIGINT text (PostgreSQL) or a number (SQLite), as a safe integer. */
+export function readInteger(row: Row, column: string): number {
   const value = row[column];
   const parsed =
     typeof value === 'number' || typeof value === 'bigint'
@@ -123,13 +126,14 @@ function readInteger(row: Row, column: string): number {
       : typeof value === 'string' && /^-?\d+$/.test(value)
         ? Number(value)
         : Number.NaN;
-  if (!Number.isSafeInteger(parsed)) throw unexpected(column, value);
+  if (!Number.isSafeInteger(parsed)) throw unreadableColumn(column, value);
   return parsed;
 }
 
-function unexpected(column: string, value: unknown): StoreError {
+/** The error for a column value this Warden cannot read (written by another version, say). */
+export function unreadableColumn(column: string, value: unknown): StoreError {
   return new StoreError(
     'STORE_QUERY_FAILED',
-    `unexpected ${typeof value} in column ${column}; the database holds data this Warden cannot read`,
+    `unreadableColumn ${typeof value} in column ${column}; the database holds data this Warden cannot read`,
   );
 }

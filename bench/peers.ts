@@ -198,6 +198,14 @@ async function startChild(args: readonly string[], port?: number): Promise<Child
       ),
     ]);
     child.stdout.resume();
+    // A peer that dies mid-run would otherwise show up only as refused connections.
+    child.once('exit', (code, signal) => {
+      if (code !== 0 || signal !== null) {
+        process.stderr.write(
+          `${args.join(' ')} exited with ${String(code ?? signal)}:\n${stderr}\n`,
+        );
+      }
+    });
     return { process: child, url, stop };
   } catch (error) {
     await stop();

@@ -21,6 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { CallOutcome, CallRecorder } from '../src/audit/call-recorder.js';
 import { stopOnSignal } from '../src/cli/run-until-signal.js';
+import { applyV8Workarounds } from '../src/cli/v8-workarounds.js';
 import { parseConfig } from '../src/config/load.js';
 import type { Identity } from '../src/domain/identity.js';
 import { startGateway } from '../src/gateway/app.js';
@@ -39,6 +40,8 @@ const { values, positionals } = parseArgs({
 });
 if (values.auth !== 'on' && values.auth !== 'off') throw new Error('--auth must be on or off');
 if (values.audit !== 'on' && values.audit !== 'off') throw new Error('--audit must be on or off');
+// As `warden serve` does, so the benchmark runs the gateway as deployed.
+applyV8Workarounds();
 const directory = mkdtempSync(join(tmpdir(), 'warden-bench-'));
 process.on('exit', () => rmSync(directory, { recursive: true, force: true }));
 const upstream = JSON.parse(positionals[0] ?? '{}') as unknown;
@@ -53,6 +56,8 @@ const config = parseConfig(
       issuers: [{ builtin: { token_ttl: TOKEN_TTL, max_ttl: TOKEN_TTL } }],
     },
     agents: { [BENCH_AGENT]: { roles: ['bench'] } },
+    // One exact grant, as a least-privilege deployment has: every call is decided by Cedar.
+    roles: { bench: { grants: [{ tool: 'bench.echo' }] } },
     upstreams: { bench: upstream },
   },
   'bench',

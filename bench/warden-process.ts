@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { CallOutcome, CallRecorder } from '../src/audit/call-recorder.js';
 import { stopOnSignal } from '../src/cli/run-until-signal.js';
-import { applyV8Workarounds } from '../src/cli/v8-workarounds.js';
+import { applyV8Workarounds } from '../src/gateway/v8-workarounds.js';
 import { parseConfig } from '../src/config/load.js';
 import type { Identity } from '../src/domain/identity.js';
 import { startGateway } from '../src/gateway/app.js';

@@ -11,7 +11,7 @@ import { registerKeysCommand } from './keys.js';
 import { registerPolicyCommand } from './policy.js';
 import { registerServeCommand } from './serve.js';
 import { registerTokenCommand } from './token.js';
-import { applyV8Workarounds } from './v8-workarounds.js';
+import { applyV8Workarounds } from '../gateway/v8-workarounds.js';
 import { registerToolsCommand } from './tools.js';
 
 applyV8Workarounds();

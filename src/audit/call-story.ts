@@ -139,14 +139,20 @@ function describeApproval(record: AuditRecord): string[] {
   const id = approval?.id === undefined ? '' : ` (approval ${approval.id})`;
   const approvers = approval?.approvers?.length ? approval.approvers.join(', ') : 'unknown';
   const when = approval?.decidedAt === undefined ? '' : ` at ${approval.decidedAt}`;
+  const details = record.details ?? {};
+  const partial = record.event === 'approval.granted' && details['final'] === false;
   const headline =
     record.event === 'approval.requested'
       ? `approval requested${id}: the call is held until someone decides`
-      : record.event === 'approval.granted'
-        ? `approved by ${approvers}${when}${id}`
-        : record.event === 'approval.refused'
-          ? `refused by ${approvers}${when}${id}`
-          : `expired without a decision${id}`;
+      : partial
+        ? `approval vote ${String(details['votes'])} of ${String(details['required'])} by ${approvers}${when}${id}; still waiting`
+        : record.event === 'approval.granted'
+          ? `approved by ${approvers}${when}${id}`
+          : record.event === 'approval.refused' && details['withdrawn'] === true
+            ? `withdrawn by the client${when}${id}`
+            : record.event === 'approval.refused'
+              ? `refused by ${approvers}${when}${id}`
+              : `expired without a decision${id}`;
   return approval?.argumentsHash === undefined
     ? [headline]
     : [headline, `for arguments hash ${approval.argumentsHash}`];

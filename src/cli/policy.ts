@@ -31,6 +31,7 @@ import {
   UsageError,
   withStore,
 } from './operator.js';
+import { isRecord } from '../domain/json-object.js';
 
 const EFFECTS = ['allow', 'deny', 'approval_required'] as const;
 
@@ -577,8 +578,4 @@ function bullets(lines: readonly string[]): string {
 
 function collect(value: string, previous: readonly string[]): string[] {
   return [...previous, value];
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }

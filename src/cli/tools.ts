@@ -19,6 +19,7 @@ import {
   withStore,
 } from './operator.js';
 import { parseTarget } from './policy.js';
+import { isRecord } from '../domain/json-object.js';
 
 const HASH_SHOWN = 12;
 
@@ -239,8 +240,4 @@ function readPinnedFields(text: string): PinnedFields {
     properties: Object.keys(properties).sort(),
     fields,
   };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }

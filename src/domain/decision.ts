@@ -21,6 +21,8 @@ export interface Decision {
   readonly policies: readonly string[];
   /** Policies that could not be evaluated (an evaluation error never allows). */
   readonly errors?: readonly string[];
+  /** Set when the engine could not evaluate the request at all: a fail-closed denial. */
+  readonly evaluationFailed?: true;
   /** Present when the caller's roles run in monitor mode and enforcement would have denied. */
   readonly monitored?: { readonly effect: 'deny'; readonly reasons: readonly string[] };
   /** Present when effect is approval_required. */

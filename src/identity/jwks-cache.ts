@@ -9,6 +9,7 @@
  */
 import { createLocalJWKSet, type JSONWebKeySet, type LocalJWKSet } from 'jose';
 import { TokenRejectedError } from './token-rejected-error.js';
+import { isRecord } from '../domain/json-object.js';
 
 /** The keys in force for one issuer, and the resolver jose verifies with. */
 export interface KeySet {
@@ -226,10 +227,6 @@ function parseJwks(document: unknown): JSONWebKeySet {
     throw new Error('the JWKS document is not a key set');
   }
   return { keys: document.keys };
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function isHttpUrl(value: string): boolean {

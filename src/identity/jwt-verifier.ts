@@ -25,6 +25,7 @@ import {
 } from './jwks-cache.js';
 import { TokenRejectedError } from './token-rejected-error.js';
 import { createVerifiedTokenCache } from './verified-token-cache.js';
+import { isRecord } from '../domain/json-object.js';
 
 /** What a verified access token says, in the units and shapes the pipeline uses. */
 export interface VerifiedToken {
@@ -425,10 +426,6 @@ function readCertificateThumbprint(claims: JWTPayload): string | undefined {
 
 function isStringArray(value: unknown): value is readonly string[] {
   return Array.isArray(value) && value.every((item) => typeof item === 'string');
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function deepFreeze<T>(value: T): T {

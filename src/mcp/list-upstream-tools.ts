@@ -5,9 +5,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { WardenError } from '../domain/errors.js';
-import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../domain/jsonrpc.js';
-import { isResponse } from '../domain/jsonrpc.js';
-import type { ForwardContext, UpstreamReply, UpstreamSession } from './upstream/types.js';
+import type { JsonRpcRequest } from '../domain/jsonrpc.js';
+import { readAnswer } from './upstream/reply-answer.js';
+import type { ForwardContext, UpstreamSession } from './upstream/types.js';
 
 /** Bounded, so an upstream that pages forever cannot hold a call forever. */
 const MAX_PAGES = 20;
@@ -25,7 +25,10 @@ export async function listUpstreamTools(
       method: 'tools/list',
       params: cursor === undefined ? {} : { cursor },
     };
-    const answer = await answerOf(await session.send(request, context), request.id);
+    const answer = await readAnswer(await session.send(request, context), request.id);
+    if (answer === undefined) {
+      throw new WardenError('WARDEN_UPSTREAM_PROTOCOL_ERROR', 'no answer to tools/list');
+    }
     if (!('result' in answer)) {
       throw new WardenError('WARDEN_UPSTREAM_PROTOCOL_ERROR', 'the upstream refused tools/list');
     }
@@ -36,15 +39,4 @@ export async function listUpstreamTools(
     cursor = next;
   }
   return tools;
-}
-
-async function answerOf(reply: UpstreamReply, id: string | number): Promise<JsonRpcResponse> {
-  const matches = (message: JsonRpcMessage | undefined) =>
-    message !== undefined && isResponse(message) && message.id === id;
-  if (reply.kind === 'json' && matches(reply.message)) return reply.message as JsonRpcResponse;
-  if (reply.kind === 'stream') {
-    for await (const event of reply.events)
-      if (matches(event.message)) return event.message as JsonRpcResponse;
-  }
-  throw new WardenError('WARDEN_UPSTREAM_PROTOCOL_ERROR', 'no answer to tools/list');
 }

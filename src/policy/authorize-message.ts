@@ -64,6 +64,13 @@ export interface MessageAuthorizerOptions {
   readonly alert: (message: string, details: Record<string, unknown>) => void;
 }
 
+const NO_TARGETS: ReadonlySet<string> = new Set();
+
+/** Most calls have no break-glass grant: they share one empty set instead of building one each. */
+function breakglassTargets(grants: ReadonlyMap<string, string>): ReadonlySet<string> {
+  return grants.size === 0 ? NO_TARGETS : new Set(grants.keys());
+}
+
 const PROTOCOL: Decision = {
   effect: 'allow',
   reasons: ['protocol message: no tool, resource or prompt is used'],
@@ -89,7 +96,7 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
       ...(args !== undefined && { arguments: args }),
       now: at,
       states: options.inputs.states(),
-      breakglass: new Set(options.inputs.breakglassFor(identity.agent, at).keys()),
+      breakglass: breakglassTargets(options.inputs.breakglassFor(identity.agent, at)),
     };
     return options.engine().decide(request);
   };
@@ -105,11 +112,10 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
 
   const fromDecision = (decision: Decision): Authorization => {
     if (decision.effect !== 'deny') return { decision };
-    const failed =
-      decision.policies.length === 0 && decision.reasons[0]?.startsWith('the policy engine');
+    const code = decision.evaluationFailed ? 'WARDEN_POLICY_ERROR' : 'WARDEN_POLICY_DENIED';
     return {
       decision,
-      error: new WardenError(failed ? 'WARDEN_POLICY_ERROR' : 'WARDEN_POLICY_DENIED', undefined, {
+      error: new WardenError(code, undefined, {
         details: { reasons: decision.reasons },
       }),
     };

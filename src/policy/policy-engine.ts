@@ -28,6 +28,7 @@ import {
   type GrantCheck,
 } from './compile-grants.js';
 import { describeCheck } from './describe-check.js';
+import { isRecord } from '../domain/json-object.js';
 
 /** One question for the engine. */
 export interface PolicyRequest {
@@ -146,7 +147,10 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
       entities: entitiesOf(request, slice.needsResourceEntity),
     });
 
-  const decide = (request: PolicyRequest): { decision: Decision; slice: Slice } => {
+  /** `unexplained`: a default denial whose reasons the explanation set still has to find. */
+  const decide = (
+    request: PolicyRequest,
+  ): { decision: Decision; slice: Slice; unexplained?: true } => {
     const slice = sliceFor(request);
     let answer: AuthorizationAnswer;
     try {
@@ -186,19 +190,16 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
       };
     }
     const forbids = determining.filter((id) => handWrittenById.get(id)?.effect === 'forbid');
-    const reasons =
-      forbids.length > 0
-        ? forbids.map((id) => forbidReason(handWrittenById.get(id)))
-        : ['(explained below)'];
     return {
       decision: {
         effect: 'deny',
-        reasons,
+        reasons: forbids.map((id) => forbidReason(handWrittenById.get(id))),
         policies: forbids,
         ...(errors.length > 0 && { errors }),
         policyVersion: version,
       },
       slice,
+      ...(forbids.length === 0 && { unexplained: true as const }),
     };
   };
 
@@ -234,11 +235,18 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
     });
   };
 
-  const finish = (request: PolicyRequest, decision: Decision, slice: Slice): Decision => {
-    let result = decision;
-    if (decision.effect === 'deny' && decision.reasons[0] === '(explained below)') {
-      result = { ...decision, reasons: denialReasons(request, explainGrants(request, slice)) };
-    }
+  /** Adds a default denial's reasons (from `grants`, computed here unless given) and monitor mode. */
+  const finish = (
+    request: PolicyRequest,
+    { decision, slice, unexplained }: ReturnType<typeof decide>,
+    grants?: readonly GrantExplanation[],
+  ): Decision => {
+    const result = unexplained
+      ? {
+          ...decision,
+          reasons: denialReasons(request, grants ?? explainGrants(request, slice)),
+        }
+      : decision;
     return applyMonitorMode(result, request.identity.roles, roles);
   };
 
@@ -246,12 +254,12 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
     version,
     policyCount: Object.keys(every).length,
     decide(request) {
-      const { decision, slice } = decide(request);
-      return finish(request, decision, slice);
+      return finish(request, decide(request));
     },
     explain(request) {
-      const { decision, slice } = decide(request);
-      return { decision: finish(request, decision, slice), grants: explainGrants(request, slice) };
+      const decided = decide(request);
+      const grants = explainGrants(request, decided.slice);
+      return { decision: finish(request, decided, grants), grants };
     },
   };
 }
@@ -516,10 +524,6 @@ function argumentValues(
   return result;
 }
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
 export function valueAt(value: unknown, path: string): unknown {
   let current = value;
   for (const part of path.split('.')) {
@@ -600,6 +604,7 @@ function engineFailure(message: string, version: string): Decision {
     policies: [],
     errors: [message],
     policyVersion: version,
+    evaluationFailed: true,
   };
 }
 

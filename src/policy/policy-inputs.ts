@@ -7,6 +7,7 @@ import type { PolicyConfig } from '../config/policy-config.js';
 import type { BreakGlassGrant, Store } from '../store/types.js';
 
 export const POLICY_INPUTS_REFRESH_MS = 500;
+const NONE: ReadonlyMap<string, string> = new Map();
 
 export interface PolicyInputs {
   /** Every configured state: the operator's value, else the configured default. */
@@ -58,6 +59,7 @@ export async function createPolicyInputs(options: {
   return {
     states: () => states,
     breakglassFor(agent, at) {
+      if (grants.length === 0) return NONE;
       const targets = new Map<string, string>();
       for (const grant of grants) {
         if (grant.agent === agent && grant.expiresAt > at && grant.revokedAt === undefined) {

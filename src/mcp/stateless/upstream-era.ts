@@ -6,7 +6,7 @@
 import { STATELESS_REVISION } from '../../domain/protocol.js';
 import { WardenError } from '../../domain/errors.js';
 import type { JsonRpcRequest } from '../../domain/jsonrpc.js';
-import { isResponse } from '../../domain/jsonrpc.js';
+import { readAnswer } from '../upstream/reply-answer.js';
 import type { ForwardContext, UpstreamConnector, UpstreamReply } from '../upstream/types.js';
 import { CLIENT_CAPABILITIES_KEY, CLIENT_INFO_KEY, PROTOCOL_VERSION_KEY } from './envelope.js';
 
@@ -63,16 +63,8 @@ async function probeEra(
 }
 
 async function supportsModern(reply: UpstreamReply): Promise<boolean> {
-  let message = reply.kind === 'json' ? reply.message : undefined;
-  if (reply.kind === 'stream') {
-    for await (const event of reply.events) {
-      if (event.message && isResponse(event.message)) {
-        message = event.message;
-        break;
-      }
-    }
-  }
-  if (!message || !isResponse(message) || !('result' in message)) return false;
+  const message = await readAnswer(reply);
+  if (!message || !('result' in message)) return false;
   const versions = message.result['supportedVersions'];
   return Array.isArray(versions) && versions.includes(STATELESS_REVISION);
 }

@@ -72,6 +72,88 @@ export function createPipeline(options: {
   const { authenticator, authorizer, recorder, logger, approvals, failsOpen } = options;
   /** Calls held for approval, by session and JSON-RPC id, so a cancellation can withdraw them. */
   const heldCalls = new Map<string, AbortController>();
+  /**
+   * Stage 3b: an approval-gated call waits for a human (progress keeps the client from timing
+   * out); once granted, its quotas are charged and it proceeds as allowed, recorded as such.
+   */
+  const holdForApproval = async (
+    request: JsonRpcRequest,
+    ctx: ClientMessageContext,
+    authorization: Authorization,
+  ): Promise<Decision> => {
+    const { decision } = authorization;
+    const refuseUnavailable = async (cause?: unknown): Promise<never> => {
+      // The approval service could not record the request: the log must still show the
+      // refusal. If the log is down too, the recorder has raised its alert; the caller is
+      // still told what it needs to know: the approval could not be asked for.
+      await recorder
+        .recordDecision(callFacts(request, ctx), {
+          ...decision,
+          effect: 'deny',
+          reasons: ['approval required, but the approval service is unavailable (fail closed)'],
+        })
+        .catch(() => undefined);
+      throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE', undefined, { cause });
+    };
+    if (!approvals) return refuseUnavailable();
+    const progressRef = readProgressToken(request);
+    // Withdrawn when the client goes away or sends notifications/cancelled for this request.
+    const cancellation = new AbortController();
+    const key = heldKey(ctx.sessionId, request.id);
+    heldCalls.set(key, cancellation);
+    const onGone = () => cancellation.abort(ctx.signal?.reason);
+    ctx.signal?.addEventListener('abort', onGone, { once: true });
+    const approved = await approvals
+      .hold({
+        requestId: ctx.requestId,
+        traceparent: ctx.traceparent,
+        identity: ctx.identity,
+        upstream: ctx.upstreamName,
+        tool: typeof request.params?.['name'] === 'string' ? request.params['name'] : '',
+        arguments: request.params?.['arguments'] ?? {},
+        decision,
+        toolDefinitionHash: authorization.toolDefinitionHash,
+        signal: cancellation.signal,
+        onWaiting: ({ approvalId, elapsedMs }) => {
+          if (progressRef === undefined) return;
+          ctx.interim?.notify({
+            jsonrpc: '2.0',
+            method: 'notifications/progress',
+            params: {
+              progressToken: progressRef,
+              progress: Math.floor(elapsedMs / 1000),
+              message: `waiting for a human approval (${approvalId})`,
+            },
+          });
+        },
+      })
+      .catch((error: unknown) =>
+        error instanceof WardenError && error.code === 'WARDEN_APPROVAL_UNAVAILABLE'
+          ? refuseUnavailable(error)
+          : Promise.reject(error),
+      )
+      .finally(() => {
+        heldCalls.delete(key);
+        ctx.signal?.removeEventListener('abort', onGone);
+      });
+    const refused = await authorizer.chargeQuotas(request, ctx.identity, ctx.upstreamName);
+    const allowed: Decision = {
+      effect: 'allow',
+      reasons: [
+        `approved by ${approved.approvers.join(' and ')} (approval ${approved.approval.id})`,
+      ],
+      policies: decision.policies,
+      ...(decision.policyVersion !== undefined && { policyVersion: decision.policyVersion }),
+      ...(decision.approval !== undefined && { approval: decision.approval }),
+    };
+    if (refused) {
+      const facts = callFacts(request, ctx);
+      await recorder.recordDecision(facts, refused.decision);
+      throw refused.error ?? new WardenError('WARDEN_QUOTA_EXCEEDED');
+    }
+    return allowed;
+  };
+
   return {
     authenticate(request, upstream) {
       return authenticator.authenticate({
@@ -84,89 +166,6 @@ export function createPipeline(options: {
       });
     },
     async admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext) {
-      const authorizeOrDeny = (request: JsonRpcRequest, ctx: ClientMessageContext) =>
-        authorizeWith(authorizer, logger, request, ctx);
-      /**
-       * Stage 3b: an approval-gated call waits for a human (progress keeps the client from timing
-       * out); once granted, its quotas are charged and it proceeds as allowed, recorded as such.
-       */
-      const holdForApproval = async (
-        request: JsonRpcRequest,
-        ctx: ClientMessageContext,
-        authorization: Authorization,
-      ): Promise<Decision> => {
-        const { decision } = authorization;
-        const refuseUnavailable = async (cause?: unknown): Promise<never> => {
-          // The approval service could not record the request: the log must still show the
-          // refusal. If the log is down too, the recorder has raised its alert; the caller is
-          // still told what it needs to know: the approval could not be asked for.
-          await recorder
-            .recordDecision(callFacts(request, ctx), {
-              ...decision,
-              effect: 'deny',
-              reasons: ['approval required, but the approval service is unavailable (fail closed)'],
-            })
-            .catch(() => undefined);
-          throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE', undefined, { cause });
-        };
-        if (!approvals) return refuseUnavailable();
-        const progressRef = readProgressToken(request);
-        // Withdrawn when the client goes away or sends notifications/cancelled for this request.
-        const cancellation = new AbortController();
-        const key = heldKey(ctx.sessionId, request.id);
-        heldCalls.set(key, cancellation);
-        const onGone = () => cancellation.abort(ctx.signal?.reason);
-        ctx.signal?.addEventListener('abort', onGone, { once: true });
-        const approved = await approvals
-          .hold({
-            requestId: ctx.requestId,
-            traceparent: ctx.traceparent,
-            identity: ctx.identity,
-            upstream: ctx.upstreamName,
-            tool: typeof request.params?.['name'] === 'string' ? request.params['name'] : '',
-            arguments: request.params?.['arguments'] ?? {},
-            decision,
-            toolDefinitionHash: authorization.toolDefinitionHash,
-            signal: cancellation.signal,
-            onWaiting: ({ approvalId, elapsedMs }) => {
-              if (progressRef === undefined) return;
-              ctx.interim?.notify({
-                jsonrpc: '2.0',
-                method: 'notifications/progress',
-                params: {
-                  progressToken: progressRef,
-                  progress: Math.floor(elapsedMs / 1000),
-                  message: `waiting for a human approval (${approvalId})`,
-                },
-              });
-            },
-          })
-          .catch((error: unknown) =>
-            error instanceof WardenError && error.code === 'WARDEN_APPROVAL_UNAVAILABLE'
-              ? refuseUnavailable(error)
-              : Promise.reject(error),
-          )
-          .finally(() => {
-            heldCalls.delete(key);
-            ctx.signal?.removeEventListener('abort', onGone);
-          });
-        const refused = await authorizer.chargeQuotas(request, ctx.identity, ctx.upstreamName);
-        const allowed: Decision = {
-          effect: 'allow',
-          reasons: [
-            `approved by ${approved.approvers.join(' and ')} (approval ${approved.approval.id})`,
-          ],
-          policies: decision.policies,
-          ...(decision.policyVersion !== undefined && { policyVersion: decision.policyVersion }),
-          ...(decision.approval !== undefined && { approval: decision.approval }),
-        };
-        if (refused) {
-          const facts = callFacts(request, ctx);
-          await recorder.recordDecision(facts, refused.decision);
-          throw refused.error ?? new WardenError('WARDEN_QUOTA_EXCEEDED');
-        }
-        return allowed;
-      };
       if (logger.isLevelEnabled('debug')) {
         logger.debug(
           {
@@ -180,7 +179,6 @@ export function createPipeline(options: {
           'client message',
         );
       }
-      // Requests are calls with an outcome worth recording; notifications and replies are not.
       // Only within a session (bound to the identity that opened it): nobody else can cancel.
       if (
         context.sessionId !== undefined &&
@@ -190,9 +188,10 @@ export function createPipeline(options: {
         // A client cancelling a call held for approval withdraws its approval request.
         heldCalls.get(heldKey(context.sessionId, message.params?.['requestId']))?.abort();
       }
+      // Requests are calls with an outcome worth recording; notifications and replies are not.
       if (!isRequest(message) || message.method === 'ping') return undefined;
       const facts = callFacts(message, context);
-      const authorization = await authorizeOrDeny(message, context);
+      const authorization = await authorizeWith(authorizer, logger, message, context);
       const { decision } = authorization;
       if (decision.effect === 'deny') {
         await recorder.recordDecision(facts, decision);

@@ -142,6 +142,12 @@ function heldCall(overrides: Partial<HeldCall> = {}): HeldCall & { controller: A
     toolDefinitionHash: 'tooldef-1',
     signal: controller.signal,
     controller,
+    // Decided again at release under unchanged rules: the same policy version and definition.
+    recheck: () =>
+      Promise.resolve({
+        policyVersion: overrides.decision?.policyVersion ?? approvalDecision().policyVersion ?? '',
+        toolDefinitionHash: overrides.toolDefinitionHash ?? 'tooldef-1',
+      }),
     ...overrides,
   };
 }
@@ -271,8 +277,6 @@ test('a grant cannot be spent on other arguments, another tool definition or pol
   for (const [change, what] of [
     [{ arguments: tampered, argumentsHash: 'hash-of-other-args' }, 'set of arguments'],
     [{ arguments: tampered }, 'set of arguments'],
-    [{ toolDefinitionHash: 'tooldef-2' }, 'tool definition'],
-    [{ policyVersion: 'policy-v2' }, 'policy version'],
     [{ tool: 'delete_vendor' }, 'tool'],
   ] as const) {
     const error = await rejectsWith(
@@ -280,6 +284,17 @@ test('a grant cannot be spent on other arguments, another tool definition or pol
       'WARDEN_APPROVAL_REFUSED',
     );
     assert.match(error.message, new RegExp(`different ${what}`));
+  }
+  // A definition or policy that changed since the approval was asked for makes it stale.
+  for (const [change, what] of [
+    [{ toolDefinitionHash: 'tooldef-2' }, 'tool definition'],
+    [{ policyVersion: 'policy-v2' }, 'policy version'],
+  ] as const) {
+    const error = await rejectsWith(
+      h.service.consume('ap-x', { ...binding, ...change }),
+      'WARDEN_APPROVAL_STALE',
+    );
+    assert.match(error.message, new RegExp(`${what} changed`));
   }
   assert.equal((await h.store.approvals.get('ap-x'))?.consumedAt, undefined, 'still unused');
   assert.equal((await h.service.consume('ap-x', binding)).consumedAt, T0);

@@ -42,6 +42,11 @@ export interface ApprovalNotifierOptions {
 export interface ApprovalNotifier {
   /** Queues one delivery per webhook; returns at once and never throws. */
   notify(request: ApprovalRequest): void;
+  /**
+   * Tells the webhooks that a request announced earlier can no longer be decided (the policy or
+   * the tool definition changed); same delivery rules as `notify`.
+   */
+  notifyInvalidated(request: ApprovalRequest, reason: string): void;
   /** Resolves once every queued delivery has ended (for tests and graceful shutdown). */
   idle(): Promise<void>;
 }
@@ -66,6 +71,16 @@ export interface ApprovalWebhookPayload {
   readonly approvalsRequired: number;
   readonly approve: string;
   readonly deny: string;
+}
+
+/** Warden's payload when an announced request is invalidated (`format: json`). */
+export interface ApprovalInvalidatedPayload {
+  readonly type: 'approval.invalidated';
+  readonly id: string;
+  readonly requestId: string;
+  readonly upstream: string;
+  readonly tool: string;
+  readonly reason: string;
 }
 
 interface Target {
@@ -117,14 +132,15 @@ export function createApprovalNotifier(options: ApprovalNotifierOptions): Approv
     }
   };
 
-  const deliver = async (target: Target, request: ApprovalRequest): Promise<void> => {
+  const deliver = async (
+    target: Target,
+    request: ApprovalRequest,
+    message: (format: ApprovalWebhookConfig['format']) => unknown,
+  ): Promise<void> => {
     const { webhook } = target;
     const where = new URL(webhook.url).origin; // the path may itself be a secret (Slack)
     try {
-      const body =
-        webhook.format === 'slack'
-          ? canonicalJson(slackApprovalMessage(request))
-          : canonicalJson(approvalWebhookPayload(request));
+      const body = canonicalJson(message(webhook.format));
       const headers: Record<string, string> = {
         'content-type': 'application/json',
         'user-agent': 'warden-approvals',
@@ -152,19 +168,35 @@ export function createApprovalNotifier(options: ApprovalNotifierOptions): Approv
     }
   };
 
+  const enqueue = (
+    request: ApprovalRequest,
+    message: (format: ApprovalWebhookConfig['format']) => unknown,
+  ): void => {
+    for (const target of targets) {
+      if (queue.length >= maxQueued) {
+        options.onError(
+          new Error(`${queue.length} webhook deliveries are waiting already`),
+          `dropped the announcement of approval ${request.id}`,
+        );
+        continue;
+      }
+      queue.push(() => deliver(target, request, message));
+    }
+    pump();
+  };
+
   return {
     notify(request) {
-      for (const target of targets) {
-        if (queue.length >= maxQueued) {
-          options.onError(
-            new Error(`${queue.length} webhook deliveries are waiting already`),
-            `dropped the announcement of approval ${request.id}`,
-          );
-          continue;
-        }
-        queue.push(() => deliver(target, request));
-      }
-      pump();
+      enqueue(request, (format) =>
+        format === 'slack' ? slackApprovalMessage(request) : approvalWebhookPayload(request),
+      );
+    },
+    notifyInvalidated(request, reason) {
+      enqueue(request, (format) =>
+        format === 'slack'
+          ? slackInvalidatedMessage(request, reason)
+          : approvalInvalidatedPayload(request, reason),
+      );
     },
     idle() {
       if (active === 0 && queue.length === 0) return Promise.resolve();
@@ -237,6 +269,32 @@ export function slackApprovalMessage(request: ApprovalRequest): {
       section(`*Arguments:*\n\`\`\`${mrkdwn(args).replaceAll('```', "'''")}\`\`\``),
       section(`Approve: ${inlineCode(commands.approve)}\nDeny: ${inlineCode(commands.deny)}`),
     ],
+  };
+}
+
+export function approvalInvalidatedPayload(
+  request: ApprovalRequest,
+  reason: string,
+): ApprovalInvalidatedPayload {
+  return {
+    type: 'approval.invalidated',
+    id: request.id,
+    requestId: request.requestId,
+    upstream: request.upstream,
+    tool: request.tool,
+    reason,
+  };
+}
+
+/** A Slack message saying an announced request can no longer be decided, and why. */
+export function slackInvalidatedMessage(
+  request: ApprovalRequest,
+  reason: string,
+): { text: string } {
+  return {
+    text: mrkdwn(
+      `Approval ${request.id} for ${request.upstream}.${request.tool} (${request.agent}) no longer needs a decision: ${reason}. The call was refused.`,
+    ),
   };
 }
 

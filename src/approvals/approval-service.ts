@@ -59,6 +59,13 @@ export interface HeldCall {
   readonly signal: AbortSignal;
   /** Called about every `progressEveryMs` while held (e.g. to send a progress notification). */
   readonly onWaiting?: (info: { approvalId: string; elapsedMs: number }) => void;
+  /**
+   * Decides the call again once it is granted, before the approval is used: resolves with what
+   * the call is bound to now (the policy version and tool definition in force), or rejects with
+   * a WardenError (WARDEN_APPROVAL_STALE, a revocation, …) when the call may no longer go. A
+   * rejection invalidates the approval, and nothing is released.
+   */
+  readonly recheck: () => Promise<Pick<ApprovalBinding, 'policyVersion' | 'toolDefinitionHash'>>;
 }
 
 export interface ApprovedCall {
@@ -100,6 +107,8 @@ export interface ApprovalServiceOptions {
   readonly record: (entry: AuditEntry) => Promise<void>;
   /** Announces a new request (webhooks, console); must not throw. */
   readonly notify: (request: ApprovalRequest) => void;
+  /** Tells approvers a request they may have seen can no longer be decided; must not throw. */
+  readonly notifyInvalidated?: (request: ApprovalRequest, reason: string) => void;
   /** Told about failures that do not change the outcome (a late audit record, a poll). */
   readonly onError?: (error: unknown, message: string) => void;
   readonly progressEveryMs?: number;
@@ -127,6 +136,16 @@ export interface ApprovalService {
     verdict: Verdict,
     reason: string,
   ): Promise<ApprovalRequest>;
+  /**
+   * Invalidates every pending request `affected` picks (the policy or a tool's definition
+   * changed): each is marked invalidated, recorded as `approval.invalidated` with `reason`,
+   * announced to approvers, and its held call is refused with WARDEN_APPROVAL_STALE.
+   * Resolves with the ids invalidated.
+   */
+  invalidatePending(
+    affected: (request: ApprovalRequest) => boolean,
+    reason: string,
+  ): Promise<string[]>;
   /** Newest first (at most 100). */
   list(status?: ApprovalStatus): Promise<ApprovalRequest[]>;
   get(id: string): Promise<ApprovalRequest | undefined>;
@@ -155,6 +174,9 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
           throw refusal(id, `the approval was already used at ${isoTime(current.consumedAt)}`);
         }
         const mismatch = bindingMismatch(current, binding);
+        if (mismatch === 'tool definition' || mismatch === 'policy version') {
+          throw stale(id, `the ${mismatch} changed after the approval was asked for`);
+        }
         if (mismatch !== undefined) {
           throw refusal(id, `the approval was given for a different ${mismatch}`);
         }
@@ -264,10 +286,10 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
         }
         if (current === undefined) throw unavailable(new Error(`approval ${id} vanished`));
         switch (current.status) {
-          case 'granted': {
-            const approval = await consume(id, bindingOf(request));
-            return { approval, approvers: approvingVoters(approval) };
-          }
+          case 'granted':
+            return await release(call, request);
+          case 'invalidated':
+            throw stale(id, 'the policy or the tool definition changed while it waited');
           case 'refused':
             throw refused(current);
           case 'expired':
@@ -289,6 +311,89 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
       if (registered.size === 0) holders.delete(id);
       alarm.cancel();
     }
+  }
+
+  /**
+   * A granted request is decided again before its approval is used: the call goes only if the
+   * rules in force now still lead to the same question the approver answered.
+   */
+  async function release(call: HeldCall, request: ApprovalRequest): Promise<ApprovedCall> {
+    let now: Pick<ApprovalBinding, 'policyVersion' | 'toolDefinitionHash'>;
+    try {
+      now = await call.recheck();
+    } catch (error) {
+      const reason =
+        error instanceof WardenError && typeof error.details?.['reason'] === 'string'
+          ? error.details['reason']
+          : error instanceof WardenError
+            ? error.code
+            : 'the call could not be decided again';
+      await invalidate(request.id, reason, call).catch((cause: unknown) =>
+        onError(cause, `could not mark approval ${request.id} invalidated`),
+      );
+      throw error;
+    }
+    let approval: ApprovalRequest;
+    try {
+      approval = await consume(request.id, { ...bindingOf(request), ...now });
+    } catch (error) {
+      if (error instanceof WardenError && error.code === 'WARDEN_APPROVAL_STALE') {
+        const reason = String(error.details?.['reason'] ?? 'stale');
+        await invalidate(request.id, reason, call).catch((cause: unknown) =>
+          onError(cause, `could not mark approval ${request.id} invalidated`),
+        );
+      }
+      throw error;
+    }
+    return { approval, approvers: approvingVoters(approval) };
+  }
+
+  /**
+   * Marks a pending or granted-but-unused request invalidated and records why; undefined when
+   * it was in neither state (decided, used, or gone).
+   */
+  async function invalidate(
+    id: string,
+    reason: string,
+    call?: HeldCall,
+  ): Promise<ApprovalRequest | undefined> {
+    const at = now();
+    let changed = false as boolean;
+    const updated = await store.approvals.update(id, (current) => {
+      changed =
+        current.status === 'pending' ||
+        (current.status === 'granted' && current.consumedAt === undefined);
+      return changed ? { ...current, status: 'invalidated', decidedAt: at } : current;
+    });
+    if (!changed || updated === undefined) return undefined;
+    await recordLate({
+      ...(call === undefined
+        ? requestEntryBase(updated, options.environment)
+        : heldCallEntryBase(call, updated)),
+      event: 'approval.invalidated',
+      time: isoTime(at),
+      approval: { id, argumentsHash: updated.argumentsHash },
+      details: { reason },
+    });
+    try {
+      options.notifyInvalidated?.(updated, reason);
+    } catch (error) {
+      onError(error, `announcing the invalidation of approval ${id} failed`);
+    }
+    wake(id);
+    return updated;
+  }
+
+  async function invalidatePending(
+    affected: (request: ApprovalRequest) => boolean,
+    reason: string,
+  ): Promise<string[]> {
+    const pending = await store.approvals.list({ status: 'pending', limit: 1000 });
+    const invalidated: string[] = [];
+    for (const request of pending.filter(affected)) {
+      if ((await invalidate(request.id, reason)) !== undefined) invalidated.push(request.id);
+    }
+    return invalidated;
   }
 
   /** Marks a still-pending request expired; false when a decision got there first. */
@@ -426,17 +531,7 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     reason: string,
     at: number,
   ): AuditEntry {
-    const base = {
-      time: isoTime(at),
-      requestId: request.requestId,
-      ...(options.environment !== undefined && { environment: options.environment }),
-      ...(request.user !== undefined && { user: request.user }),
-      agent: request.agent,
-      roles: request.roles,
-      ...(request.model !== undefined && { model: request.model }),
-      upstream: request.upstream,
-      tool: request.tool,
-    };
+    const base = { time: isoTime(at), ...requestEntryBase(request, options.environment) };
     const approval = (approvers: readonly string[]) => ({
       id: request.id,
       approvers,
@@ -481,6 +576,7 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     hold,
     consume,
     decide,
+    invalidatePending,
     list: (status) => store.approvals.list(status === undefined ? {} : { status }),
     get: (id) => store.approvals.get(id),
   };
@@ -564,6 +660,20 @@ function heldCallEntryBase(call: HeldCall, request: ApprovalRequest) {
   };
 }
 
+/** The facts every record about a request shares, when the held call is not at hand. */
+function requestEntryBase(request: ApprovalRequest, environment: string | undefined) {
+  return {
+    requestId: request.requestId,
+    ...(environment !== undefined && { environment }),
+    ...(request.user !== undefined && { user: request.user }),
+    agent: request.agent,
+    roles: request.roles,
+    ...(request.model !== undefined && { model: request.model }),
+    upstream: request.upstream,
+    tool: request.tool,
+  };
+}
+
 function requestedEntry(call: HeldCall, request: ApprovalRequest): AuditEntry {
   return {
     ...heldCallEntryBase(call, request),
@@ -599,6 +709,14 @@ function refused(request: ApprovalRequest): WardenError {
   return new WardenError('WARDEN_APPROVAL_REFUSED', `An approver refused this call: ${reason}`, {
     details: { approvalId: request.id, reason },
   });
+}
+
+function stale(approvalId: string, reason: string): WardenError {
+  return new WardenError(
+    'WARDEN_APPROVAL_STALE',
+    `The call was approved but not forwarded: ${reason}. Call again to be decided under the rules in force now.`,
+    { details: { approvalId, reason } },
+  );
 }
 
 function expired(approvalId: string): WardenError {

@@ -11,6 +11,7 @@ export const APPROVAL_STATUSES: readonly ApprovalStatus[] = [
   'refused',
   'expired',
   'withdrawn',
+  'invalidated',
 ];
 
 export interface ApprovalView {

@@ -104,6 +104,7 @@ function describeEvent(record: AuditRecord): string[] {
     case 'approval.granted':
     case 'approval.refused':
     case 'approval.expired':
+    case 'approval.invalidated':
       return describeApproval(record);
     case 'call.result': {
       const result = record.result;
@@ -152,7 +153,9 @@ function describeApproval(record: AuditRecord): string[] {
             ? `withdrawn by the client${when}${id}`
             : record.event === 'approval.refused'
               ? `refused by ${approvers}${when}${id}`
-              : `expired without a decision${id}`;
+              : record.event === 'approval.invalidated'
+                ? `invalidated${id}: ${typeof details['reason'] === 'string' ? details['reason'] : 'the rules changed'}`
+                : `expired without a decision${id}`;
   return approval?.argumentsHash === undefined
     ? [headline]
     : [headline, `for arguments hash ${approval.argumentsHash}`];
@@ -170,6 +173,9 @@ function describeOutcome(records: readonly AuditRecord[]): string {
   if (last('call.denied')) return 'denied; the call never reached the upstream';
   if (last('approval.refused')) return 'approval refused; the call was not forwarded';
   if (last('approval.expired')) return 'approval expired; the call was not forwarded';
+  if (last('approval.invalidated')) {
+    return 'approval invalidated by a change of the rules; the call was not forwarded';
+  }
   if (last('auth.failed')) return 'authentication refused; no call was made';
   if (last('call.allowed')) {
     return 'allowed, but no result or error is recorded: the call was still running, or the gateway stopped before it ended';

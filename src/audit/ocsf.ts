@@ -58,6 +58,7 @@ const FAILURE_EVENTS = new Set<AuditEvent>([
   'call.denied',
   'approval.refused',
   'approval.expired',
+  'approval.invalidated',
   'call.error',
 ]);
 
@@ -66,6 +67,7 @@ const EVENT_SEVERITY: Partial<Record<AuditEvent, number>> = {
   'call.denied': SEVERITY.low,
   'approval.refused': SEVERITY.low,
   'approval.expired': SEVERITY.low,
+  'approval.invalidated': SEVERITY.low,
   'call.error': SEVERITY.low,
   'grant.changed': SEVERITY.low,
   'token.revoked': SEVERITY.low,

@@ -13,6 +13,7 @@ export const AUDIT_EVENTS = [
   'approval.granted',
   'approval.refused',
   'approval.expired',
+  'approval.invalidated',
   'call.result',
   'call.error',
   'token.issued',

@@ -234,6 +234,12 @@ export const ERROR_CATALOGUE = {
     summary:
       'This call needs approval but the approval service cannot take requests now, so it was refused (fail closed). Retry shortly; operators are alerted.',
   },
+  WARDEN_APPROVAL_STALE: {
+    status: 403,
+    rpcCode: -32041,
+    summary:
+      'The call was approved, but when it was decided again at release something had changed (policy, policy state, tool definition, revocation, break-glass grant or quota), so it was refused and not forwarded. data.reason says what; call again to be decided under the rules in force now.',
+  },
   WARDEN_APPROVAL_ALREADY_DECIDED: {
     status: 409,
     rpcCode: -32040,

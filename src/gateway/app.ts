@@ -102,7 +102,27 @@ async function assembleGateway(
     },
   );
   opened.push(async () => sessions.close());
-  const policy = await setUpPolicy(config, store, logger, auditLog.record);
+  const policy = await setUpPolicy(
+    config,
+    store,
+    logger,
+    auditLog.record,
+    Date.now,
+    (upstream, tool) =>
+      approvals
+        .invalidatePending(
+          (request) => request.upstream === upstream && request.tool === tool,
+          `the upstream changed the definition of ${upstream}.${tool} while the request waited`,
+        )
+        .then(
+          () => undefined,
+          (error: unknown) =>
+            logger.error(
+              { err: error },
+              'could not invalidate pending approvals of a changed tool',
+            ),
+        ),
+  );
   opened.push(async () => policy.close());
   const authenticator = dependencies.authenticator ?? authentication.authenticator;
   const approvals = setUpApprovals(config, store, auditLog, logger, (request) =>
@@ -116,6 +136,7 @@ async function assembleGateway(
     approvals: approvals.holder,
     failsOpen: (upstream, tool) =>
       tool !== undefined && config.upstreams.get(upstream)?.tools.get(tool)?.onFailure === 'open',
+    revocations: authentication.revocations,
   });
   const eraOf = createEraDetector();
   // A parked multi round-trip call waits as long as a person may take to answer an elicitation.
@@ -207,7 +228,21 @@ async function assembleGateway(
     port: listener.port,
     issuer: authentication.issuer,
     revoke: (revocation) => authentication.revocations.revoke(revocation),
-    reloadPolicy: (reloaded) => policy.reload(reloaded),
+    async reloadPolicy(reloaded) {
+      const outcome = await policy.reload(reloaded);
+      if (outcome.ok) {
+        // An approver must never answer a question the new policy would ask differently.
+        await approvals
+          .invalidatePending(
+            (request) => request.policyVersion !== outcome.version,
+            'the policy was reloaded while the request waited',
+          )
+          .catch((error: unknown) =>
+            logger.error({ err: error }, 'could not invalidate pending approvals after a reload'),
+          );
+      }
+      return outcome;
+    },
     close() {
       closing ??= (async () => {
         logger.info({}, 'warden shutting down');

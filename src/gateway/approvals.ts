@@ -7,7 +7,7 @@
 import { createApprovalsApi } from '../admin/approvals-api.js';
 import { traceIdOf } from '../audit/call-entry.js';
 import { createApprovalNotifier } from '../approvals/approval-notifier.js';
-import { createApprovalService } from '../approvals/approval-service.js';
+import { createApprovalService, type ApprovalService } from '../approvals/approval-service.js';
 import type { Config } from '../config/config.js';
 import type { Identity } from '../domain/identity.js';
 import type { Store } from '../store/types.js';
@@ -21,6 +21,11 @@ export interface GatewayApprovals {
   readonly holder: ApprovalHolder;
   /** The admin API handler, for `/admin/approvals` and below. */
   readonly api: ReturnType<typeof createApprovalsApi>;
+  /**
+   * Invalidates the pending requests a change makes stale (a reloaded policy, a changed tool
+   * definition): approvers are told, and the held calls are refused with WARDEN_APPROVAL_STALE.
+   */
+  invalidatePending: ApprovalService['invalidatePending'];
   /** Lets pending webhook deliveries finish. */
   close(): Promise<void>;
 }
@@ -56,6 +61,13 @@ export function setUpApprovals(
       );
       notifier.notify(request);
     },
+    notifyInvalidated: (request, reason) => {
+      logger.warn(
+        { event: 'approval.invalidated', approval: request.id, reason },
+        'an approval request was invalidated',
+      );
+      notifier.notifyInvalidated(request, reason);
+    },
     onError: (error, message) => logger.error({ err: error }, message),
     environment: config.environment,
     progressEveryMs: config.approvals.progressIntervalMs,
@@ -76,5 +88,10 @@ export function setUpApprovals(
     approvers: config.approvals.approvers,
     basePath: ADMIN_APPROVALS_PATH,
   });
-  return { holder, api, close: () => notifier.idle() };
+  return {
+    holder,
+    api,
+    invalidatePending: (affected, reason) => service.invalidatePending(affected, reason),
+    close: () => notifier.idle(),
+  };
 }

@@ -12,6 +12,10 @@
  *   4. record        audit/: the decision is durably in the hash-chained log before anything is
  *                    forwarded; if the log cannot take it, the call is refused (fail closed).
  *                    A denial is recorded, then answered with a specific error
+ *   4b. approve      approvals/: an approval-gated call (whose quotas would still fit) is held
+ *                    for a person; once granted it is decided again — revocations, policy,
+ *                    states, break-glass, tool definition, quotas as they are then — and goes
+ *                    only if nothing changed the outcome (else WARDEN_APPROVAL_STALE)
  *   5. forward       by the endpoint, with Warden's own upstream credential, never the client's
  *   6. record        audit/: the result or error, with latency, when the call ends
  */
@@ -27,6 +31,7 @@ import type { JsonRpcMessage, JsonRpcRequest } from '../domain/jsonrpc.js';
 import type { Authorization, MessageAuthorizer } from '../policy/authorize-message.js';
 import { isNotification, isRequest } from '../domain/jsonrpc.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
+import type { RevocationList } from '../identity/revocation-list.js';
 import { describeClientCertificate } from '../identity/client-certificate.js';
 import { readHeader } from '../mcp/http-headers.js';
 import type { ClientMessageContext, MessageGate } from '../mcp/message-gate.js';
@@ -45,6 +50,11 @@ export interface ApprovalHolder {
     readonly toolDefinitionHash: string | undefined;
     readonly signal: AbortSignal;
     readonly onWaiting?: (info: { approvalId: string; elapsedMs: number }) => void;
+    /** The call decided again once granted: what it is bound to now, or a refusal. */
+    readonly recheck: () => Promise<{
+      readonly policyVersion: string;
+      readonly toolDefinitionHash: string | undefined;
+    }>;
   }): Promise<{
     readonly approval: { readonly id: string };
     readonly approvers: readonly string[];
@@ -68,8 +78,40 @@ export function createPipeline(options: {
   approvals?: ApprovalHolder;
   /** Whether a tool is configured to fail open (non-sensitive tools only) when the log is down. */
   failsOpen?: (upstream: string, tool: string | undefined) => boolean;
+  /** Revocations in force now: a held call whose token, agent or user is revoked never goes. */
+  revocations?: Pick<RevocationList, 'find'>;
 }): Pipeline {
   const { authenticator, authorizer, recorder, logger, approvals, failsOpen } = options;
+  /**
+   * A granted call, decided again at release. Anything that would now refuse it, or a policy or
+   * tool definition other than the one the approver saw, refuses it (WARDEN_APPROVAL_STALE).
+   */
+  const decideAgain = async (
+    request: JsonRpcRequest,
+    ctx: ClientMessageContext,
+    asked: Authorization,
+  ): Promise<{ policyVersion: string; toolDefinitionHash: string | undefined }> => {
+    const revoked = revocationOf(options.revocations, ctx.identity);
+    if (revoked !== undefined) throw staleApproval(`${revoked} while the call waited`);
+    const again = await authorizer.reauthorize(request, ctx.identity, ctx.upstreamName);
+    const { decision } = again;
+    if (decision.effect === 'deny') {
+      throw staleApproval(
+        `the call is now refused: ${decision.reasons.join('; ') || 'no rule allows it'}`,
+        again.error?.code,
+      );
+    }
+    if (decision.policyVersion !== asked.decision.policyVersion) {
+      throw staleApproval('the policy changed after the approval was asked for');
+    }
+    if (again.toolDefinitionHash !== asked.toolDefinitionHash) {
+      throw staleApproval("the tool's definition changed after the approval was asked for");
+    }
+    return {
+      policyVersion: decision.policyVersion ?? '',
+      toolDefinitionHash: again.toolDefinitionHash,
+    };
+  };
   /** Calls held for approval, by session and JSON-RPC id, so a cancellation can withdraw them. */
   const heldCalls = new Map<string, AbortController>();
   /**
@@ -114,6 +156,7 @@ export function createPipeline(options: {
         decision,
         toolDefinitionHash: authorization.toolDefinitionHash,
         signal: cancellation.signal,
+        recheck: () => decideAgain(request, ctx, authorization),
         onWaiting: ({ approvalId, elapsedMs }) => {
           if (progressRef === undefined) return;
           ctx.interim?.notify({
@@ -200,7 +243,16 @@ export function createPipeline(options: {
       }
       let allowed = decision;
       if (decision.effect === 'approval_required') {
-        allowed = await holdForApproval(message, context, authorization);
+        allowed = await holdForApproval(message, context, authorization).catch(
+          async (error: unknown) => {
+            // Refused at release (stale, revoked, over quota): the log says why, nothing is sent.
+            if (error instanceof WardenError && error.code === 'WARDEN_APPROVAL_STALE') {
+              const reasons = [String(error.details?.['reason'] ?? error.message)];
+              await recorder.recordDecision(facts, { ...decision, effect: 'deny', reasons });
+            }
+            throw error;
+          },
+        );
       }
       const recorded = await recorder.recordDecision(facts, allowed, {
         failOpen: failsOpen?.(context.upstreamName, toolName(message)) ?? false,
@@ -220,6 +272,32 @@ export function createPipeline(options: {
       };
     },
   };
+}
+
+/** Which revocation, if any, now covers the credential the call was made with. */
+function revocationOf(
+  revocations: Pick<RevocationList, 'find'> | undefined,
+  identity: Identity,
+): string | undefined {
+  if (revocations === undefined) return undefined;
+  const { credential } = identity;
+  const revocation = revocations.find({
+    tokenId: credential.kind === 'jwt' ? credential.tokenId : undefined,
+    agent: identity.agent,
+    user: identity.user,
+    issuedAt: credential.kind === 'jwt' ? credential.issuedAt : undefined,
+  });
+  if (revocation === undefined) return undefined;
+  const what = { token: 'the token', agent: 'the agent', user: 'the user' }[revocation.kind];
+  return `${what} was revoked`;
+}
+
+function staleApproval(reason: string, refusedWith?: string): WardenError {
+  return new WardenError(
+    'WARDEN_APPROVAL_STALE',
+    `The call was approved but not forwarded: ${reason}. Call again to be decided under the rules in force now.`,
+    { details: { reason, ...(refusedWith !== undefined && { refusedWith }) } },
+  );
 }
 
 function callFacts(message: JsonRpcRequest, context: ClientMessageContext): CallFacts {

@@ -35,6 +35,8 @@ export async function setUpPolicy(
   logger: Logger,
   record: (entry: AuditEntry) => Promise<void>,
   now: () => number = Date.now,
+  /** Told when an upstream changes an approved tool's definition. */
+  onToolChanged?: (upstream: string, tool: string) => Promise<void>,
 ): Promise<GatewayPolicy> {
   let current = { engine: createPolicyEngine(config.policy), policy: config.policy };
   const alert = (message: string, details: Record<string, unknown>) =>
@@ -66,7 +68,14 @@ export async function setUpPolicy(
     engine: () => current.engine,
     policy: () => current.policy,
     inputs,
-    catalog: createToolCatalog({ store, mode: config.policy.toolPinning, now, record, alert }),
+    catalog: createToolCatalog({
+      store,
+      mode: config.policy.toolPinning,
+      now,
+      record,
+      alert,
+      ...(onToolChanged !== undefined && { onDefinitionChanged: onToolChanged }),
+    }),
     schemaChecker: createInputSchemaChecker(),
     store,
     now,

@@ -42,6 +42,16 @@ export interface MessageAuthorizer {
     upstream: string,
     listTools?: () => Promise<unknown[]>,
   ): Promise<Authorization>;
+  /**
+   * Decides a held call again at the moment it is released, with the policy, policy states,
+   * break-glass grants, tool definition and quotas in force now (the run-time inputs are re-read
+   * from the store first, not taken from the last poll). Nothing is charged.
+   */
+  reauthorize(
+    request: JsonRpcRequest,
+    identity: Identity,
+    upstream: string,
+  ): Promise<Authorization>;
   /** Charges the call's quotas; for approval-gated calls, once the approval is granted. */
   chargeQuotas(
     request: JsonRpcRequest,
@@ -172,6 +182,12 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
       const refused = await charge(request, identity, upstream);
       if (refused) return refused;
     }
+    if (decision.effect === 'approval_required') {
+      // Nobody is asked to approve a call its budget or rate would refuse anyway; it is charged
+      // only when released.
+      const refused = await charge(request, identity, upstream, { dryRun: true });
+      if (refused) return refused;
+    }
     return authorization;
   };
 
@@ -200,17 +216,23 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
     request: JsonRpcRequest,
     identity: Identity,
     upstream: string,
+    mode: { readonly dryRun?: boolean } = {},
   ): Promise<Authorization | undefined> => {
     const name = request.params?.['name'];
     if (typeof name !== 'string') return undefined;
     let verdict;
     try {
-      verdict = await chargeQuotas(options.policy().quotas, options.store, {
-        identity,
-        target: `${upstream}.${name}`,
-        arguments: request.params?.['arguments'] ?? {},
-        now: now(),
-      });
+      verdict = await chargeQuotas(
+        options.policy().quotas,
+        options.store,
+        {
+          identity,
+          target: `${upstream}.${name}`,
+          arguments: request.params?.['arguments'] ?? {},
+          now: now(),
+        },
+        mode,
+      );
     } catch (cause) {
       return deny('WARDEN_POLICY_ERROR', ['quotas could not be checked, so the call is refused'], {
         cause: String(cause),
@@ -316,7 +338,13 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
           return { decision: PROTOCOL };
       }
     },
-    chargeQuotas: charge,
+    async reauthorize(request, identity, upstream) {
+      await options.inputs.refresh();
+      return request.method === 'tools/call'
+        ? authorizeToolCall(request, identity, upstream, undefined)
+        : this.authorize(request, identity, upstream);
+    },
+    chargeQuotas: (request, identity, upstream) => charge(request, identity, upstream),
   };
 
   function named(

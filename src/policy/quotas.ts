@@ -12,7 +12,10 @@ export type QuotaVerdict =
   | { readonly admitted: true; readonly charged: readonly string[] }
   | { readonly admitted: false; readonly quota: string; readonly reason: string };
 
-/** Charges every quota that applies to this call; none is charged when any would overflow. */
+/**
+ * Charges every quota that applies to this call; none is charged when any would overflow.
+ * With `dryRun`, only tells whether the call would fit now and charges nothing.
+ */
 export async function chargeQuotas(
   quotas: readonly QuotaConfig[],
   store: Pick<Store, 'quotas'>,
@@ -22,6 +25,7 @@ export async function chargeQuotas(
     readonly arguments: unknown;
     readonly now: number;
   },
+  options: { readonly dryRun?: boolean } = {},
 ): Promise<QuotaVerdict> {
   const applying = quotas.filter(
     (quota) =>
@@ -50,7 +54,7 @@ export async function chargeQuotas(
       windowMs: quota.windowMs,
     });
   }
-  const outcome = await store.quotas.charge(charges, call.now);
+  const outcome = await store.quotas.charge(charges, call.now, options);
   if (outcome.admitted) return { admitted: true, charged: applying.map((q) => q.name) };
   const index = outcome.exceeded ?? 0;
   const quota = applying[index] as QuotaConfig;

@@ -38,6 +38,8 @@ export function createToolCatalog(options: {
   readonly record: (entry: AuditEntry) => Promise<void>;
   /** Raised once per changed definition. */
   readonly alert: (message: string, details: Record<string, unknown>) => void;
+  /** Told once per changed definition (pending approvals for the tool are then stale). */
+  readonly onDefinitionChanged?: (upstream: string, tool: string) => Promise<void>;
 }): ToolCatalog {
   const { store, now } = options;
   const current = new Map<string, { definition: ToolDefinition; hash: string }>();
@@ -98,6 +100,7 @@ export function createToolCatalog(options: {
         approvedHash: pinned,
         newHash: hash,
       });
+      await options.onDefinitionChanged?.(upstream, definition.name);
     }
   };
 

@@ -46,6 +46,7 @@ const APPROVAL_STATUSES: ReadonlySet<string> = new Set<ApprovalStatus>([
   'refused',
   'expired',
   'withdrawn',
+  'invalidated',
 ]);
 const VOTE_DECISIONS: ReadonlySet<string> = new Set<ApprovalVote['decision']>(['approve', 'deny']);
 

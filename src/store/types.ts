@@ -246,18 +246,36 @@ export interface QuotaOutcome {
   readonly exceeded: number | undefined;
 }
 
+export interface QuotaChargeOptions {
+  /**
+   * Only tells whether the charges would fit now, recording nothing: a call that waits for a
+   * person is checked before anyone is asked, and charged when it is released.
+   */
+  readonly dryRun?: boolean;
+}
+
 export interface QuotaRepository {
   /**
    * Atomically: sums each key's charges within (now - windowMs, now]; if every charge still fits
    * under its limit, records all of them at `now`; otherwise records none. Two concurrent callers
    * (also on two replicas) can never both pass a limit that only one of them fits under.
    */
-  charge(charges: readonly QuotaCharge[], now: number): Promise<QuotaOutcome>;
+  charge(
+    charges: readonly QuotaCharge[],
+    now: number,
+    options?: QuotaChargeOptions,
+  ): Promise<QuotaOutcome>;
   /** Drops charges older than `before`; returns how many. */
   deleteOlderThan(before: number): Promise<number>;
 }
 
-export type ApprovalStatus = 'pending' | 'granted' | 'refused' | 'expired' | 'withdrawn';
+/**
+ * `withdrawn`: the client gave up before a decision. `invalidated`: the policy or the tool's
+ * definition changed while the request waited (or before its call was released), so the
+ * approval no longer answers the question it was asked for.
+ */
+export type ApprovalStatus =
+  'pending' | 'granted' | 'refused' | 'expired' | 'withdrawn' | 'invalidated';
 
 /** One approver's decision on a request. */
 export interface ApprovalVote {

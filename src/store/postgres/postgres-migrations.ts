@@ -148,6 +148,15 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX approval_requests_status ON approval_requests (status, created_at, id);
     `,
   },
+  {
+    version: 4,
+    name: 'approval requests can be invalidated',
+    sql: `
+      ALTER TABLE approval_requests DROP CONSTRAINT approval_requests_status_check;
+      ALTER TABLE approval_requests ADD CONSTRAINT approval_requests_status_check
+        CHECK (status IN ('pending', 'granted', 'refused', 'expired', 'withdrawn', 'invalidated'));
+    `,
+  },
 ];
 
 /**

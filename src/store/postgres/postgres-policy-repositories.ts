@@ -205,7 +205,7 @@ function quotaLockIds(charges: readonly QuotaCharge[]): string[] {
 
 function createQuotas({ query, transaction }: PostgresPolicyOptions): QuotaRepository {
   return {
-    charge: async (charges, now) => {
+    charge: async (charges, now, options) => {
       checkQuotaCharges(charges, now);
       if (charges.length === 0) return decideQuota(charges, []);
       return transaction('charge quotas', async (client) => {
@@ -220,7 +220,7 @@ function createQuotas({ query, transaction }: PostgresPolicyOptions): QuotaRepos
           now,
         ]);
         const outcome = decideQuota(charges, rows.map(readUsed));
-        if (outcome.admitted) {
+        if (outcome.admitted && options?.dryRun !== true) {
           await client.query(QUOTA_INSERT_SQL, [
             charges.map((c) => c.key),
             charges.map((c) => c.amount),

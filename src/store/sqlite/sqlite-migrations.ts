@@ -145,6 +145,43 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX approval_requests_status ON approval_requests (status, created_at, id);
     `,
   },
+  {
+    version: 4,
+    name: 'approval requests can be invalidated',
+    // SQLite cannot alter a CHECK constraint: the table is rebuilt with the new status allowed.
+    sql: `
+      CREATE TABLE approval_requests_v4 (
+        id TEXT PRIMARY KEY,
+        request_id TEXT NOT NULL,
+        status TEXT NOT NULL
+          CHECK (status IN ('pending', 'granted', 'refused', 'expired', 'withdrawn', 'invalidated')),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        decided_at INTEGER,
+        consumed_at INTEGER,
+        user_id TEXT,
+        agent TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        model TEXT,
+        upstream TEXT NOT NULL,
+        tool TEXT NOT NULL,
+        arguments TEXT NOT NULL,
+        arguments_hash TEXT NOT NULL,
+        tool_definition_hash TEXT,
+        policy_version TEXT NOT NULL,
+        grants TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        approver_roles TEXT NOT NULL,
+        approvals_required INTEGER NOT NULL,
+        votes TEXT NOT NULL
+      ) STRICT;
+      INSERT INTO approval_requests_v4 SELECT * FROM approval_requests;
+      DROP TABLE approval_requests;
+      ALTER TABLE approval_requests_v4 RENAME TO approval_requests;
+      CREATE INDEX approval_requests_created ON approval_requests (created_at, id);
+      CREATE INDEX approval_requests_status ON approval_requests (status, created_at, id);
+    `,
+  },
 ];
 
 /**

@@ -173,16 +173,20 @@ function createQuotas(db: Database, run: Run): QuotaRepository {
     ),
     deleteOlder: db.prepare('DELETE FROM quota_charges WHERE charged_at < ?'),
   };
-  const charge = db.transaction((charges: readonly QuotaCharge[], now: number): QuotaOutcome => {
-    const used = charges.map((c) => readUsed(sql.used.get(c.key, now - c.windowMs, now) as Row));
-    const outcome = decideQuota(charges, used);
-    if (outcome.admitted) for (const c of charges) sql.insert.run(c.key, c.amount, now);
-    return outcome;
-  });
+  const charge = db.transaction(
+    (charges: readonly QuotaCharge[], now: number, dryRun: boolean): QuotaOutcome => {
+      const used = charges.map((c) => readUsed(sql.used.get(c.key, now - c.windowMs, now) as Row));
+      const outcome = decideQuota(charges, used);
+      if (outcome.admitted && !dryRun)
+        for (const c of charges) sql.insert.run(c.key, c.amount, now);
+      return outcome;
+    },
+  );
   return {
-    charge: async (charges, now) => {
+    charge: async (charges, now, options) => {
       checkQuotaCharges(charges, now);
-      return run('charge quotas', () => charge.immediate(charges, now));
+      const dryRun = options?.dryRun === true;
+      return run('charge quotas', () => charge.immediate(charges, now, dryRun));
     },
     deleteOlderThan: async (before) => {
       assertEpochMs('before', before);

@@ -152,6 +152,18 @@ function heldCall(overrides: Partial<HeldCall> = {}): HeldCall & { controller: A
   };
 }
 
+function bindingOfRequest(request: ApprovalRequest | undefined) {
+  assert.ok(request);
+  return {
+    upstream: request.upstream,
+    tool: request.tool,
+    arguments: request.arguments,
+    argumentsHash: request.argumentsHash,
+    toolDefinitionHash: request.toolDefinitionHash,
+    policyVersion: request.policyVersion,
+  };
+}
+
 /** A pending request stored directly, as another replica's hold() would have left it. */
 function pendingRequest(id: string, overrides: Partial<ApprovalRequest> = {}): ApprovalRequest {
   return {
@@ -459,15 +471,99 @@ test('a client that goes away withdraws its request; nobody can approve it after
   await refusedBy(h.service.decide(id, CAROL, 'approve', ''), 'APPROVAL_ALREADY_DECIDED');
 });
 
+test('a granted call that the rules now refuse is invalidated at release, never consumed', async () => {
+  const h = await harness();
+  let rechecks = 0;
+  const call = heldCall({
+    recheck: () => {
+      rechecks++;
+      return Promise.reject(
+        new WardenError('WARDEN_APPROVAL_STALE', undefined, {
+          details: { reason: 'the call is now refused: policy state payments_freeze is on' },
+        }),
+      );
+    },
+  });
+  const held = h.service.hold(call);
+  const { id } = await h.nextAnnounced();
+  await h.service.decide(id, CAROL, 'approve', '');
+  const error = await rejectsWith(held, 'WARDEN_APPROVAL_STALE');
+  assert.match(String(error.details?.['reason']), /payments_freeze/);
+  assert.equal(rechecks, 1, 'decided again exactly once, after the grant');
+  const stored = await h.store.approvals.get(id);
+  assert.equal(stored?.status, 'invalidated');
+  assert.equal(stored?.consumedAt, undefined, 'the approval was never used');
+  assert.deepEqual(events(h.records), [
+    'approval.requested',
+    'approval.granted',
+    'approval.invalidated',
+  ]);
+  assert.match(String(h.records.at(-1)?.details?.['reason']), /payments_freeze/);
+  await rejectsWith(h.service.consume(id, bindingOfRequest(stored)), 'WARDEN_APPROVAL_REFUSED');
+});
+
+test('a granted call whose policy version changed before release is stale, even if the rules still allow it', async () => {
+  const h = await harness();
+  const call = heldCall({
+    recheck: () => Promise.resolve({ policyVersion: 'policy-v2', toolDefinitionHash: 'tooldef-1' }),
+  });
+  const held = h.service.hold(call);
+  const { id } = await h.nextAnnounced();
+  await h.service.decide(id, CAROL, 'approve', '');
+  const error = await rejectsWith(held, 'WARDEN_APPROVAL_STALE');
+  assert.match(error.message, /policy version changed/);
+  assert.equal((await h.store.approvals.get(id))?.status, 'invalidated');
+});
+
+test('invalidating pending requests refuses their held calls at once, tells approvers, and spares the others', async () => {
+  const invalidated: [string, string][] = [];
+  const h = await harness();
+  const service = createApprovalService({
+    store: h.store,
+    config: { pollIntervalMs: 60_000 }, // only the in-process wake can release the holder in time
+    now: () => h.clock.now,
+    record: (entry) => {
+      h.records.push(entry);
+      return Promise.resolve();
+    },
+    notify: () => undefined,
+    notifyInvalidated: (request, reason) => invalidated.push([request.id, reason]),
+  });
+  const stale = heldCall({ requestId: 'req-stale' });
+  const held = service.hold(stale);
+  await h.store.approvals.create(pendingRequest('ap-other', { policyVersion: 'policy-v2' }));
+  let pending: ApprovalRequest[] = [];
+  while (pending.length < 2) pending = await h.store.approvals.list({ status: 'pending' });
+  const ids = await service.invalidatePending(
+    (request) => request.policyVersion !== 'policy-v2',
+    'the policy was reloaded while the request waited',
+  );
+  assert.equal(ids.length, 1);
+  const error = await rejectsWith(held, 'WARDEN_APPROVAL_STALE');
+  assert.equal(error.details?.['approvalId'], ids[0]);
+  assert.deepEqual(invalidated, [[ids[0], 'the policy was reloaded while the request waited']]);
+  assert.equal((await h.store.approvals.get('ap-other'))?.status, 'pending', 'others untouched');
+  const record = h.records.find((entry) => entry.event === 'approval.invalidated');
+  assert.equal(record?.requestId, 'req-stale');
+  // The approver who comes to it later is told it can no longer be decided.
+  const refusal = await refusedBy(
+    service.decide(ids[0] ?? '', CAROL, 'approve', ''),
+    'APPROVAL_ALREADY_DECIDED',
+  );
+  assert.match(refusal.message, /invalidated/);
+});
+
 test('a decision made in this process releases the holder at once, without waiting for a poll', async () => {
-  const h = await harness({ pollIntervalMs: 60_000 });
+  const pollIntervalMs = 60_000;
+  const h = await harness({ pollIntervalMs });
   const held = h.service.hold(heldCall());
   const { id } = await h.nextAnnounced();
   const started = performance.now();
   await h.service.decide(id, CAROL, 'approve', '');
   await held;
+  // Its next poll is a minute away: released long before, however loaded the machine.
   const elapsed = performance.now() - started;
-  assert.ok(elapsed < 200, `released after ${Math.round(elapsed)} ms`);
+  assert.ok(elapsed < pollIntervalMs / 6, `released after ${Math.round(elapsed)} ms`);
 });
 
 test('a decision the audit log cannot record is reported as WARDEN_AUDIT_UNAVAILABLE, not as success', async () => {
@@ -490,7 +586,7 @@ test('a decision the audit log cannot record is reported as WARDEN_AUDIT_UNAVAIL
   assert.deepEqual(error.details, { approvalId: 'ap-unlogged' });
 });
 
-test('a decision made through another store on the same SQLite file (the CLI) releases the holder within a second', async () => {
+test('a decision made through another store on the same SQLite file (the CLI) releases the holder at a poll', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'warden-approvals-'));
   const url = `sqlite:${join(dir, 'warden.db')}`;
   const gatewayStore = await openStore(url);
@@ -500,7 +596,8 @@ test('a decision made through another store on the same SQLite file (the CLI) re
     await cliStore.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const gateway = await harness({ store: gatewayStore, pollIntervalMs: 250 });
+  const pollIntervalMs = 250;
+  const gateway = await harness({ store: gatewayStore, pollIntervalMs });
   const cli = await harness({ store: cliStore });
   const held = gateway.service.hold(heldCall());
   const { id } = await gateway.nextAnnounced();
@@ -508,8 +605,9 @@ test('a decision made through another store on the same SQLite file (the CLI) re
   const started = performance.now();
   await cli.service.decide(id, CAROL, 'approve', 'via the CLI');
   const released = await held;
+  // Only a poll can see it: within a few intervals, with room for a loaded machine.
   const elapsed = performance.now() - started;
-  assert.ok(elapsed < 1000, `released after ${Math.round(elapsed)} ms`);
+  assert.ok(elapsed < 20 * pollIntervalMs, `released after ${Math.round(elapsed)} ms`);
   assert.deepEqual(released.approvers, ['carol@example.com']);
   assert.deepEqual(events(cli.records), ['approval.granted']);
 });
@@ -549,10 +647,14 @@ test('the holder hears about progress while it waits', async () => {
   const held = h.service.hold(heldCall({ onWaiting: (info) => seen.push(info) }));
   const { id } = await h.nextAnnounced();
   h.clock.now = T0 + 1500;
-  await new Promise((resolve) => setTimeout(resolve, 80));
+  // Told again and again while it waits, each time how long by the injected clock.
+  const deadline = Date.now() + 10_000;
+  while (seen.filter(({ elapsedMs }) => elapsedMs === 1500).length < 2) {
+    assert.ok(Date.now() < deadline, `${seen.length} progress calls: ${JSON.stringify(seen)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
   await h.service.decide(id, CAROL, 'approve', '');
   await held;
-  assert.ok(seen.length >= 2, `${seen.length} progress calls`);
   assert.deepEqual(seen.at(-1), { approvalId: id, elapsedMs: 1500 });
 });
 

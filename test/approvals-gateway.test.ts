@@ -14,7 +14,13 @@ import { openStore } from '../src/store/open-store.js';
 import type { ApprovalRequest, Store } from '../src/store/types.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startMcpHttpUpstream, type McpHttpUpstream } from './support/mcp-http-upstream.js';
-import { messagesOf, openSession, postMcp, type WireMessage } from './support/raw-http.js';
+import {
+  MCP_POST_HEADERS,
+  messagesOf,
+  openSession,
+  postMcp,
+  type WireMessage,
+} from './support/raw-http.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warden-approvals-'));
 const storeUrl = `sqlite:${join(dir, 'warden.db')}`;
@@ -24,6 +30,11 @@ let gateway: TestGateway;
 let store: Store;
 
 const PAYMENT = { vendor: 'acme', amount: 420.5, currency: 'EUR', memo: 'INV-7' };
+// Every held call races this clock: the tests that decide must get their decisions in first, on
+// however loaded a machine, and the one that lets a call expire waits it out.
+const APPROVAL_TIMEOUT = '6s';
+/** Bound on waiting for what the gateway does in the background (holding a call, logging it). */
+const BACKGROUND_MS = 10_000;
 
 before(async () => {
   upstream = await startMcpHttpUpstream(() => createBusinessServer({ domains: ['payments'] }));
@@ -52,7 +63,7 @@ before(async () => {
             scope: ['vendor_whitelist', 'max_amount_1000_eur'],
             requires_approval: true,
             approvers: ['finance_approver'],
-            approval_timeout: '2s',
+            approval_timeout: APPROVAL_TIMEOUT,
           },
         ],
       },
@@ -80,6 +91,8 @@ interface HeldCall {
   /** Resolves with the reply once the call is released or refused. */
   readonly reply: Promise<{ status: number; messages: WireMessage[]; requestId: string }>;
   readonly approval: ApprovalRequest;
+  /** Resolves once the client has received a progress notification for the held call. */
+  readonly progressed: Promise<void>;
 }
 
 /** Starts a payment as finance-bot acting for alan, and waits until its approval is pending. */
@@ -88,29 +101,44 @@ async function startPayment(args: Record<string, unknown> = PAYMENT): Promise<He
   const url = gateway.endpoint('payments');
   const sessionId = await openSession(url, headers);
   const known = new Set((await store.approvals.list()).map((request) => request.id));
+  let progressed: () => void = () => undefined;
+  const progress = new Promise<void>((resolve) => (progressed = resolve));
   const reply = (async () => {
-    const response = await postMcp(
-      url,
-      {
+    // Read as it arrives, so the test can tell when the client has been told of progress.
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: { ...MCP_POST_HEADERS, ...headers, 'mcp-session-id': sessionId },
+      body: JSON.stringify({
         jsonrpc: '2.0',
         id: 9,
         method: 'tools/call',
         params: { name: 'issue_payment', arguments: args, _meta: { progressToken: 'pay-1' } },
-      },
-      { sessionId, headers },
-    );
+      }),
+    });
+    const decoder = new TextDecoder();
+    let text = '';
+    for await (const chunk of response.body ?? []) {
+      text += decoder.decode(chunk, { stream: true });
+      if (text.includes('"notifications/progress"')) progressed();
+    }
+    text += decoder.decode();
+    const contentType = response.headers.get('content-type') ?? '';
     return {
       status: response.status,
-      messages: messagesOf(response),
-      requestId: String(response.headers['x-request-id']),
+      messages: messagesOf({
+        status: response.status,
+        headers: { 'content-type': contentType },
+        text,
+      }),
+      requestId: String(response.headers.get('x-request-id')),
     };
   })();
-  const deadline = Date.now() + 5000;
+  const deadline = Date.now() + BACKGROUND_MS;
   for (;;) {
     const fresh = (await store.approvals.list({ status: 'pending' })).find(
       (request) => !known.has(request.id),
     );
-    if (fresh) return { reply, approval: fresh };
+    if (fresh) return { reply, approval: fresh, progressed: progress };
     assert.ok(Date.now() < deadline, 'no approval request appeared');
     await sleep(25);
   }
@@ -146,7 +174,11 @@ test('an approved payment is forwarded once, with exactly the approved arguments
     'the approver sees the full arguments',
   );
   assert.deepEqual(held.approval.approverRoles, ['finance_approver']);
-  await sleep(300); // long enough for a few progress notifications
+  // Decided only once the held client has heard of progress: no guess at how long that takes.
+  await Promise.race([
+    held.progressed,
+    held.reply.then(() => assert.fail('the call was answered before any progress')),
+  ]);
   assert.equal(upstream.callsTo('issue_payment').length, before, 'nothing forwarded while held');
   const decided = await decide(held.approval.id, 'approve', 'carol@example.com');
   assert.equal(decided.status, 200, JSON.stringify(decided.body));
@@ -161,7 +193,7 @@ test('an approved payment is forwarded once, with exactly the approved arguments
   assert.equal(calls.length, 1, 'forwarded exactly once');
   assert.deepEqual(calls[0]?.params?.['arguments'], PAYMENT, 'with exactly the approved arguments');
 
-  const deadline = Date.now() + 3000;
+  const deadline = Date.now() + BACKGROUND_MS;
   let events: string[] = [];
   while (Date.now() < deadline) {
     events = (await recordsOf(requestId)).map((record) => record.event);
@@ -209,7 +241,7 @@ test('the requesting user cannot approve their own payment; an approver without 
   assert.equal(outsider.status, 403, JSON.stringify(outsider.body));
   const stranger = await decide(held.approval.id, 'approve', 'mallory@example.com');
   assert.equal(stranger.status, 403, JSON.stringify(stranger.body));
-  // Nobody eligible decides: the call expires (approval_timeout 2s) and is refused.
+  // Nobody eligible decides: the call expires (at APPROVAL_TIMEOUT) and is refused.
   const { messages, requestId } = await held.reply;
   const answer = messages.find((m) => m.id === 9);
   assert.equal(answer?.error?.data?.code, 'WARDEN_APPROVAL_EXPIRED');
@@ -261,14 +293,18 @@ test('a client that goes away withdraws its approval request; nothing is forward
     }),
   }).catch(() => undefined);
   let pending: ApprovalRequest | undefined;
-  for (let deadline = Date.now() + 5000; !pending && Date.now() < deadline; await sleep(25)) {
+  for (
+    let deadline = Date.now() + BACKGROUND_MS;
+    !pending && Date.now() < deadline;
+    await sleep(25)
+  ) {
     pending = (await store.approvals.list({ status: 'pending' })).find((r) => !known.has(r.id));
   }
   assert.ok(pending, 'the call is held');
   controller.abort();
   await call;
   let status = pending.status;
-  for (let deadline = Date.now() + 3000; status === 'pending' && Date.now() < deadline;) {
+  for (let deadline = Date.now() + BACKGROUND_MS; status === 'pending' && Date.now() < deadline;) {
     await sleep(25);
     status = (await store.approvals.get(pending.id))?.status ?? status;
   }
@@ -329,7 +365,11 @@ test('notifications/cancelled for a held call withdraws its approval request', a
     { sessionId, headers },
   );
   let pending: ApprovalRequest | undefined;
-  for (let deadline = Date.now() + 5000; !pending && Date.now() < deadline; await sleep(25)) {
+  for (
+    let deadline = Date.now() + BACKGROUND_MS;
+    !pending && Date.now() < deadline;
+    await sleep(25)
+  ) {
     pending = (await store.approvals.list({ status: 'pending' })).find((r) => !known.has(r.id));
   }
   assert.ok(pending, 'the call is held');

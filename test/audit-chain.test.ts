@@ -64,6 +64,15 @@ async function verifyRepository(repository: MemoryAuditRepository) {
   });
 }
 
+/** Waits until `done()` holds: for the chain's timers and the repository's I/O to get there. */
+async function until(what: string, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!done()) {
+    assert.ok(Date.now() < deadline, `${what} did not happen`);
+    await sleep(5);
+  }
+}
+
 /** Whether the promise has settled, without waiting for it. */
 async function isSettled(promise: Promise<unknown>): Promise<boolean> {
   const pending = Symbol('pending');
@@ -158,8 +167,7 @@ describe('group commit', () => {
     const chain = openChain(repository, { batchWindowMs: 1 });
     const release = repository.holdAppends();
     const pending = chain.record(entry(1));
-    await sleep(20);
-    assert.equal(repository.appendCalls.length, 1, 'the append has started');
+    await until('the append starting', () => repository.appendCalls.length === 1);
     assert.equal(await isSettled(pending), false, 'but the caller still waits for the commit');
     assert.equal(await repository.head('gw-1'), undefined);
     release();
@@ -172,7 +180,7 @@ describe('group commit', () => {
     const chain = openChain(repository, { batchWindowMs: 1 });
     const release = repository.holdAppends();
     const first = chain.record(entry(1));
-    await sleep(10);
+    await until('the first append starting', () => repository.appendCalls.length === 1);
     const behind = Array.from({ length: 5 }, (_, n) => chain.record(entry(n + 2)));
     await sleep(10);
     assert.equal(repository.appendCalls.length, 1, 'one append at a time');

@@ -595,11 +595,12 @@ describe('genuine tokens refused where they do not belong', () => {
   });
 
   test('refuses an expired token, and the very token it accepted a moment before', async () => {
-    const { token } = await issue({ ttlMs: 1000 });
+    // Long enough for a loaded machine to open a working session with it first.
+    const { token } = await issue({ ttlMs: 4000 });
     const sessionId = await openWorkingSession(token);
     const expiresAt = (decodeJwt(token).exp ?? 0) * 1000;
     // exp is in whole seconds and so is the verifier's clock (jose floors it): the token may be
-    // honoured until the end of its exp second, plus the skew. At most ~2.2 s from issue.
+    // honoured until the end of its exp second, plus the skew. At most ~5.2 s from issue.
     await sleep(Math.max(0, expiresAt + 1000 + CLOCK_SKEW_MS + 50 - Date.now()));
     const reply = await callTool(token, sessionId);
     assertInvalidToken(reply, 'token_expired');

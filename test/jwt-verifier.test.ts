@@ -670,7 +670,9 @@ test('fails closed within the timeout when the IdP never answers', async () => {
   idp.mode = 'hang';
   const started = Date.now();
   await assertRefused(createVerifier().verify(await mint()), 'jwks_unavailable');
-  assert.ok(Date.now() - started < 2_000, 'bounded by the fetch timeout');
+  // The fetch timeout is 300 ms; the bound leaves a loaded machine room, and is still far from
+  // the minutes an unbounded fetch of a silent IdP would take.
+  assert.ok(Date.now() - started < 10_000, 'bounded by the fetch timeout');
 });
 
 test('keeps using cached keys through an IdP outage, but not for ever', async () => {

@@ -56,6 +56,8 @@ const config = parseConfig(
       issuers: [{ builtin: { token_ttl: TOKEN_TTL, max_ttl: TOKEN_TTL } }],
     },
     agents: { [BENCH_AGENT]: { roles: ['bench'] } },
+    // Every concurrency slot has its own session, as independent agents would: one agent here.
+    limits: { max_sessions_per_agent: 64 },
     // One exact grant, as a least-privilege deployment has: every call is decided by Cedar.
     roles: { bench: { grants: [{ tool: 'bench.echo' }] } },
     upstreams: { bench: upstream },

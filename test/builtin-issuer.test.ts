@@ -45,6 +45,7 @@ function issuerConfig(algorithm: SigningAlgorithm = 'ES256'): BuiltinIssuerConfi
 const AGENT: AgentConfig = {
   id: 'billing-bot',
   roles: ['finance_executor'],
+  scopes: ['payments:write'],
   tenant: undefined,
   clientIds: [],
   secretHash: undefined,
@@ -194,6 +195,15 @@ test('refuses to issue for an agent that is not in the registry', async (t) => {
     setup.issuer.issueToken({ agent: impostor }),
     (error: unknown) => error instanceof IssuerError && error.code === 'WARDEN_UNKNOWN_AGENT',
   );
+});
+
+test('refuses a scope not configured for the agent, such as an admin scope', async (t) => {
+  const setup = await setUp(t);
+  for (const scopes of [['warden_admin'], ['payments:write', 'payments:admin'], ['Payments:Write']])
+    await assert.rejects(
+      setup.issuer.issueToken({ agent: AGENT, scopes }),
+      (error: unknown) => error instanceof IssuerError && error.code === 'WARDEN_SCOPE_NOT_ALLOWED',
+    );
 });
 
 test('refuses a scope that is not a valid scope token', async (t) => {

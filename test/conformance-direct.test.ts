@@ -1,5 +1,6 @@
-// The conformance fixture, without the gateway: every server scenario of the official suite
-// passes against it, so any failure seen through Warden is Warden's.
+// The conformance fixture, without the gateway: every server scenario of the official suite for
+// revision 2025-11-25 (the sessionful wire) passes against it, so any failure seen through Warden
+// is Warden's. The 2026-07-28 scenarios, with their own fixture, are in conformance-stateless.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
@@ -7,45 +8,41 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { startConformanceHttpServer } from './fixtures/conformance-http.js';
 import { CONFORMANCE_TOOL_NAMES } from './fixtures/conformance-server.js';
-import { listServerScenarios, runConformanceServerSuite } from './support/conformance-runner.js';
-import type { ScenarioResult } from './support/conformance-runner.js';
+import {
+  describeIssues,
+  listServerScenarios,
+  runConformanceServerSuite,
+} from './support/conformance-runner.js';
 
+const SPEC_VERSION = '2025-11-25';
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const STDIO_FIXTURE = fileURLToPath(new URL('./fixtures/conformance-stdio.ts', import.meta.url));
 
-function describeIssues(results: Iterable<ScenarioResult>, kind: 'failures' | 'warnings'): string {
-  return [...results]
-    .filter((result) => result[kind].length > 0)
-    .map(
-      (result) =>
-        `${result.scenario}:\n` +
-        result[kind].map((issue) => `  - ${issue.id}: ${issue.errorMessage}`).join('\n'),
-    )
-    .join('\n');
-}
-
 test(
-  'every conformance server scenario passes against the HTTP fixture',
+  'every 2025-11-25 conformance server scenario passes against the HTTP fixture',
   { timeout: 180_000 },
   async (t) => {
     const fixture = await startConformanceHttpServer();
     try {
-      const expected = await listServerScenarios();
+      const expected = await listServerScenarios(SPEC_VERSION);
       const started = performance.now();
-      const results = await runConformanceServerSuite(fixture.url, { timeoutMs: 150_000 });
+      const results = await runConformanceServerSuite(fixture.url, {
+        specVersion: SPEC_VERSION,
+        timeoutMs: 150_000,
+      });
       t.diagnostic(
         `${results.size} scenarios in ${Math.round(performance.now() - started)} ms against ${fixture.url}`,
       );
 
       assert.deepEqual([...results.keys()], expected);
       const failed = [...results.values()].filter((result) => !result.passed);
-      assert.equal(failed.length, 0, `failed scenarios:\n${describeIssues(failed, 'failures')}`);
+      assert.equal(failed.length, 0, `failed scenarios:\n${describeIssues(failed, ['failures'])}`);
       // The fixture meets the SHOULDs too, so a warning seen through the gateway is a regression.
       const warned = [...results.values()].filter((result) => result.warnings.length > 0);
       assert.equal(
         warned.length,
         0,
-        `scenarios with warnings:\n${describeIssues(warned, 'warnings')}`,
+        `scenarios with warnings:\n${describeIssues(warned, ['warnings'])}`,
       );
     } finally {
       await fixture.close();

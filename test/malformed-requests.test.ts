@@ -67,7 +67,10 @@ async function openUpload(
   return { socket, received: () => received, closed };
 }
 
-/** Keeps sending body bytes; resolves whether the gateway closed the connection within 2 s. */
+/**
+ * Keeps sending body bytes; resolves whether the gateway closed the connection within 10 s. A
+ * gateway that keeps reading never closes it; the bound only leaves a loaded machine room.
+ */
 async function keepSendingPastTheLimit(
   upload: Awaited<ReturnType<typeof openUpload>>,
   framing: string,
@@ -78,7 +81,7 @@ async function keepSendingPastTheLimit(
   try {
     return await Promise.race([
       upload.closed.then(() => 'closed' as const),
-      sleep(2000).then(() => 'still open' as const),
+      sleep(10_000).then(() => 'still open' as const),
     ]);
   } finally {
     clearInterval(writer);
@@ -255,12 +258,12 @@ test('refuses PUT and PATCH with 405 and names the allowed methods', async () =>
   }
 });
 
-test('refuses an MCP-Protocol-Version it does not serve with 400', async () => {
+test('refuses an MCP-Protocol-Version it does not serve with 400, answering the request id', async () => {
   for (const version of ['1999-01-01', '2025-06-18; drop table', 'latest']) {
     const reply = await postMcp(alpha, initializeRequest(), {
       headers: { ...auth, 'mcp-protocol-version': version },
     });
-    assertWardenError(reply, 'WARDEN_UNSUPPORTED_PROTOCOL_VERSION');
+    assertWardenError(reply, 'WARDEN_UNSUPPORTED_PROTOCOL_VERSION', 'init');
   }
 });
 

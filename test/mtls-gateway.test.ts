@@ -15,7 +15,7 @@ import {
   type DevCertificateFiles,
 } from '../src/identity/dev-certificates.js';
 import { startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';
-import { startTestGateway, type TestGateway } from './support/gateway.js';
+import { startTestGateway, TESTER_ROLE, type TestGateway } from './support/gateway.js';
 
 let certs: DevCertificateFiles;
 let fixture: ScriptedUpstream;
@@ -41,6 +41,8 @@ before(async () => {
         mtls_identity: 'spiffe://warden.local/agent/research-bot',
       },
     },
+    // research-bot needs a grant on the upstream: a caller holding none may not open a session.
+    roles: { tester: TESTER_ROLE, research: { grants: [{ tool: 'fixture.echo' }] } },
     upstreams: { fixture: { url: fixture.url } },
   });
 });

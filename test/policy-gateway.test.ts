@@ -32,6 +32,7 @@ import { startMcpHttpUpstream, type McpHttpUpstream } from './support/mcp-http-u
 import {
   answerIn,
   assertWardenError,
+  initializeRequest,
   openSession,
   postMcp,
   type RawReply,
@@ -121,6 +122,12 @@ async function assertRefused(
   assert.deepEqual(denied.decision?.reasons, data.reasons);
   return data;
 }
+
+/**
+ * How long a change the gateway re-reads in the background (about once a second at most) may take
+ * to show on a loaded machine: a bound against "never", not a measure of the re-read interval.
+ */
+const REREAD_BOUND_MS = 10_000;
 
 /** Polls `probe` until it returns true, failing after `withinMs`. */
 async function waitUntil(
@@ -398,10 +405,11 @@ describe('the demo company: roles, scopes and schemas', () => {
     );
     const uris = (readable['resources'] as { uri: string }[]).map((resource) => resource.uri);
     assert.ok(uris.length > 0 && uris.every((uri) => uri.startsWith('warden-demo://policies/')));
-    const hidden = resultOf(
-      await (await connect(gateway, 'research', 'finance-bot')).request('resources/list'),
-    );
-    assert.deepEqual(hidden['resources'], []);
+    // finance-bot holds no grant on research at all: it may not even open a session there.
+    const refused = await postMcp(gateway.endpoint('research'), initializeRequest(), {
+      headers: await gateway.authHeaders({ agent: 'finance-bot' }),
+    });
+    assertWardenError(refused, 'WARDEN_NO_GRANT_ON_UPSTREAM', 'init');
   });
 });
 
@@ -527,7 +535,7 @@ describe('scripted upstreams: pagination, rug pulls, quotas, policy states', () 
       true,
     );
     // The catalog re-reads approvals at most once a second.
-    await waitUntil(2000, 'the re-approved tool reappearing', async () =>
+    await waitUntil(REREAD_BOUND_MS, 'the re-approved tool reappearing', async () =>
       (await agent.listToolNames()).names.includes('fetch_page'),
     );
     resultOf(await agent.callTool('fetch_page', {}));
@@ -583,7 +591,7 @@ describe('scripted upstreams: pagination, rug pulls, quotas, policy states', () 
     assert.equal(xServer.callsTo('echo').length - before, 3);
   });
 
-  test('an operator switching a policy state on denies calls within a second, and off allows them again', async () => {
+  test('an operator switching a policy state on denies calls once it is re-read, and off allows them again', async () => {
     const agent = await connect(gateway, 'x', 'state-bot');
     resultOf(await agent.callTool('transfer', {}));
     const setFreeze = (on: boolean) =>
@@ -598,7 +606,7 @@ describe('scripted upstreams: pagination, rug pulls, quotas, policy states', () 
     await setFreeze(true);
     let denied: Exchange | undefined;
     // Policy states are re-read every half second.
-    await waitUntil(1500, 'the freeze applying', async () => {
+    await waitUntil(REREAD_BOUND_MS, 'the freeze applying', async () => {
       const exchange = await agent.callTool('transfer', {});
       if (exchange.reply.status === 200) return false;
       denied = exchange;
@@ -613,7 +621,7 @@ describe('scripted upstreams: pagination, rug pulls, quotas, policy states', () 
 
     await setFreeze(false);
     await waitUntil(
-      1500,
+      REREAD_BOUND_MS,
       'the thaw applying',
       async () => (await agent.callTool('transfer', {})).reply.status === 200,
     );
@@ -676,7 +684,7 @@ describe('tool pinning with require_approval', () => {
       'security@example.com',
       Date.now(),
     );
-    await waitUntil(2000, 'the approved tool appearing', async () =>
+    await waitUntil(REREAD_BOUND_MS, 'the approved tool appearing', async () =>
       (await agent.listToolNames()).names.includes('echo'),
     );
     resultOf(await agent.callTool('echo', {}));

@@ -13,6 +13,9 @@ import { startScriptedUpstream, type ScriptedUpstream } from './support/scripted
 let upstream: ScriptedUpstream;
 let gateway: TestGateway;
 const dir = mkdtempSync(join(tmpdir(), 'warden-reload-'));
+// The reader holds a grant on the upstream (a caller with none may not even open a session
+// there), but not for echo.
+const NOT_ECHO = [{ tool: 'fixture.status' }];
 
 function rawConfig(roles: Record<string, unknown>, files: string[] = []): Record<string, unknown> {
   return {
@@ -32,7 +35,7 @@ before(async () => {
     log: { level: 'silent' },
     upstreams: { fixture: { url: upstream.url } },
     agents: { 'test-agent': { roles: ['reader'] } },
-    roles: { reader: { grants: [] } },
+    roles: { reader: { grants: NOT_ECHO } },
   });
 });
 
@@ -65,7 +68,7 @@ test('a reload with a broken Cedar file is refused and the running policy stays'
   const broken = join(dir, 'broken.cedar');
   writeFileSync(broken, 'forbid (principal, action, resource) when { context.now > };\n');
   const outcome = await gateway.reloadPolicy(
-    parseConfig(rawConfig({ reader: { grants: [] } }, [broken]), 'reload'),
+    parseConfig(rawConfig({ reader: { grants: NOT_ECHO } }, [broken]), 'reload'),
   );
   assert.equal(outcome.ok, false);
   assert.ok(!outcome.ok && outcome.problems.some((problem) => problem.includes('broken.cedar:1')));
@@ -75,7 +78,7 @@ test('a reload with a broken Cedar file is refused and the running policy stays'
 
 test('a reload that would revoke a grant takes effect as soon as it is accepted', async () => {
   const outcome = await gateway.reloadPolicy(
-    parseConfig(rawConfig({ reader: { grants: [] } }), 'reload'),
+    parseConfig(rawConfig({ reader: { grants: NOT_ECHO } }), 'reload'),
   );
   assert.equal(outcome.ok, true);
   assert.equal((await callEcho()).error?.data?.code, 'WARDEN_POLICY_DENIED');

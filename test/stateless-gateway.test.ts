@@ -243,20 +243,54 @@ describe('attacks on the 2026-07-28 contract', () => {
     assert.equal(((await response.json()) as { error: { code: number } }).error.code, -32020);
   });
 
-  test('refuses an unsupported claimed revision and lists the supported ones (-32022)', async () => {
-    const response = await postModern(
-      gateway.endpoint('modern'),
-      'tools/list',
-      {},
-      { 'mcp-protocol-version': '2099-01-01' },
-      '2099-01-01',
-    );
-    assert.equal(response.status, 400);
-    const body = (await response.json()) as {
-      error: { code: number; data: { supported: string[] } };
-    };
-    assert.equal(body.error.code, -32022);
-    assert.ok(body.error.data.supported.includes(V));
+  for (const upstream of ['modern', 'legacy_http']) {
+    test(`refuses an unsupported claimed revision, answering its id and listing what discover lists (-32022, ${upstream})`, async () => {
+      const discover = (await readMessage(
+        await postModern(gateway.endpoint(upstream), 'server/discover', {}),
+      )) as { result: { supportedVersions: string[] } };
+      const response = await postModern(
+        gateway.endpoint(upstream),
+        'server/discover',
+        {},
+        { 'mcp-protocol-version': '2099-01-01' },
+        '2099-01-01',
+      );
+      assert.equal(response.status, 400);
+      const body = (await response.json()) as {
+        id: unknown;
+        error: { code: number; data: { supported: string[]; requested: string } };
+      };
+      assert.equal(body.id, 7);
+      assert.equal(body.error.code, -32022);
+      assert.deepEqual(body.error.data.supported, discover.result.supportedVersions);
+      assert.equal(body.error.data.requested, '2099-01-01');
+    });
+  }
+
+  test('refuses a method 2026-07-28 does not have before policy, and never forwards it (404, -32601)', async () => {
+    const before = v2.received.length;
+    const removedOrUnknown = [
+      'resources/subscribe',
+      'resources/unsubscribe',
+      'ping',
+      'logging/setLevel',
+      'initialize',
+      'tools/delete_everything',
+    ];
+    for (const method of removedOrUnknown) {
+      const response = await postModern(gateway.endpoint('modern'), method, {
+        uri: 'fixture://readme',
+      });
+      assert.equal(response.status, 404, method);
+      const body = (await response.json()) as {
+        id: unknown;
+        error: { code: number; data: { code: string } };
+      };
+      assert.equal(body.id, 7);
+      assert.equal(body.error.code, -32601, method);
+      assert.equal(body.error.data.code, 'WARDEN_METHOD_NOT_FOUND', method);
+    }
+    assert.equal(v2.received.length, before, 'nothing was forwarded');
   });
 
   test('refuses a 2026-07-28 header on a body without the envelope (-32602)', async () => {

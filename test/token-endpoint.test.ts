@@ -1,11 +1,16 @@
 /**
  * The built-in token endpoint, attacked over real HTTP on 127.0.0.1: only a registered agent that
- * proves itself (secret or signed assertion, once) gets a token, and only for this gateway.
+ * proves itself (secret or signed assertion, once) gets a token, only for this gateway, and only
+ * with the scopes configured for it. Clients come from several loopback addresses (127.0.0.0/8),
+ * so that failures can be told apart by source.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
-import type { Server } from 'node:http';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import type { IncomingHttpHeaders, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, SignJWT } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
@@ -16,22 +21,30 @@ import {
   hashClientSecret,
   verifyClientSecret,
 } from '../src/identity/client-authentication.js';
+import type { ClientAuthenticationMethod } from '../src/identity/client-authentication.js';
+import { createMemorySecretLimiter } from '../src/identity/client-secret-limiter.js';
 import {
   BUILTIN_ISSUER_PATHS,
   createJwksHandler,
   createTokenEndpoint,
   describeAuthorizationServer,
 } from '../src/identity/token-endpoint.js';
-import type { TokenEndpointEvent } from '../src/identity/token-endpoint.js';
+import type {
+  OAuthErrorCode,
+  TokenEndpointEvent,
+  TokenRequestFailure,
+} from '../src/identity/token-endpoint.js';
 import { openStore } from '../src/store/open-store.js';
 import type { Store } from '../src/store/types.js';
 import { sendRaw } from './support/raw-http.js';
+import { startTestGateway } from './support/gateway.js';
 
 const ISSUER = 'https://warden.example.com';
 const RESOURCE = 'https://warden.example.com/mcp';
 // Characters that RFC 6749 §2.3.1 requires to be form-urlencoded inside the Basic header.
 const SECRET = 'correct horse:battery+staple%é';
 const BRUTE_FORCE_LIMIT = 5;
+const CLIENT_BUDGET = 8;
 
 const AUTH: AuthConfig = {
   resource: RESOURCE,
@@ -87,10 +100,16 @@ before(async () => {
 
   const agents = new Map(
     [
-      agent('billing-bot', { secretHash }),
+      agent('billing-bot', { secretHash, scopes: ['payments:read'] }),
+      agent('research-bot', { secretHash, scopes: ['research:read', 'research:write'] }),
       agent('brute-target', { secretHash }),
+      agent('lockout-target', { secretHash }),
+      agent('swarm-target', { secretHash }),
       agent('revoked-bot', { secretHash }),
-      agent('signing-bot', { jwks: { keys: [agentJwk as Record<string, unknown>] } }),
+      agent('signing-bot', {
+        jwks: { keys: [agentJwk as Record<string, unknown>] },
+        scopes: ['signing:write'],
+      }),
       agent('keyless-bot'),
     ].map((entry) => [entry.id, entry]),
   );
@@ -119,7 +138,12 @@ before(async () => {
     tokenEndpointUrl: tokenUrl,
     revocations: { isAgentRevoked: (id) => revokedAgents.has(id) },
     now,
-    failureLimit: { maxFailures: BRUTE_FORCE_LIMIT, windowMs: 60_000 },
+    secretLimiter: createMemorySecretLimiter({
+      maxFailuresPerSource: BRUTE_FORCE_LIMIT,
+      maxFailuresPerClient: CLIENT_BUDGET,
+      windowMs: 60_000,
+      now,
+    }),
     onEvent: (event) => events.push(event),
   });
   const jwks = createJwksHandler(keyring);
@@ -146,23 +170,56 @@ interface TokenReply {
   readonly body: Record<string, unknown>;
 }
 
+/**
+ * POSTs a token request. `from` is the client's source address (any of 127.0.0.0/8), `query` is
+ * appended to the endpoint URL, and `body` replaces the form-encoded parameters as sent.
+ */
 async function requestToken(
   form: Record<string, string | string[]>,
   headers: Record<string, string> = {},
+  options: { from?: string; query?: string; body?: string; url?: string } = {},
 ): Promise<TokenReply> {
-  const body = new URLSearchParams();
+  const params = new URLSearchParams();
   for (const [name, value] of Object.entries(form))
-    for (const item of Array.isArray(value) ? value : [value]) body.append(name, item);
-  const response = await fetch(tokenUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
-    body,
+    for (const item of Array.isArray(value) ? value : [value]) params.append(name, item);
+  const body = options.body ?? params.toString();
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(
+      `${options.url ?? tokenUrl}${options.query ?? ''}`,
+      {
+        method: 'POST',
+        localAddress: options.from ?? '127.0.0.1',
+        agent: false,
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'content-length': Buffer.byteLength(body),
+          ...headers,
+        },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: toHeaders(response.headers),
+            body: JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>,
+          }),
+        );
+      },
+    );
+    request.on('error', reject);
+    request.end(body);
   });
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: (await response.json()) as Record<string, unknown>,
-  };
+}
+
+function toHeaders(headers: IncomingHttpHeaders): Headers {
+  const result = new Headers();
+  for (const [name, value] of Object.entries(headers))
+    for (const item of Array.isArray(value) ? value : value === undefined ? [] : [value])
+      result.append(name, item);
+  return result;
 }
 
 /** RFC 6749 §2.3.1: each part is form-urlencoded, then `id:secret` is base64ed. */
@@ -200,6 +257,17 @@ function assertionForm(assertion: string): Record<string, string> {
     client_assertion_type: CLIENT_ASSERTION_TYPE,
     client_assertion: assertion,
   };
+}
+
+/** The `auth.failed` event of a refusal, from 127.0.0.1 unless said otherwise. */
+function refusal(
+  clientId: string,
+  method: ClientAuthenticationMethod,
+  reason: TokenRequestFailure,
+  error: OAuthErrorCode,
+  source = '127.0.0.1',
+): TokenEndpointEvent {
+  return { kind: 'auth.failed', requestId: undefined, source, clientId, method, reason, error };
 }
 
 function assertOAuthError(reply: TokenReply, status: number, error: string): void {
@@ -281,12 +349,7 @@ test('refuses a wrong secret with 401 invalid_client and a Basic challenge', asy
   assertOAuthError(reply, 401, 'invalid_client');
   assert.match(reply.headers.get('www-authenticate') ?? '', /^Basic /);
   assert.deepEqual(events, [
-    {
-      kind: 'auth.failed',
-      clientId: 'billing-bot',
-      method: 'client_secret_basic',
-      reason: 'wrong_secret',
-    },
+    refusal('billing-bot', 'client_secret_basic', 'wrong_secret', 'invalid_client'),
   ]);
 });
 
@@ -334,12 +397,10 @@ test('refuses a replayed client assertion (same jti)', async () => {
   assert.equal((await requestToken(assertionForm(assertion))).status, 200);
   const replay = await requestToken(assertionForm(assertion));
   assertOAuthError(replay, 401, 'invalid_client');
-  assert.deepEqual(events.at(-1), {
-    kind: 'auth.failed',
-    clientId: 'signing-bot',
-    method: 'private_key_jwt',
-    reason: 'assertion_replayed',
-  });
+  assert.deepEqual(
+    events.at(-1),
+    refusal('signing-bot', 'private_key_jwt', 'assertion_replayed', 'invalid_client'),
+  );
 });
 
 test('refuses an assertion signed by a key not in the agent jwks', async () => {
@@ -381,12 +442,10 @@ test('refuses an expired assertion', async () => {
     assertionForm(await signAssertion({ issuedSecondsAgo: 600, lifetimeSeconds: 60 })),
   );
   assertOAuthError(reply, 401, 'invalid_client');
-  assert.deepEqual(events.at(-1), {
-    kind: 'auth.failed',
-    clientId: 'signing-bot',
-    method: 'private_key_jwt',
-    reason: 'assertion_expired',
-  });
+  assert.deepEqual(
+    events.at(-1),
+    refusal('signing-bot', 'private_key_jwt', 'assertion_expired', 'invalid_client'),
+  );
 });
 
 test('refuses a long-lived assertion (exp more than 5 minutes ahead)', async () => {
@@ -419,25 +478,39 @@ test('refuses an assertion of an unknown assertion type', async () => {
   assertOAuthError(reply, 401, 'invalid_client');
 });
 
-test('rate-limits failed authentications per client so secrets cannot be brute-forced', async () => {
+test('rate-limits wrong secrets per source and client so secrets cannot be brute-forced', async () => {
+  const attacker = '127.0.0.11';
   for (let attempt = 0; attempt < BRUTE_FORCE_LIMIT; attempt += 1) {
     const reply = await requestToken(
       { grant_type: 'client_credentials' },
       basic('brute-target', `guess-${attempt}`),
+      { from: attacker },
     );
     assertOAuthError(reply, 401, 'invalid_client');
   }
-  // Locked out: even the right secret is refused now, without being checked.
+  // Limited: from this source even the right secret is refused now, without being checked.
   const locked = await requestToken(
     { grant_type: 'client_credentials' },
     basic('brute-target', SECRET),
+    { from: attacker },
   );
   assertOAuthError(locked, 429, 'temporarily_unavailable');
   assert.ok(Number(locked.headers.get('retry-after')) > 0);
-  // Other clients are not affected.
+  assert.deepEqual(
+    events.at(-1),
+    refusal(
+      'brute-target',
+      'client_secret_basic',
+      'rate_limited',
+      'temporarily_unavailable',
+      attacker,
+    ),
+  );
+  // Other clients are not affected, even from the same source.
   const other = await requestToken(
     { grant_type: 'client_credentials' },
     basic('billing-bot', SECRET),
+    { from: attacker },
   );
   assert.equal(other.status, 200);
 
@@ -446,11 +519,69 @@ test('rate-limits failed authentications per client so secrets cannot be brute-f
     const later = await requestToken(
       { grant_type: 'client_credentials' },
       basic('brute-target', SECRET),
+      { from: attacker },
     );
     assert.equal(later.status, 200, JSON.stringify(later.body));
   } finally {
     clock.offsetMs -= 61_000;
   }
+});
+
+test('a stranger who knows a client id cannot lock the agent out from elsewhere', async () => {
+  const stranger = '127.0.0.21';
+  for (let attempt = 0; attempt < BRUTE_FORCE_LIMIT + 7; attempt += 1)
+    await requestToken(
+      {
+        grant_type: 'client_credentials',
+        client_id: 'lockout-target',
+        client_secret: `x${attempt}`,
+      },
+      {},
+      { from: stranger },
+    );
+  const strangerAgain = await requestToken(
+    { grant_type: 'client_credentials' },
+    basic('lockout-target', SECRET),
+    { from: stranger },
+  );
+  assertOAuthError(strangerAgain, 429, 'temporarily_unavailable');
+  // The agent, from its own address, keeps getting tokens, by either secret method.
+  const agentItself = await requestToken(
+    { grant_type: 'client_credentials' },
+    basic('lockout-target', SECRET),
+    { from: '127.0.0.22' },
+  );
+  assert.equal(agentItself.status, 200, JSON.stringify(agentItself.body));
+  const agentByPost = await requestToken(
+    { grant_type: 'client_credentials', client_id: 'lockout-target', client_secret: SECRET },
+    {},
+    { from: '127.0.0.22' },
+  );
+  assert.equal(agentByPost.status, 200, JSON.stringify(agentByPost.body));
+});
+
+test('guessing from many sources spends the client budget: then each source gets one guess, and the agent still gets in', async () => {
+  const guess = (from: string, secret: string) =>
+    requestToken({ grant_type: 'client_credentials' }, basic('swarm-target', secret), { from });
+  // A swarm spends the client's budget across sources, each staying under its own limit.
+  const swarm = Array.from({ length: CLIENT_BUDGET / 2 }, (_, index) => `127.0.1.${index + 1}`);
+  for (const from of swarm)
+    for (let attempt = 0; attempt < 2; attempt += 1)
+      assertOAuthError(await guess(from, `swarm-${attempt}`), 401, 'invalid_client');
+
+  // A source that has failed gets no more guesses while the budget is spent...
+  const dirty = await guess(swarm[0] ?? '', 'swarm-again');
+  assertOAuthError(dirty, 429, 'temporarily_unavailable');
+  assert.equal((events.at(-1) as { reason?: string } | undefined)?.reason, 'client_rate_limited');
+  // ...and a fresh source gets one, then no more.
+  assertOAuthError(await guess('127.0.1.50', 'fresh-1'), 401, 'invalid_client');
+  assertOAuthError(await guess('127.0.1.50', 'fresh-2'), 429, 'temporarily_unavailable');
+  assertOAuthError(await guess('127.0.1.50', SECRET), 429, 'temporarily_unavailable');
+  // The agent's own source has not failed, so its secret is still checked, and it gets in.
+  const agentItself = await guess('127.0.1.99', SECRET);
+  assert.equal(agentItself.status, 200, JSON.stringify(agentItself.body));
+  // Its success does not give the swarm its budget back.
+  assertOAuthError(await guess(swarm[1] ?? '', 'swarm-after'), 429, 'temporarily_unavailable');
 });
 
 test('parallel guesses cannot all start before the first one fails', async () => {
@@ -501,11 +632,18 @@ test('refuses other grant types', async () => {
     basic('billing-bot', SECRET),
   );
   assertOAuthError(reply, 400, 'unsupported_grant_type');
+  assert.equal(
+    (events.at(-1) as { reason?: string } | undefined)?.reason,
+    'unsupported_grant_type',
+  );
+  assert.equal(events.at(-1)?.kind, 'auth.failed', 'the refusal is recorded');
 });
 
 test('refuses a request without grant_type', async () => {
   const reply = await requestToken({}, basic('billing-bot', SECRET));
   assertOAuthError(reply, 400, 'invalid_request');
+  assert.equal(events.at(-1)?.kind, 'auth.failed', 'the refusal is recorded');
+  assert.equal((events.at(-1) as { reason?: string } | undefined)?.reason, 'malformed_request');
 });
 
 test('refuses a repeated parameter', async () => {
@@ -522,6 +660,165 @@ test('refuses a malformed scope', async () => {
     basic('billing-bot', SECRET),
   );
   assertOAuthError(reply, 400, 'invalid_scope');
+});
+
+// ---------------------------------------------------------------------------------------------
+// Attacks on scope: only auth.required_scopes and the agent's configured scopes are ever issued
+
+test('refuses the reported escalation: scope "admin warden_admin" for research-bot', async () => {
+  const reply = await requestToken(
+    { grant_type: 'client_credentials', scope: 'admin warden_admin' },
+    basic('research-bot', SECRET),
+  );
+  assertOAuthError(reply, 400, 'invalid_scope');
+  assert.doesNotMatch(JSON.stringify(reply.body), /admin/, 'the refusal does not echo the scope');
+  assert.deepEqual(events, [
+    refusal('research-bot', 'client_secret_basic', 'scope_not_allowed', 'invalid_scope'),
+  ]);
+});
+
+const REFUSED_SCOPES: ReadonlyArray<readonly [string, string, string]> = [
+  ['an unknown scope', 'warden_admin', 'scope_not_allowed'],
+  ['one configured scope and one not', 'research:read warden_admin', 'scope_not_allowed'],
+  [
+    'a configured scope and an unknown one behind it',
+    'warden_admin research:read',
+    'scope_not_allowed',
+  ],
+  ["another agent's scope", 'payments:read', 'scope_not_allowed'],
+  ['a case variant of a configured scope', 'Research:Read', 'scope_not_allowed'],
+  ['a case variant of an admin scope', 'Warden_Admin', 'scope_not_allowed'],
+  ['a configured scope with a suffix', 'research:read:all', 'scope_not_allowed'],
+  ['a configured scope as a prefix', 'research', 'scope_not_allowed'],
+  ['a wildcard', '*', 'scope_not_allowed'],
+  ['scopes separated by a tab', 'research:read\twarden_admin', 'scope_malformed'],
+  ['scopes separated by two spaces', 'research:read  warden_admin', 'scope_malformed'],
+  ['a leading space', ' research:read', 'scope_malformed'],
+  ['a trailing space', 'research:read ', 'scope_malformed'],
+  ['a lone space', ' ', 'scope_malformed'],
+  ['scopes separated by a no-break space', 'research:read\u00a0warden_admin', 'scope_malformed'],
+  ['a newline', 'research:read\nwarden_admin', 'scope_malformed'],
+  ['a look-alike (Cyrillic a)', 'rese\u0430rch:read', 'scope_malformed'],
+  ['a quoted scope', '"research:read"', 'scope_malformed'],
+  ['a NUL byte', 'research:read\u0000', 'scope_malformed'],
+];
+
+for (const [name, scope, reason] of REFUSED_SCOPES) {
+  test(`refuses ${name} with invalid_scope`, async () => {
+    const reply = await requestToken(
+      { grant_type: 'client_credentials', scope },
+      basic('research-bot', SECRET),
+    );
+    assertOAuthError(reply, 400, 'invalid_scope');
+    assert.equal(events.at(-1)?.kind, 'auth.failed');
+    assert.equal((events.at(-1) as { reason?: string } | undefined)?.reason, reason);
+  });
+}
+
+test('issues the configured scopes asked for, deduplicated, and the required ones', async () => {
+  const reply = await requestToken(
+    { grant_type: 'client_credentials', scope: 'research:read research:read mcp:tools' },
+    basic('research-bot', SECRET),
+  );
+  assert.equal(reply.status, 200, JSON.stringify(reply.body));
+  assert.equal(reply.body['scope'], 'research:read mcp:tools');
+  const { payload } = await verifyIssued(reply);
+  assert.equal(payload['scope'], 'research:read mcp:tools');
+  assert.equal(payload['roles'], undefined, 'the issuer never mints a roles claim');
+});
+
+test('a space sent as %20 or as + is the same single separator', async () => {
+  for (const encoded of [
+    'research%3Aread%20research%3Awrite',
+    'research%3Aread+research%3Awrite',
+  ]) {
+    const reply = await requestToken({}, basic('research-bot', SECRET), {
+      body: `grant_type=client_credentials&scope=${encoded}`,
+    });
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.equal(reply.body['scope'], 'research:read research:write');
+  }
+});
+
+test('without a scope parameter (or with an empty one) only the required scopes are issued', async () => {
+  for (const form of [{}, { scope: '' }]) {
+    const reply = await requestToken(
+      { grant_type: 'client_credentials', ...form },
+      basic('research-bot', SECRET),
+    );
+    assert.equal(reply.status, 200, JSON.stringify(reply.body));
+    assert.equal(reply.body['scope'], 'mcp:tools', 'configured scopes are issued when asked for');
+  }
+});
+
+test('refuses a scope sent twice as a form parameter, in either order', async () => {
+  for (const scope of [
+    ['research:read', 'warden_admin'],
+    ['warden_admin', 'research:read'],
+    ['research:read', 'research:read'],
+  ]) {
+    const reply = await requestToken(
+      { grant_type: 'client_credentials', scope },
+      basic('research-bot', SECRET),
+    );
+    assertOAuthError(reply, 400, 'invalid_request');
+  }
+});
+
+test('refuses parameters in the query string: a scope there is neither issued nor ignored', async () => {
+  for (const query of ['?scope=warden_admin', '?scope=research%3Aread', '?client_secret=x', '?a']) {
+    const reply = await requestToken(
+      { grant_type: 'client_credentials', scope: 'research:read' },
+      basic('research-bot', SECRET),
+      { query },
+    );
+    assertOAuthError(reply, 400, 'invalid_request');
+  }
+});
+
+test('a private_key_jwt client gets its configured scopes and nothing else', async () => {
+  const granted = await requestToken({
+    ...assertionForm(await signAssertion()),
+    scope: 'signing:write',
+  });
+  assert.equal(granted.status, 200, JSON.stringify(granted.body));
+  assert.equal(granted.body['scope'], 'signing:write');
+  for (const scope of ['warden_admin', 'signing:write research:read', 'Signing:Write']) {
+    const refused = await requestToken({ ...assertionForm(await signAssertion()), scope });
+    assertOAuthError(refused, 400, 'invalid_scope');
+    assert.deepEqual(
+      events.at(-1),
+      refusal('signing-bot', 'private_key_jwt', 'scope_not_allowed', 'invalid_scope'),
+    );
+  }
+});
+
+test('scope refusals are not counted as wrong secrets: the agent is not locked out by asking', async () => {
+  for (let attempt = 0; attempt < BRUTE_FORCE_LIMIT + 2; attempt += 1)
+    assertOAuthError(
+      await requestToken(
+        { grant_type: 'client_credentials', scope: 'warden_admin' },
+        basic('research-bot', SECRET),
+        { from: '127.0.0.31' },
+      ),
+      400,
+      'invalid_scope',
+    );
+  const reply = await requestToken(
+    { grant_type: 'client_credentials' },
+    basic('research-bot', SECRET),
+    { from: '127.0.0.31' },
+  );
+  assert.equal(reply.status, 200, JSON.stringify(reply.body));
+});
+
+test('an unauthenticated client learns nothing about scopes: it is refused as a client first', async () => {
+  const reply = await requestToken(
+    { grant_type: 'client_credentials', scope: 'warden_admin' },
+    basic('research-bot', 'wrong'),
+    { from: '127.0.0.32' },
+  );
+  assertOAuthError(reply, 401, 'invalid_client');
 });
 
 test('refuses a revoked agent even with the right secret', async () => {
@@ -664,3 +961,87 @@ test('client secrets are stored as salted scrypt hashes and checked in constant 
   assert.equal(await verifyClientSecret('s3cret', 'scrypt$1048577$8$1$AAAA$AAAA'), false);
   assert.equal(await verifyClientSecret('s3cret', 'plain:s3cret'), false);
 });
+
+// ---------------------------------------------------------------------------------------------
+// The audit log under a flood
+
+test(
+  'a flood of 300 refused token requests from one source leaves one record in full and one count',
+  { timeout: 120_000 },
+  async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'warden-token-flood-'));
+    const storeUrl = `sqlite:${join(dir, 'warden.db')}`;
+    const gateway = await startTestGateway({
+      store: storeUrl,
+      log: { level: 'silent' },
+      audit: { hash_key_file: join(dir, 'hash.key'), stream: 'token-flood' },
+      agents: { 'test-agent': { roles: ['tester'] }, 'pay-bot': { secret_hash: agentHash } },
+      upstreams: { fixture: { url: 'http://127.0.0.1:9/mcp' } },
+    });
+    let closed = false;
+    t.after(async () => {
+      if (!closed) await gateway.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const url = `${gateway.url}${BUILTIN_ISSUER_PATHS.token}`;
+    const started = Date.now();
+    const statuses = new Map<number, number>();
+    let firstReference: string | null = null;
+    for (let attempt = 0; attempt < 300; attempt += 1) {
+      // Unknown clients (refused at once) and wrong secrets (checked, then rate-limited).
+      const reply =
+        attempt % 3 === 0
+          ? await requestToken({ grant_type: 'client_credentials' }, basic('ghost', 'x'), { url })
+          : await requestToken(
+              { grant_type: 'client_credentials' },
+              basic('pay-bot', `guess-${attempt}`),
+              { url },
+            );
+      statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
+      firstReference ??= reply.headers.get('x-request-id');
+    }
+    const tookMs = Date.now() - started;
+    assert.equal(statuses.get(200), undefined);
+    assert.ok((statuses.get(429) ?? 0) > 0, 'the wrong secrets were rate-limited');
+    await gateway.close();
+    closed = true;
+
+    const store = await openStore(storeUrl);
+    let records;
+    try {
+      records = (await store.audit.readStream('token-flood', 1, 10_000)).filter(
+        (record) => record.event === 'auth.failed',
+      );
+    } finally {
+      await store.close();
+    }
+    const [first] = records;
+    assert.equal(first?.errorCode, 'OAUTH_INVALID_CLIENT');
+    assert.ok(firstReference, 'the refusal carries the reference');
+    assert.equal(first?.requestId, firstReference, 'the record is found by the reference');
+    assert.equal(first?.details?.['endpoint'], 'token');
+    assert.equal(first?.details?.['source'], '127.0.0.1');
+    assert.equal(first?.details?.['clientId'], 'ghost', 'an unknown id is told, not named agent');
+    assert.equal(first?.agent, undefined);
+    const summaries = records.filter((record) => record.details?.['repeated'] !== undefined);
+    const inFull = records.length - summaries.length;
+    const repeated = summaries.reduce(
+      (sum, record) => sum + Number(record.details?.['repeated']),
+      0,
+    );
+    assert.equal(inFull + repeated, 300, 'every refusal is accounted for');
+    // One window (a minute) holds the whole flood unless this machine is very slow.
+    const windows = Math.ceil(tookMs / 60_000) + 1;
+    assert.ok(records.length <= 2 * windows, `${records.length} records for one source`);
+    if (tookMs < 60_000) {
+      assert.equal(records.length, 2);
+      assert.equal(summaries[0]?.details?.['repeated'], 299);
+      const codes = summaries[0]?.details?.['codes'] as Record<string, number>;
+      assert.equal(
+        (codes['OAUTH_INVALID_CLIENT'] ?? 0) + (codes['OAUTH_TEMPORARILY_UNAVAILABLE'] ?? 0),
+        299,
+      );
+      assert.ok((codes['OAUTH_TEMPORARILY_UNAVAILABLE'] ?? 0) > 0);
+    }
+  },
+);

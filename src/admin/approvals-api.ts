@@ -20,17 +20,27 @@ import { WardenError } from '../domain/errors.js';
 import type { Identity } from '../domain/identity.js';
 import { readBody } from '../mcp/read-body.js';
 import type { ApprovalStatus } from '../store/types.js';
-import { ADMIN_ROLE } from './revocations-api.js';
+import {
+  ADMIN_ROLE,
+  requireAccess,
+  type AdminAccess,
+  type AdminAuthenticator,
+} from './admin-access.js';
 
 /** The role an agent (e.g. the approvals console) needs in the registry to decide approvals. */
 export const APPROVER_CLIENT_ROLE = 'warden_approver';
+
+const ACCESS: AdminAccess = {
+  surface: 'The approvals API',
+  roles: [APPROVER_CLIENT_ROLE, ADMIN_ROLE],
+};
 
 const DEFAULT_BASE_PATH = '/admin/approvals';
 const MAX_BODY_BYTES = 8 * 1024;
 const MAX_REASON_LENGTH = 1000;
 
 export interface ApprovalsApiOptions {
-  readonly authenticate: (request: IncomingMessage) => Promise<Identity>;
+  readonly authenticate: AdminAuthenticator;
   readonly approvals: Pick<ApprovalService, 'list' | 'get' | 'decide'>;
   /** The approver registry: the only source of an approver's roles. */
   readonly approvers: ApprovalsConfig['approvers'];
@@ -46,7 +56,7 @@ export function createApprovalsApi(options: ApprovalsApiOptions) {
   const basePath = (options.basePath ?? DEFAULT_BASE_PATH).replace(/\/$/, '');
   return async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const route = parseRoute(request, basePath);
-    const caller = await options.authenticate(request);
+    const caller = await options.authenticate(request, ACCESS);
     const approver = authorizeCaller(caller, options.approvers);
     try {
       if (route.kind === 'list') {
@@ -127,13 +137,8 @@ function authorizeCaller(
   caller: Identity,
   approvers: ApprovalsConfig['approvers'],
 ): { user: string; roles: readonly string[]; via: readonly string[] } | undefined {
+  requireAccess(caller, ACCESS);
   const isAdmin = caller.roles.includes(ADMIN_ROLE);
-  if (!isAdmin && !caller.roles.includes(APPROVER_CLIENT_ROLE)) {
-    throw new WardenError(
-      'WARDEN_FORBIDDEN',
-      `The approvals API needs the ${APPROVER_CLIENT_ROLE} or ${ADMIN_ROLE} role.`,
-    );
-  }
   const entry = caller.user === undefined ? undefined : approvers.get(caller.user);
   if (entry === undefined) {
     if (isAdmin) return undefined;

@@ -7,17 +7,23 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../domain/errors.js';
 import { readBody } from '../mcp/read-body.js';
-import type { Identity } from '../domain/identity.js';
 import type { Revocation, RevocationKind } from '../store/types.js';
+import {
+  ADMIN_ROLE,
+  requireAccess,
+  type AdminAccess,
+  type AdminAuthenticator,
+} from './admin-access.js';
 
-/** The role an agent needs in the registry to use the admin API. */
-export const ADMIN_ROLE = 'warden_admin';
+export { ADMIN_ROLE };
+
+const ACCESS: AdminAccess = { surface: 'The admin API', roles: [ADMIN_ROLE] };
 
 const MAX_BODY_BYTES = 8 * 1024;
 const KINDS: readonly RevocationKind[] = ['token', 'agent', 'user'];
 
 export interface RevocationsApiOptions {
-  readonly authenticate: (request: IncomingMessage) => Promise<Identity>;
+  readonly authenticate: AdminAuthenticator;
   readonly revoke: (revocation: Revocation) => Promise<void>;
   /** How long a revocation must stay in force: the longest token lifetime plus clock skew. */
   readonly retentionMs: number;
@@ -32,10 +38,8 @@ export function createRevocationsApi(options: RevocationsApiOptions) {
     if (request.method !== 'POST') {
       throw new WardenError('WARDEN_METHOD_NOT_ALLOWED', undefined, { details: { allow: 'POST' } });
     }
-    const operator = await options.authenticate(request);
-    if (!operator.roles.includes(ADMIN_ROLE)) {
-      throw new WardenError('WARDEN_FORBIDDEN', `The admin API needs the ${ADMIN_ROLE} role.`);
-    }
+    const operator = await options.authenticate(request, ACCESS);
+    requireAccess(operator, ACCESS);
     const { kind, subject, reason } = parseRevocationRequest(await readJson(request));
     const revokedAt = now();
     const revocation: Revocation = {

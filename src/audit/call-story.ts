@@ -122,6 +122,11 @@ function describeEvent(record: AuditRecord): string[] {
       if (typeof message === 'string') lines.push(`message: ${message}`);
       return lines;
     }
+    case 'request.refused':
+      return [
+        `request refused: ${record.errorCode ?? 'no code'}`,
+        ...(record.details ? [`details: ${canonicalJson(record.details)}`] : []),
+      ];
     case 'auth.failed':
       return [
         `authentication refused: ${record.errorCode ?? 'no code'}`,
@@ -177,6 +182,7 @@ function describeOutcome(records: readonly AuditRecord[]): string {
     return 'approval invalidated by a change of the rules; the call was not forwarded';
   }
   if (last('auth.failed')) return 'authentication refused; no call was made';
+  if (last('request.refused')) return 'refused before any call was decided; nothing was forwarded';
   if (last('call.allowed')) {
     return 'allowed, but no result or error is recorded: the call was still running, or the gateway stopped before it ended';
   }

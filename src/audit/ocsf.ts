@@ -55,6 +55,7 @@ const EVENT_ACTIVITY: Partial<Record<AuditEvent, number>> = {
 
 const FAILURE_EVENTS = new Set<AuditEvent>([
   'auth.failed',
+  'request.refused',
   'call.denied',
   'approval.refused',
   'approval.expired',
@@ -64,6 +65,7 @@ const FAILURE_EVENTS = new Set<AuditEvent>([
 
 const EVENT_SEVERITY: Partial<Record<AuditEvent, number>> = {
   'auth.failed': SEVERITY.low,
+  'request.refused': SEVERITY.low,
   'call.denied': SEVERITY.low,
   'approval.refused': SEVERITY.low,
   'approval.expired': SEVERITY.low,

@@ -37,7 +37,12 @@ export function registerTokenCommand(program: Command): void {
     .requiredOption('--agent <id>', 'the agent (from `agents:` in the config)')
     .option('--user <id>', 'the user on whose behalf the agent acts (token sub)')
     .option('--ttl <duration>', 'lifetime, e.g. 15m (at most the issuer max_ttl)')
-    .option('--scope <scopes>', 'scopes, space-separated; may repeat', collectScopes, [])
+    .option(
+      '--scope <scopes>',
+      'scopes, space-separated; may repeat; each one of auth.required_scopes or agents.<id>.scopes',
+      collectScopes,
+      [],
+    )
     .action((options: IssueOptions) =>
       runCliAction(async () => {
         const config = loadConfigFile(options.config);

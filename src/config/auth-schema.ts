@@ -18,6 +18,12 @@ export const ALLOWED_ALGORITHMS = [
   'EdDSA',
 ] as const;
 
+/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ), compared case-sensitively. */
+export const SCOPE_TOKEN_PATTERN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+const scopeTokenSchema = z
+  .string()
+  .regex(SCOPE_TOKEN_PATTERN, 'a scope is printable ASCII without spaces, quotes or backslashes');
+
 const builtinIssuerSchema = z.strictObject({
   builtin: z.strictObject({
     token_ttl: positiveDurationSchema.default(15 * 60_000),
@@ -45,7 +51,7 @@ export const authSchema = z.strictObject({
   resource: z.url({ protocol: /^https?$/ }),
   issuers: z.array(issuerSchema).default([]),
   /** Scopes every token must carry; a token without them gets 403 insufficient_scope. */
-  required_scopes: z.array(z.string().min(1)).default([]),
+  required_scopes: z.array(scopeTokenSchema).default([]),
   /** Longest token lifetime (exp - iat) accepted from any issuer. */
   max_token_lifetime: positiveDurationSchema.default(60 * 60_000),
   clock_skew: positiveDurationSchema.default(30_000),
@@ -55,6 +61,11 @@ export const authSchema = z.strictObject({
 
 const agentSchema = z.strictObject({
   roles: z.array(z.string().min(1)).default([]),
+  /**
+   * OAuth scopes the built-in issuer may put in this agent's tokens, besides auth.required_scopes;
+   * a token request for any other scope is refused (invalid_scope). Scopes never grant roles.
+   */
+  scopes: z.array(scopeTokenSchema).default([]),
   tenant: z.string().optional(),
   /** Client ids this agent has at external issuers (matched against agent_claim). */
   client_ids: z.array(z.string().min(1)).default([]),

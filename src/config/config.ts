@@ -71,8 +71,18 @@ export interface Config {
   readonly limits: {
     readonly maxBodyBytes: number;
     readonly maxSessions: number;
+    /** Sessions (and bridged 2026-07-28 requests in flight) one agent may hold on one upstream. */
+    readonly maxSessionsPerAgent: number;
     readonly sessionIdleTimeoutMs: number;
+    /** When a stdio upstream is full, how long a session must be unused to give up its child. */
+    readonly reclaimIdleAfterMs: number;
     readonly shutdownGraceMs: number;
+    /** How long a request's headers may take to arrive. */
+    readonly headersTimeoutMs: number;
+    /** How long a whole request may take to arrive (not how long its answer may take). */
+    readonly requestTimeoutMs: number;
+    /** Deepest nesting of objects and arrays in a client message. */
+    readonly maxJsonDepth: number;
   };
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   readonly auth: AuthConfig;
@@ -123,6 +133,11 @@ export interface AuthConfig {
 export interface AgentConfig {
   readonly id: string;
   readonly roles: readonly string[];
+  /**
+   * OAuth scopes the built-in issuer may grant this agent besides `auth.requiredScopes`
+   * (`agents.<id>.scopes`); absent means none. Scopes never grant roles.
+   */
+  readonly scopes?: readonly string[];
   readonly tenant: string | undefined;
   readonly clientIds: readonly string[];
   /** `scrypt$…` hash of the client secret for the built-in token endpoint. */

@@ -116,8 +116,13 @@ function toConfig(raw: RawConfig, source: string, baseDir: string, issues: strin
     limits: {
       maxBodyBytes: raw.limits.max_body_bytes,
       maxSessions: raw.limits.max_sessions,
+      maxSessionsPerAgent: raw.limits.max_sessions_per_agent,
       sessionIdleTimeoutMs: raw.limits.session_idle_timeout,
+      reclaimIdleAfterMs: raw.limits.reclaim_idle_after,
       shutdownGraceMs: raw.limits.shutdown_grace,
+      headersTimeoutMs: raw.limits.headers_timeout,
+      requestTimeoutMs: raw.limits.request_timeout,
+      maxJsonDepth: raw.limits.max_json_depth,
     },
     upstreams,
     auth: toAuthConfig(raw.auth),
@@ -176,6 +181,7 @@ function toAgents(raw: RawConfig['agents']): Map<string, AgentConfig> {
       {
         id,
         roles: agent.roles,
+        scopes: agent.scopes,
         tenant: agent.tenant,
         clientIds: agent.client_ids,
         secretHash: agent.secret_hash,

@@ -4,7 +4,7 @@
  * reference between names checked, so the policy compiler never meets a dangling name.
  */
 import type { z } from 'zod';
-import type { policyConfigShape } from './policy-schema.js';
+import { ARGUMENT_CONSTRAINT_KEYS, type policyConfigShape } from './policy-schema.js';
 
 export type Scalar = string | number | boolean;
 
@@ -68,6 +68,11 @@ export interface GrantConfig {
   readonly target: GrantTarget;
   readonly scopes: readonly string[];
   readonly constraints: readonly Constraint[];
+  /**
+   * Argument paths its scopes mark `text: raw`: exempt from the refusal of text with edge
+   * whitespace, control, invisible or format characters.
+   */
+  readonly rawText: readonly string[];
   readonly requiresApproval: boolean;
   readonly approvers: readonly string[];
   readonly approvalsRequired: 1 | 2;
@@ -115,6 +120,12 @@ export interface PolicyConfig {
 type RawPolicy = z.output<z.ZodObject<typeof policyConfigShape>>;
 type RawGrant = RawPolicy['grants'][number];
 type RawConstraint = Extract<RawPolicy['scopes'][string], { arg?: unknown }>;
+
+/** A scope resolved: its constraints, and the argument paths it marks `text: raw`. */
+interface ResolvedScope {
+  readonly constraints: readonly Constraint[];
+  readonly rawText: readonly string[];
+}
 
 const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
 const DEFAULT_APPROVER_ROLE = 'approver';
@@ -203,8 +214,8 @@ function resolveScopes(
   lists: ReadonlyMap<string, readonly Scalar[]>,
   states: ReadonlyMap<string, boolean>,
   issues: string[],
-): Map<string, Constraint[]> {
-  const scopes = new Map<string, Constraint[]>();
+): Map<string, ResolvedScope> {
+  const scopes = new Map<string, ResolvedScope>();
   for (const [scopeName, scope] of Object.entries(raw.scopes)) {
     const entries = Array.isArray(scope) ? scope : [scope];
     const constraints = entries.flatMap((entry, index) => {
@@ -212,7 +223,10 @@ function resolveScopes(
       const keyPath = Array.isArray(scope) ? `scopes.${scopeName}.${index}` : `scopes.${scopeName}`;
       return resolveConstraint(entry, label, keyPath, lists, states, issues);
     });
-    scopes.set(scopeName, constraints);
+    const rawText = entries.flatMap((entry) =>
+      entry.text === 'raw' && entry.arg !== undefined ? [entry.arg] : [],
+    );
+    scopes.set(scopeName, { constraints, rawText });
   }
   return scopes;
 }
@@ -261,6 +275,8 @@ function resolveConstraint(
   const path = entry.arg;
   if (path === undefined) return [];
   if (entry.forbidden === true) return [{ ...base, kind: 'forbidden', path }];
+  // `{ arg, text: raw }` alone only marks the argument's text mode; it constrains nothing.
+  if (!ARGUMENT_CONSTRAINT_KEYS.some((key) => entry[key] !== undefined)) return [];
   const constraints: Constraint[] = [];
   // A value constraint needs the argument present unless `required: false` says otherwise.
   if (entry.required !== false) constraints.push({ ...base, kind: 'required', path });
@@ -293,7 +309,7 @@ function toMinuteOfDay(text: string): number {
 
 interface GrantResolver {
   readonly upstreamNames: readonly string[];
-  readonly scopes: ReadonlyMap<string, Constraint[]>;
+  readonly scopes: ReadonlyMap<string, ResolvedScope>;
   readonly approvalTimeoutMs: number;
   readonly issues: string[];
   readonly usedIds: Set<string>;
@@ -316,13 +332,15 @@ function resolveGrant(
   const scopeNames =
     grant.scope === undefined ? [] : Array.isArray(grant.scope) ? grant.scope : [grant.scope];
   const constraints: Constraint[] = [];
+  const rawText = new Set<string>();
   for (const scopeName of scopeNames) {
     const scope = resolver.scopes.get(scopeName);
     if (scope === undefined) {
       issues.push(`${keyPath}.scope: no scope named "${scopeName}" under scopes`);
       continue;
     }
-    constraints.push(...scope);
+    constraints.push(...scope.constraints);
+    for (const path of scope.rawText) rawText.add(path);
   }
   if (target.kind !== 'tool' && constraints.some((c) => 'path' in c)) {
     issues.push(`${keyPath}.scope: argument constraints apply to tool calls only`);
@@ -347,6 +365,7 @@ function resolveGrant(
     target,
     scopes: scopeNames,
     constraints,
+    rawText: [...rawText],
     requiresApproval: grant.requires_approval,
     approvers: grant.approvers ?? [DEFAULT_APPROVER_ROLE],
     approvalsRequired: grant.approvals_required,

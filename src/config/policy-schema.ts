@@ -31,6 +31,19 @@ const conditionSchema = z.strictObject({
 
 const weekday = z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']);
 
+/** The keys of an entry that constrain its `arg` (beside `text`, which only sets its text mode). */
+export const ARGUMENT_CONSTRAINT_KEYS = [
+  'min',
+  'max',
+  'in',
+  'in_list',
+  'pattern',
+  'max_length',
+  'required',
+  'forbidden',
+  'when',
+] as const;
+
 /** One constraint. Exactly one family of keys per entry: argument, tenant, region, time or state. */
 export const constraintSchema = z
   .strictObject({
@@ -44,6 +57,12 @@ export const constraintSchema = z
     required: z.boolean().optional(),
     forbidden: z.boolean().optional(),
     when: conditionSchema.optional(),
+    /**
+     * `strict` (default): a call whose value for `arg` is text with leading or trailing
+     * whitespace, control, invisible or format characters is refused before policy. `raw`: such
+     * text is accepted (and still compared exactly by grants, normalised by restrictions).
+     */
+    text: z.enum(['strict', 'raw']).optional(),
     tenant: z.array(z.string().min(1)).min(1).optional(),
     region: z.array(z.string().min(1)).min(1).optional(),
     time: z
@@ -59,18 +78,7 @@ export const constraintSchema = z
     state: z.record(name, z.enum(['on', 'off'])).optional(),
   })
   .superRefine((entry, ctx) => {
-    const argumentKeys = [
-      'min',
-      'max',
-      'in',
-      'in_list',
-      'pattern',
-      'max_length',
-      'required',
-      'forbidden',
-      'when',
-    ] as const;
-    const usesArgument = argumentKeys.some((key) => entry[key] !== undefined);
+    const usesArgument = ARGUMENT_CONSTRAINT_KEYS.some((key) => entry[key] !== undefined);
     const contextKeys = (['tenant', 'region', 'time', 'state'] as const).filter(
       (key) => entry[key] !== undefined,
     );
@@ -80,13 +88,13 @@ export const constraintSchema = z
         message: `an entry constrains either an argument (arg) or the context (${contextKeys.join(', ')}), not both`,
       });
     }
-    if (entry.arg === undefined && usesArgument) {
+    if (entry.arg === undefined && (usesArgument || entry.text !== undefined)) {
       ctx.addIssue({ code: 'custom', message: 'argument constraints need arg: <path>' });
     }
-    if (entry.arg !== undefined && !usesArgument) {
+    if (entry.arg !== undefined && !usesArgument && entry.text === undefined) {
       ctx.addIssue({
         code: 'custom',
-        message: `arg ${entry.arg} has no constraint: add min, max, in, in_list, pattern, max_length, required or forbidden`,
+        message: `arg ${entry.arg} has no constraint: add min, max, in, in_list, pattern, max_length, required, forbidden or text`,
       });
     }
     if (entry.arg === undefined && contextKeys.length === 0) {

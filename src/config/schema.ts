@@ -89,8 +89,24 @@ const limitsSchema = z.strictObject({
     .positive()
     .default(4 * 1024 * 1024),
   max_sessions: z.number().int().positive().default(10_000),
+  /**
+   * Sessions one agent may hold on one upstream (its 2026-07-28 requests in flight there count
+   * too): well below a stdio upstream's max_sessions, so one agent cannot fill it for the others.
+   */
+  max_sessions_per_agent: z.number().int().positive().default(8),
   session_idle_timeout: positiveDurationSchema.default(30 * 60_000),
+  /** When a stdio upstream is full, a session unused this long gives its child up to a newcomer. */
+  reclaim_idle_after: positiveDurationSchema.default(60_000),
   shutdown_grace: durationSchema.default(10_000),
+  /** How long a request's headers may take to arrive (at most request_timeout). */
+  headers_timeout: positiveDurationSchema.default(10_000),
+  /**
+   * How long a whole request (headers and body) may take to arrive. Only the arrival is timed:
+   * a response that takes longer (a held call, an SSE stream) is not cut.
+   */
+  request_timeout: positiveDurationSchema.default(30_000),
+  /** Deepest nesting of objects and arrays in a client's JSON-RPC message. */
+  max_json_depth: z.number().int().min(8).max(1000).default(64),
 });
 
 const auditSchema = z.strictObject({

@@ -7,6 +7,8 @@ import type { Decision } from './decision.js';
 
 export const AUDIT_EVENTS = [
   'auth.failed',
+  /** A request refused before any call was decided (malformed, too large, unknown session, …). */
+  'request.refused',
   'call.denied',
   'call.allowed',
   'approval.requested',

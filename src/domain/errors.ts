@@ -30,6 +30,36 @@ export const ERROR_CATALOGUE = {
     summary:
       'JSON-RPC batches are not accepted (removed from MCP in 2025-06-18). Send one message per POST.',
   },
+  WARDEN_NESTING_TOO_DEEP: {
+    status: 400,
+    rpcCode: -32600,
+    summary:
+      'The message nests objects and arrays deeper than the gateway accepts (limits.max_json_depth; data.maxDepth). Flatten the arguments.',
+  },
+  WARDEN_NUMBER_OUT_OF_RANGE: {
+    status: 400,
+    rpcCode: -32600,
+    summary:
+      'A number in the message would not reach the upstream as written: it is beyond what a 64-bit float holds (e.g. 1e999), too close to zero, or has more significant digits than one keeps (e.g. 9007199254740993). Send such values as strings; data.offset says where it starts.',
+  },
+  WARDEN_INVALID_UNICODE: {
+    status: 400,
+    rpcCode: -32600,
+    summary:
+      'A string in the message holds a lone UTF-16 surrogate (an unpaired \\ud800-\\udfff escape), which is not Unicode text and could reach a tool as something other than what the policy checked. Send well-formed text.',
+  },
+  WARDEN_INVALID_PATH: {
+    status: 400,
+    rpcCode: -32000,
+    summary:
+      'The request path is malformed (e.g. a broken percent-encoding). MCP endpoints are served at /mcp/<upstream>.',
+  },
+  WARDEN_REQUEST_TIMEOUT: {
+    status: 408,
+    rpcCode: -32000,
+    summary:
+      'The request body did not arrive in time (limits.request_timeout), so the request was refused and the connection closed. Send the whole request at once.',
+  },
   WARDEN_UNSUPPORTED_MEDIA_TYPE: {
     status: 415,
     rpcCode: -32000,
@@ -158,6 +188,12 @@ export const ERROR_CATALOGUE = {
     rpcCode: -32000,
     summary: 'The session limit for this upstream is reached. Retry later or end idle sessions.',
   },
+  WARDEN_TOO_MANY_SESSIONS_FOR_AGENT: {
+    status: 429,
+    rpcCode: -32043,
+    summary:
+      'This agent already holds as many sessions (and 2026-07-28 requests in flight) on this upstream as limits.max_sessions_per_agent allows, and all of its own are in use (a GET stream open or a request in flight). End a session with DELETE, or retry when a request has finished; data.limit is the cap.',
+  },
   WARDEN_UPSTREAM_UNAVAILABLE: {
     status: 502,
     rpcCode: -32002,
@@ -180,6 +216,12 @@ export const ERROR_CATALOGUE = {
     summary:
       'The audit log cannot record this call, so it was not forwarded (fail closed). Retry shortly; operators are alerted.',
   },
+  WARDEN_NO_GRANT_ON_UPSTREAM: {
+    status: 403,
+    rpcCode: -32042,
+    summary:
+      'The caller holds no grant on this upstream (no role grant, break-glass grant or policy names it), so it may not open a session or send requests there. Ask an operator for a grant; data.reasons says what was checked.',
+  },
   WARDEN_POLICY_DENIED: {
     status: 403,
     rpcCode: -32030,
@@ -191,6 +233,18 @@ export const ERROR_CATALOGUE = {
     rpcCode: -32602,
     summary:
       "The arguments do not match the tool's own input schema; data.errors lists where. Fix the arguments and call again.",
+  },
+  WARDEN_ARGUMENT_SUSPICIOUS_TEXT: {
+    status: 400,
+    rpcCode: -32602,
+    summary:
+      'An argument the policy compares holds text a tool could read differently from the policy (leading or trailing whitespace, a control, invisible or format character); data.reasons names the argument. Send the plain value.',
+  },
+  WARDEN_RESOURCE_URI_AMBIGUOUS: {
+    status: 400,
+    rpcCode: -32602,
+    summary:
+      'The resource URI could be resolved to another resource than the one the policy would judge (dot segments, encoded slashes or dots, backslashes, control or invisible characters, a fragment, …); data.reasons says what. Send the URI in its plain form.',
   },
   WARDEN_TOOL_DEFINITION_CHANGED: {
     status: 403,

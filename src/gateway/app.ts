@@ -18,13 +18,15 @@ import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import type { BuiltinIssuer } from '../identity/builtin-issuer.js';
 import { openStore } from '../store/open-store.js';
 import type { Revocation } from '../store/types.js';
-import { createAuthFailureReporter } from './auth-failure-reporter.js';
+import { createAdminAuthenticator } from './admin-authentication.js';
 import { setUpAuditLog } from './audit-log.js';
 import { setUpAuthentication } from './authentication.js';
+import { createExchangeLedger, noteDecisionsIn, noteRecordsIn } from './exchange-ledger.js';
 import { startListener } from './http-server.js';
 import { createLogger, type Logger } from './logger.js';
 import { createPipeline } from './pipeline.js';
 import { setUpPolicy, type PolicyReload } from './policy.js';
+import { createRefusalRecords } from './refusal-records.js';
 import { ADMIN_APPROVALS_PATH, setUpApprovals } from './approvals.js';
 
 const PARKED_CALL_TIMEOUT_MS = 10 * 60_000;
@@ -86,19 +88,41 @@ async function assembleGateway(
     onError: (error) => logger.error({ err: error }, 'store background failure'),
   });
   opened.push(() => store.close());
-  const auditLog = await setUpAuditLog(config, store, logger);
+  // Every record is noted against its exchange, so the listener can record what none tells.
+  const ledger = createExchangeLedger();
+  const auditLog = noteRecordsIn(await setUpAuditLog(config, store, logger), ledger);
   opened.push(() => auditLog.close());
+  const refusals = createRefusalRecords({
+    logger,
+    environment: config.environment,
+    note: auditLog.note,
+  });
+  const authenticateAdmin = createAdminAuthenticator({
+    authenticate: (request) => pipeline.authenticate(request, undefined),
+    ledger,
+    refusals,
+  });
   const authentication = await setUpAuthentication(config, store, logger, auditLog.note);
   opened.push(() => authentication.close());
   const connectors = [...config.upstreams.values()].map((upstream) =>
-    createConnector(upstream, logger),
+    createConnector(upstream, logger, config.limits.reclaimIdleAfterMs),
   );
   opened.push(() => Promise.all(connectors.map((connector) => connector.close())));
   const sessions = new SessionRegistry(
-    config.limits.maxSessions,
-    config.limits.sessionIdleTimeoutMs,
-    (session) => {
-      void session.upstream.terminate(backgroundContext('idle-expiry')).catch(() => undefined);
+    {
+      maxSessions: config.limits.maxSessions,
+      maxPerAgent: config.limits.maxSessionsPerAgent,
+      idleTimeoutMs: config.limits.sessionIdleTimeoutMs,
+    },
+    (session, reason) => {
+      logger.info(
+        { event: 'session.ended', reason, upstream: session.upstreamName, agent: session.agent },
+        'client session ended',
+      );
+      // Also for a reclaimed stdio child: the session must not start a new one for a late request.
+      void session.upstream
+        .terminate(backgroundContext(`session-${reason}`))
+        .catch(() => undefined);
     },
   );
   opened.push(async () => sessions.close());
@@ -125,13 +149,14 @@ async function assembleGateway(
   );
   opened.push(async () => policy.close());
   const authenticator = dependencies.authenticator ?? authentication.authenticator;
-  const approvals = setUpApprovals(config, store, auditLog, logger, (request) =>
-    pipeline.authenticate(request, undefined),
-  );
+  const approvals = setUpApprovals(config, store, auditLog, logger, authenticateAdmin);
   const pipeline = createPipeline({
     authenticator,
     authorizer: policy.authorizer,
-    recorder: dependencies.recorder ?? auditLog.recorder,
+    recorder:
+      dependencies.recorder === undefined
+        ? auditLog.recorder
+        : noteDecisionsIn(dependencies.recorder, ledger),
     logger,
     approvals: approvals.holder,
     failsOpen: (upstream, tool) =>
@@ -150,33 +175,15 @@ async function assembleGateway(
         upstream,
         sessions,
         maxBodyBytes: config.limits.maxBodyBytes,
+        maxJsonDepth: config.limits.maxJsonDepth,
         gate: pipeline,
         modern: { bridge: bridges[index] as LegacyBridge, eraOf },
       }),
     ]),
   );
 
-  const authFailures = createAuthFailureReporter(logger, {
-    sink: (report) =>
-      auditLog.note(
-        report.kind === 'failure'
-          ? {
-              event: 'auth.failed',
-              requestId: report.failure.requestId,
-              environment: config.environment,
-              upstream: report.failure.upstream,
-              errorCode: report.failure.code,
-              details: { source: report.failure.source, reason: report.failure.reason ?? null },
-            }
-          : {
-              event: 'auth.failed',
-              environment: config.environment,
-              details: { source: report.source, repeated: report.repeated, codes: report.codes },
-            },
-      ),
-  });
   const revocationsApi = createRevocationsApi({
-    authenticate: (request) => pipeline.authenticate(request, undefined),
+    authenticate: authenticateAdmin,
     revoke: (revocation) => authentication.revocations.revoke(revocation),
     retentionMs: config.auth.maxTokenLifetimeMs + config.auth.clockSkewMs,
     onRevoked: (revocation) => {
@@ -203,7 +210,12 @@ async function assembleGateway(
           : authentication.route(path),
     authenticate: (request, upstream) => pipeline.authenticate(request, upstream),
     challenge: (error, upstream) => authentication.challenge(error, upstream),
-    onAuthFailure: (failure) => authFailures.report(failure),
+    refusals,
+    ledger,
+    timeouts: {
+      headersMs: config.limits.headersTimeoutMs,
+      requestMs: config.limits.requestTimeoutMs,
+    },
     guard: () => guard.current,
     logger,
     isReady: () => true,
@@ -252,7 +264,8 @@ async function assembleGateway(
         await Promise.all(bridges.map((bridge) => bridge.close()));
         await Promise.all(connectors.map((connector) => connector.close()));
         logger.debug({}, 'upstreams stopped');
-        authFailures.flush();
+        refusals.flush();
+        authentication.flush();
         policy.close();
         await approvals.close();
         await auditLog.close();
@@ -266,9 +279,15 @@ async function assembleGateway(
   };
 }
 
-function createConnector(upstream: UpstreamConfig, logger: Logger): UpstreamConnector {
+function createConnector(
+  upstream: UpstreamConfig,
+  logger: Logger,
+  reclaimIdleAfterMs: number,
+): UpstreamConnector {
   const connector =
-    upstream.kind === 'http' ? createHttpUpstream(upstream) : createStdioUpstream(upstream, logger);
+    upstream.kind === 'http'
+      ? createHttpUpstream(upstream)
+      : createStdioUpstream(upstream, logger, { reclaimIdleAfterMs });
   return guardWithCircuitBreaker(connector, {
     ...upstream.circuitBreaker,
     onStateChange: (change) =>

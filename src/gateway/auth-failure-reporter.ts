@@ -1,7 +1,8 @@
 /**
- * Reports refused authentications (the future audit log's `auth.failed` events) without letting
- * an attacker flood the log: the first failure from a source in a window is reported in full,
- * the rest are counted and reported once as a summary when the window closes.
+ * Reports refused authentications (`auth.failed`) — and, with another event name, other refusals
+ * of callers not yet known — without letting an attacker flood the log: the first failure from a
+ * source in a window is reported in full, the rest are counted and reported once as a summary
+ * when the window closes.
  */
 import type { Logger } from './logger.js';
 
@@ -9,13 +10,14 @@ export interface AuthFailure {
   readonly requestId: string;
   /** The remote address: failures are aggregated per source. */
   readonly source: string;
-  readonly upstream: string;
+  /** The upstream whose endpoint was asked for; undefined for the gateway's own routes. */
+  readonly upstream: string | undefined;
   readonly code: string;
   readonly reason: string | undefined;
 }
 
-export interface AuthFailureReporter {
-  report(failure: AuthFailure): void;
+export interface AuthFailureReporter<Failure extends AuthFailure = AuthFailure> {
+  report(failure: Failure): void;
   /** Writes the pending summaries (at shutdown). */
   flush(): void;
 }
@@ -24,8 +26,8 @@ export interface AuthFailureReporter {
 const MAX_SOURCES = 10_000;
 
 /** What the reporter lets through: a failure in full, or a summary of the repeats it held back. */
-export type ReportedAuthFailure =
-  | { readonly kind: 'failure'; readonly failure: AuthFailure }
+export type ReportedAuthFailure<Failure extends AuthFailure = AuthFailure> =
+  | { readonly kind: 'failure'; readonly failure: Failure }
   | {
       readonly kind: 'repeated';
       readonly source: string;
@@ -33,17 +35,28 @@ export type ReportedAuthFailure =
       readonly codes: Readonly<Record<string, number>>;
     };
 
-export function createAuthFailureReporter(
+export interface AuthFailureReporterOptions<Failure extends AuthFailure> {
+  readonly windowMs?: number;
+  readonly now?: () => number;
+  /** Also told of each report (the audit log's records). */
+  readonly sink?: (report: ReportedAuthFailure<Failure>) => void;
+  /** The log lines' `event`; `auth.failed` unless told otherwise. */
+  readonly event?: string;
+  /** The log line of a failure reported in full; 'authentication refused' unless told otherwise. */
+  readonly message?: string;
+  /** The log line of a summary; 'repeated authentication failures' unless told otherwise. */
+  readonly summary?: string;
+}
+
+export function createAuthFailureReporter<Failure extends AuthFailure = AuthFailure>(
   logger: Logger,
-  options: {
-    readonly windowMs?: number;
-    readonly now?: () => number;
-    /** Also told of each report (the audit log's `auth.failed` records). */
-    readonly sink?: (report: ReportedAuthFailure) => void;
-  } = {},
-): AuthFailureReporter {
+  options: AuthFailureReporterOptions<Failure> = {},
+): AuthFailureReporter<Failure> {
   const windowMs = options.windowMs ?? 60_000;
   const now = options.now ?? Date.now;
+  const event = options.event ?? 'auth.failed';
+  const message = options.message ?? 'authentication refused';
+  const summary = options.summary ?? 'repeated authentication failures';
   const windows = new Map<
     string,
     { opened: number; suppressed: number; codes: Map<string, number> }
@@ -61,13 +74,13 @@ export function createAuthFailureReporter(
     });
     logger.warn(
       {
-        event: 'auth.failed',
+        event,
         source,
         repeated: window.suppressed,
         codes: Object.fromEntries(window.codes),
         windowMs,
       },
-      'repeated authentication failures',
+      summary,
     );
   };
   const sweep = (): void => {
@@ -90,7 +103,8 @@ export function createAuthFailureReporter(
       }
       windows.set(source, { opened: now(), suppressed: 0, codes: new Map() });
       options.sink?.({ kind: 'failure', failure });
-      logger.warn({ event: 'auth.failed', ...failure }, 'authentication refused');
+      const { requestId, upstream, code, reason } = failure;
+      logger.warn({ event, requestId, source: failure.source, upstream, code, reason }, message);
     },
     flush() {
       for (const source of [...windows.keys()]) summarise(source);

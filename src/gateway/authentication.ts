@@ -25,6 +25,7 @@ import {
 } from '../identity/protected-resource-metadata.js';
 import { loadRevocationList, type RevocationList } from '../identity/revocation-list.js';
 import type { AuditEntry } from '../domain/audit-record.js';
+import type { AgentConfig } from '../config/config.js';
 import {
   type TokenEndpointEvent,
   BUILTIN_ISSUER_PATHS,
@@ -34,6 +35,7 @@ import {
 } from '../identity/token-endpoint.js';
 import { formatChallenge } from '../identity/www-authenticate.js';
 import type { Store } from '../store/types.js';
+import { createAuthFailureReporter, type AuthFailure } from './auth-failure-reporter.js';
 import type { RouteHandler } from './http-server.js';
 import type { Logger } from './logger.js';
 
@@ -46,6 +48,8 @@ export interface GatewayAuthentication {
   route(path: string): RouteHandler | undefined;
   /** The WWW-Authenticate value for an error refusing a call to `upstream`, if it needs one. */
   challenge(error: unknown, upstream: string): string | undefined;
+  /** Records the pending summaries of refused token requests; call before the audit log closes. */
+  flush(): void;
   close(): Promise<void>;
 }
 
@@ -99,6 +103,7 @@ export async function setUpAuthentication(
     builtinIssuer: issuer?.issuer,
   });
 
+  const tokenFailures = createTokenFailureReporter(logger, note, environment, agents);
   const routes = new Map<string, RouteHandler>();
   if (issuer && keyring) {
     // Create the first key now, so the first token request does not pay for it.
@@ -113,7 +118,10 @@ export async function setUpAuthentication(
         tokenEndpointUrl,
         revocations,
         onError: (error) => logger.error({ err: error }, 'token endpoint failed'),
-        onEvent: (event) => note(describeTokenEvent(event, environment)),
+        onEvent: (event) =>
+          event.kind === 'token.issued'
+            ? note(describeIssuedToken(event, environment))
+            : tokenFailures.report(event),
       }),
     );
     routes.set(
@@ -171,35 +179,113 @@ export async function setUpAuthentication(
         description: error.message,
       });
     },
-    close: () => revocations.close(),
+    flush: () => tokenFailures.flush(),
+    close: async () => {
+      tokenFailures.flush();
+      await revocations.close();
+    },
   };
 }
 
-/** The token endpoint's events, as audit entries: who got a token, who was turned away. */
-function describeTokenEvent(
-  event: TokenEndpointEvent,
+/** A token issued at the token endpoint, as an audit entry. */
+function describeIssuedToken(
+  event: Extract<TokenEndpointEvent, { kind: 'token.issued' }>,
   environment: string,
 ): Omit<AuditEntry, 'time'> {
-  if (event.kind === 'token.issued') {
-    return {
-      event: 'token.issued',
-      environment,
-      agent: event.agent,
-      details: {
-        tokenId: event.tokenId,
-        method: event.method,
-        scopes: event.scopes,
-        expiresAt: new Date(event.expiresAt).toISOString(),
-      },
-    };
-  }
+  return {
+    event: 'token.issued',
+    ...(event.requestId !== undefined && { requestId: event.requestId }),
+    environment,
+    agent: event.agent,
+    details: {
+      tokenId: event.tokenId,
+      method: event.method,
+      scopes: event.scopes,
+      expiresAt: new Date(event.expiresAt).toISOString(),
+      source: event.source,
+    },
+  };
+}
+
+type TokenFailureEvent = Extract<TokenEndpointEvent, { kind: 'auth.failed' }>;
+
+/** A refused token request as the reporter carries it: its fields, and the endpoint's event. */
+interface TokenRefusal extends AuthFailure {
+  readonly event: TokenFailureEvent;
+}
+
+/**
+ * Refused token requests are aggregated per source as refused MCP requests are: in each window a
+ * source's first refusal is recorded in full, the rest once as a count, so a flood of guesses
+ * cannot flood the audit log.
+ */
+function createTokenFailureReporter(
+  logger: Logger,
+  note: (entry: Omit<AuditEntry, 'time'>) => void,
+  environment: string,
+  agents: ReadonlyMap<string, AgentConfig>,
+): { report(event: TokenFailureEvent): void; flush(): void } {
+  const reporter = createAuthFailureReporter<TokenRefusal>(logger, {
+    sink: (report) =>
+      note(
+        report.kind === 'failure'
+          ? describeTokenFailure(report.failure.event, environment, agents)
+          : {
+              event: 'auth.failed',
+              environment,
+              details: {
+                endpoint: 'token',
+                source: report.source,
+                repeated: report.repeated,
+                codes: report.codes,
+              },
+            },
+      ),
+  });
+  return {
+    report: (event) =>
+      reporter.report({
+        requestId: event.requestId ?? '',
+        source: event.source,
+        upstream: undefined,
+        code: oauthErrorCodeOf(event.error),
+        reason: event.reason,
+        event,
+      }),
+    flush: () => reporter.flush(),
+  };
+}
+
+/** A refused token request, as an audit entry; an unregistered client id is not an agent. */
+function describeTokenFailure(
+  event: TokenFailureEvent,
+  environment: string,
+  agents: ReadonlyMap<string, AgentConfig>,
+): Omit<AuditEntry, 'time'> {
+  const registered = event.clientId !== undefined && agents.has(event.clientId);
   return {
     event: 'auth.failed',
+    ...(event.requestId !== undefined && { requestId: event.requestId }),
     environment,
-    ...(event.clientId !== undefined && { agent: event.clientId }),
-    errorCode: 'OAUTH_INVALID_CLIENT',
-    details: { endpoint: 'token', method: event.method ?? null, reason: event.reason },
+    ...(registered && { agent: event.clientId }),
+    errorCode: oauthErrorCodeOf(event.error),
+    details: {
+      endpoint: 'token',
+      source: event.source,
+      method: event.method ?? null,
+      reason: event.reason,
+      // Whatever a stranger claimed, kept short: it is not trusted, only told.
+      ...(!registered &&
+        event.clientId !== undefined && { clientId: event.clientId.slice(0, MAX_CLAIMED_ID) }),
+    },
   };
+}
+
+const MAX_CLAIMED_ID = 128;
+
+/** `invalid_client` is recorded as `OAUTH_INVALID_CLIENT`, apart from Warden's own codes. */
+function oauthErrorCodeOf(error: TokenFailureEvent['error']): string {
+  return `OAUTH_${error.toUpperCase()}`;
 }
 
 function serveJson(body: () => Record<string, unknown>): RouteHandler {

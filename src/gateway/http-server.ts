@@ -1,25 +1,45 @@
 /**
  * The listener: routes /mcp/<upstream> to that upstream's endpoint, serves health probes,
- * guards Host/Origin, and drains in-flight exchanges on shutdown.
+ * guards Host/Origin, bounds how long a request may take to arrive, records every refusal no
+ * other record tells, and drains in-flight exchanges on shutdown.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  STATUS_CODES,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import {
   createServer as createHttpsServer,
   type ServerOptions as HttpsServerOptions,
 } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WardenError } from '../domain/errors.js';
 import type { Identity } from '../domain/identity.js';
 import { firstValue } from '../mcp/http-headers.js';
-import { writeError } from '../mcp/http-reply.js';
+import { refusalWrittenTo, writeError, writeErrorAndClose } from '../mcp/http-reply.js';
 import type { OriginGuard } from '../mcp/origin-guard.js';
 import type { ExchangeHandle, McpEndpoint } from '../mcp/streamable-http-endpoint.js';
-import type { AuthFailure } from './auth-failure-reporter.js';
+import type { ExchangeFacts, ExchangeLedger } from './exchange-ledger.js';
 import type { Logger } from './logger.js';
+import type { RefusalRecords } from './refusal-records.js';
 
-/** A plain HTTP handler for the gateway's own routes (metadata, JWKS, token endpoint). */
-export type RouteHandler = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+/** What a gateway route is told of its exchange: the reference its records should carry. */
+export interface RouteExchange {
+  readonly requestId: string;
+  /** The client's address. */
+  readonly source: string;
+}
+
+/** A plain HTTP handler for the gateway's own routes (metadata, JWKS, token endpoint, admin). */
+export type RouteHandler = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  exchange: RouteExchange,
+) => Promise<void>;
 
 export interface ListenerOptions {
   readonly host: string;
@@ -27,14 +47,18 @@ export interface ListenerOptions {
   /** HTTPS (and client certificates) when set; plain HTTP otherwise. */
   readonly tls: HttpsServerOptions | undefined;
   readonly endpoints: ReadonlyMap<string, McpEndpoint>;
-  /** Routes served without authentication: metadata, keys, the token endpoint. */
+  /** The gateway's own routes; each authenticates its callers itself where it needs to. */
   readonly route: (path: string) => RouteHandler | undefined;
   /** Stage 1 of the pipeline, run before any MCP endpoint sees the request. */
   readonly authenticate: (request: IncomingMessage, upstream: string) => Promise<Identity>;
   /** The WWW-Authenticate challenge for a refused request to an upstream's endpoint. */
   readonly challenge: (error: unknown, upstream: string) => string | undefined;
-  /** Called for each request refused by authentication. */
-  readonly onAuthFailure: (failure: AuthFailure) => void;
+  /** Where refusals are recorded: stage 1's, and at the end, any no other record tells. */
+  readonly refusals: Pick<RefusalRecords, 'reportAuthFailure' | 'recordRefusal'>;
+  /** The open exchanges, and whether a record tells each. */
+  readonly ledger: ExchangeLedger;
+  /** How long a request's headers, and the whole request, may take to arrive. */
+  readonly timeouts: { readonly headersMs: number; readonly requestMs: number };
   readonly guard: () => OriginGuard;
   readonly logger: Logger;
   readonly isReady: () => boolean;
@@ -55,8 +79,16 @@ const VALID_TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a
 /** How long cut exchanges get to write their 503 before their connections are closed. */
 const CUT_FLUSH_MS = 200;
 
+/** Longest path kept in records and logs. */
+const MAX_RECORDED_PATH = 256;
+
+interface OpenExchange {
+  readonly requestId: string;
+  readonly response: ServerResponse;
+}
+
 export async function startListener(options: ListenerOptions): Promise<Listener> {
-  const inFlight = new Map<AbortController, ServerResponse>();
+  const inFlight = new Map<AbortController, OpenExchange>();
   // Server-to-client streams (GET) never finish by themselves: a drain must not wait for them.
   const serverStreams = new Set<AbortController>();
   let draining = false;
@@ -69,7 +101,14 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       request.headers.traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
     }
     const started = performance.now();
-    inFlight.set(controller, response);
+    const facts = options.ledger.open(request, {
+      requestId,
+      source: request.socket.remoteAddress ?? 'unknown',
+      method: request.method ?? '',
+      path: pathOf(request).slice(0, MAX_RECORDED_PATH),
+      traceparent: firstValue(request.headers.traceparent),
+    });
+    inFlight.set(controller, { requestId, response });
     // While draining, every connection is told to go, so clients reconnect elsewhere.
     if (draining) response.setHeader('connection', 'close');
     response.on('close', () => {
@@ -77,28 +116,69 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       if (!response.writableFinished) controller.abort();
       inFlight.delete(controller);
       serverStreams.delete(controller);
-      logExchange(options.logger, request, response, requestId, started);
+      recordUntoldRefusal(facts, response);
+      options.ledger.close(facts);
+      logExchange(options.logger, facts, response, started);
     });
     const exchange: Omit<ExchangeHandle, 'identity'> = {
       requestId,
       signal: controller.signal,
       markServerStream: () => serverStreams.add(controller),
     };
-    handle(request, response, exchange).catch((error: unknown) => {
+    handle(request, response, exchange, facts).catch((error: unknown) => {
       options.logger.error({ requestId, err: error }, 'unhandled error in request handler');
       writeError(response, error, requestId, null);
     });
   };
+
+  /** The one place a refusal becomes a record when no stage wrote one for its exchange. */
+  const recordUntoldRefusal = (facts: ExchangeFacts, response: ServerResponse): void => {
+    const refusal = refusalWrittenTo(response);
+    if (refusal === undefined || facts.told) return;
+    options.refusals.recordRefusal(facts, { code: refusal.data.code, status: refusal.status });
+  };
+
+  // Node's own timeouts, checked often enough to hold them within a quarter of the shorter one.
+  const timeouts = {
+    // Node refuses a headers timeout longer than the request's.
+    headersTimeout: Math.min(options.timeouts.headersMs, options.timeouts.requestMs),
+    requestTimeout: options.timeouts.requestMs,
+    connectionsCheckingInterval: Math.min(
+      30_000,
+      Math.max(
+        100,
+        Math.floor(Math.min(options.timeouts.headersMs, options.timeouts.requestMs) / 4),
+      ),
+    ),
+    keepAliveTimeout: 65_000,
+  };
   const server = options.tls
-    ? createHttpsServer({ ...options.tls, keepAliveTimeout: 65_000 }, onRequest)
-    : createServer({ keepAliveTimeout: 65_000 }, onRequest);
+    ? createHttpsServer({ ...options.tls, ...timeouts }, onRequest)
+    : createServer(timeouts, onRequest);
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    const open = [...inFlight.values()].find((candidate) => candidate.response.socket === socket);
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && open && !open.response.headersSent) {
+      // The body stopped arriving: refused in Warden's terms, with its reference, then closed.
+      // A refusal already on its way (draining a refused body) closes the connection itself.
+      if (refusalWrittenTo(open.response) === undefined) {
+        writeErrorAndClose(
+          open.response,
+          new WardenError('WARDEN_REQUEST_TIMEOUT'),
+          open.requestId,
+        );
+      }
+      return;
+    }
+    answerClientError(error, socket, open?.response.headersSent ?? false);
+  });
 
   async function handle(
     request: IncomingMessage,
     response: ServerResponse,
     exchange: Omit<ExchangeHandle, 'identity'>,
+    facts: ExchangeFacts,
   ): Promise<void> {
-    const path = (request.url ?? '/').split('?')[0] ?? '/';
+    const path = pathOf(request);
     if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
     if (path === '/readyz') {
       const ready = !draining && options.isReady();
@@ -108,8 +188,12 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
     try {
       options.guard().check(request.headers.host, firstValue(request.headers.origin));
       if (draining) throw new WardenError('WARDEN_SHUTTING_DOWN');
+      // Checked once here, so no route or endpoint decoding the path later can fail on it.
+      decodePath(path);
       const route = options.route(path);
-      if (route) return await route(request, response);
+      if (route) {
+        return await route(request, response, { requestId: facts.requestId, source: facts.source });
+      }
       const match = /^\/mcp\/([^/]+)\/?$/.exec(path);
       if (!match) {
         throw new WardenError(
@@ -118,20 +202,19 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
             : 'WARDEN_NOT_FOUND',
         );
       }
-      const name = decodeURIComponent(match[1] ?? '');
+      const name = decodePath(match[1] ?? '');
       const endpoint = options.endpoints.get(name);
       if (!endpoint) throw new WardenError('WARDEN_UNKNOWN_UPSTREAM');
       upstream = name;
+      facts.upstream = name;
       const identity = await options.authenticate(request, name);
+      facts.identity = identity;
       await endpoint(request, response, { ...exchange, identity });
     } catch (error) {
       const challenge = upstream === undefined ? undefined : options.challenge(error, upstream);
-      if (challenge !== undefined && upstream !== undefined) {
+      if (challenge !== undefined) {
         const wardenError = error instanceof WardenError ? error : undefined;
-        options.onAuthFailure({
-          requestId: exchange.requestId,
-          source: request.socket.remoteAddress ?? 'unknown',
-          upstream,
+        options.refusals.reportAuthFailure(facts, {
           code: wardenError?.code ?? 'unknown',
           reason:
             typeof wardenError?.details?.['reason'] === 'string'
@@ -175,7 +258,9 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       const reason = new WardenError('WARDEN_SHUTTING_DOWN');
       for (const controller of inFlight.keys()) controller.abort(reason);
       await waitUntil(() => inFlight.size === 0, CUT_FLUSH_MS);
-      for (const response of inFlight.values()) writeError(response, reason, 'shutdown', null);
+      for (const { requestId, response } of inFlight.values()) {
+        writeError(response, reason, requestId, null);
+      }
       server.closeAllConnections();
     },
   };
@@ -188,20 +273,58 @@ async function waitUntil(done: () => boolean, ms: number): Promise<void> {
   }
 }
 
+/** The request's path without its query. */
+function pathOf(request: IncomingMessage): string {
+  return (request.url ?? '/').split('?')[0] ?? '/';
+}
+
+/** A path, or a segment of it, decoded; a broken percent-encoding is the client's error. */
+function decodePath(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    throw new WardenError('WARDEN_INVALID_PATH');
+  }
+}
+
+/**
+ * What Node itself answers when its HTTP parser refuses a connection's bytes (malformed request
+ * line or headers, oversized headers, a request whose headers never finished arriving): a bare
+ * status, then the connection is closed. Nothing is written over a response already started.
+ */
+function answerClientError(
+  error: NodeJS.ErrnoException,
+  socket: Duplex,
+  responseStarted: boolean,
+): void {
+  if (socket.writable && !responseStarted && error.code !== 'ECONNRESET') {
+    const status =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? 431
+        : error.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+          ? 413
+          : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? 408
+            : 400;
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nConnection: close\r\n\r\n`);
+  }
+  socket.destroy(error);
+}
+
 /** One access-log line per exchange; the request id ties it to the client's error reference. */
 function logExchange(
   logger: Logger,
-  request: IncomingMessage,
+  facts: ExchangeFacts,
   response: ServerResponse,
-  requestId: string,
   started: number,
 ): void {
   if (!logger.isLevelEnabled('info')) return;
   logger.info(
     {
-      requestId,
-      method: request.method,
-      path: request.url,
+      requestId: facts.requestId,
+      method: facts.method,
+      // Without the query: a token sent in the URL (refused) must not reach the log either.
+      path: facts.path,
       status: response.statusCode,
       completed: response.writableFinished,
       ms: Math.round((performance.now() - started) * 100) / 100,

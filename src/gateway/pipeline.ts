@@ -254,13 +254,20 @@ export function createPipeline(options: {
           },
         );
       }
-      const recorded = await recorder.recordDecision(facts, allowed, {
-        failOpen: failsOpen?.(context.upstreamName, toolName(message)) ?? false,
-      });
+      // The upstream gets the form the policy judged, and the log records that form.
+      const forward = authorization.rewriteRequest;
+      const recorded = await recorder.recordDecision(
+        forward === undefined ? facts : callFacts(forward, context),
+        allowed,
+        {
+          failOpen: failsOpen?.(context.upstreamName, toolName(message)) ?? false,
+        },
+      );
       const span = startCallSpan(facts, allowed);
       const { rewrite } = authorization;
       return {
         ...(rewrite && { rewrite }),
+        ...(forward && { forward }),
         answered(response) {
           recorded.answered(response);
           span.answered(response);

@@ -6,6 +6,12 @@
 import type { Config } from '../config/config.js';
 import type { AuditEntry } from '../domain/audit-record.js';
 import { createMessageAuthorizer, type MessageAuthorizer } from '../policy/authorize-message.js';
+import {
+  decideUpstreamUse,
+  indexUpstreamGrants,
+  refuseWithoutUpstreamGrant,
+  type UpstreamGrantIndex,
+} from '../policy/may-use-upstream.js';
 import { createInputSchemaChecker } from '../policy/input-schema-check.js';
 import { PolicyLoadError } from '../policy/cedar-files.js';
 import { createPolicyEngine, type PolicyEngine } from '../policy/policy-engine.js';
@@ -38,7 +44,11 @@ export async function setUpPolicy(
   /** Told when an upstream changes an approved tool's definition. */
   onToolChanged?: (upstream: string, tool: string) => Promise<void>,
 ): Promise<GatewayPolicy> {
-  let current = { engine: createPolicyEngine(config.policy), policy: config.policy };
+  let current = {
+    engine: createPolicyEngine(config.policy),
+    policy: config.policy,
+    upstreamGrants: indexUpstreamGrants(config.policy),
+  };
   const alert = (message: string, details: Record<string, unknown>) =>
     logger.warn({ alert: 'policy', ...details }, message);
   const inputs = await createPolicyInputs({
@@ -64,37 +74,51 @@ export async function setUpPolicy(
       },
     });
   await recordLoaded(config, current.engine, false);
-  const authorizer = createMessageAuthorizer({
-    engine: () => current.engine,
-    policy: () => current.policy,
-    inputs,
-    catalog: createToolCatalog({
+  // A caller holding nothing on an upstream is refused before anything else is decided there.
+  const authorizer = refuseWithoutUpstreamGrant(
+    createMessageAuthorizer({
+      engine: () => current.engine,
+      policy: () => current.policy,
+      inputs,
+      catalog: createToolCatalog({
+        store,
+        mode: config.policy.toolPinning,
+        now,
+        record,
+        alert,
+        ...(onToolChanged !== undefined && { onDefinitionChanged: onToolChanged }),
+      }),
+      schemaChecker: createInputSchemaChecker(),
       store,
-      mode: config.policy.toolPinning,
       now,
       record,
       alert,
-      ...(onToolChanged !== undefined && { onDefinitionChanged: onToolChanged }),
     }),
-    schemaChecker: createInputSchemaChecker(),
-    store,
-    now,
-    record,
-    alert,
-  });
+    (identity, upstream) => {
+      const at = now();
+      return decideUpstreamUse(current.upstreamGrants, {
+        identity,
+        upstream,
+        now: at,
+        breakglass: inputs.breakglassFor(identity.agent, at),
+      });
+    },
+  );
   return {
     authorizer,
     engine: () => current.engine,
     async reload(loaded) {
       let engine: PolicyEngine;
+      let upstreamGrants: UpstreamGrantIndex;
       try {
         engine = createPolicyEngine(loaded.policy);
+        upstreamGrants = indexUpstreamGrants(loaded.policy);
       } catch (error) {
         const problems = error instanceof PolicyLoadError ? error.problems : [String(error)];
         logger.error({ problems }, 'policy reload refused; the running policy stays in force');
         return { ok: false, problems };
       }
-      current = { engine, policy: loaded.policy };
+      current = { engine, policy: loaded.policy, upstreamGrants };
       await inputs.refresh();
       await recordLoaded(loaded, engine, true);
       logger.info({ version: engine.version }, 'policy reloaded');

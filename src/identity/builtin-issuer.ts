@@ -6,6 +6,7 @@
 import { isGatewayAudience } from './jwt-verifier.js';
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
+import { SCOPE_TOKEN_PATTERN } from '../config/auth-schema.js';
 import type { AgentConfig, AuthConfig, BuiltinIssuerConfig } from '../config/config.js';
 import type { SigningKeyRepository } from '../store/types.js';
 import { createSigningKeyring, type SigningKeyringOptions } from './signing-keys.js';
@@ -20,6 +21,7 @@ export type IssuerErrorCode =
   | 'WARDEN_TOKEN_TTL_TOO_LONG'
   | 'WARDEN_INVALID_TOKEN_TTL'
   | 'WARDEN_INVALID_SCOPE'
+  | 'WARDEN_SCOPE_NOT_ALLOWED'
   | 'WARDEN_INVALID_USER'
   | 'WARDEN_INVALID_CERTIFICATE_THUMBPRINT';
 
@@ -43,7 +45,11 @@ export interface IssueTokenRequest {
   readonly user?: string;
   /** Requested lifetime; above the issuer's maximum it is refused, not capped. */
   readonly ttlMs?: number;
-  /** Defaults to `auth.requiredScopes`. */
+  /**
+   * Defaults to `auth.requiredScopes`. Each must be one of those or one of the agent's configured
+   * scopes in the registry (`WARDEN_SCOPE_NOT_ALLOWED` otherwise), whoever asks: the token
+   * endpoint or the operator's CLI.
+   */
   readonly scopes?: readonly string[];
   /** SHA-256 thumbprint (base64url) of the client certificate to bind the token to. */
   readonly certificateThumbprint?: string;
@@ -84,8 +90,6 @@ export interface BuiltinIssuerOptions {
   readonly randomId?: () => string;
 }
 
-// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 // base64url of a SHA-256 digest: 32 bytes, 43 characters.
 const SHA256_THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
 
@@ -111,7 +115,8 @@ export function createBuiltinIssuer(options: BuiltinIssuerOptions): BuiltinIssue
           `"${request.agent.id}" is not in the agent registry`,
         );
       const ttlMs = checkTtl(request.ttlMs ?? defaultTtlMs, maxTtlMs);
-      const scopes = checkScopes(request.scopes ?? auth.requiredScopes);
+      // The registry's agent, not the caller's copy: only the config decides what it may hold.
+      const scopes = checkScopes(request.scopes ?? auth.requiredScopes, agent, auth);
       if (request.user !== undefined && request.user.trim() === '')
         throw new IssuerError('WARDEN_INVALID_USER', 'the user must be a non-empty string');
       const thumbprint = request.certificateThumbprint;
@@ -174,10 +179,26 @@ function checkTtl(ttlMs: number, maxTtlMs: number): number {
   return ttlMs;
 }
 
-function checkScopes(scopes: readonly string[]): readonly string[] {
+/**
+ * The scopes to issue, deduplicated: each a valid scope token (RFC 6749 §3.3), and each one the
+ * gateway requires of every token or one configured for the agent. Scopes are compared exactly,
+ * as RFC 6749 §3.3 says they are case-sensitive: `Warden_Admin` is not `warden_admin`.
+ */
+function checkScopes(
+  scopes: readonly string[],
+  agent: AgentConfig,
+  auth: AuthConfig,
+): readonly string[] {
   for (const scope of scopes)
-    if (!SCOPE_TOKEN.test(scope))
+    if (!SCOPE_TOKEN_PATTERN.test(scope))
       throw new IssuerError('WARDEN_INVALID_SCOPE', `"${scope}" is not a valid scope token`);
+  const allowed = new Set([...auth.requiredScopes, ...(agent.scopes ?? [])]);
+  for (const scope of scopes)
+    if (!allowed.has(scope))
+      throw new IssuerError(
+        'WARDEN_SCOPE_NOT_ALLOWED',
+        `scope "${scope}" is not configured for agent "${agent.id}" (add it to agents.${agent.id}.scopes)`,
+      );
   return Object.freeze([...new Set(scopes)]);
 }
 

@@ -20,6 +20,12 @@ import type {
   ClientAuthenticationFailure,
   ClientAuthenticationMethod,
 } from './client-authentication.js';
+import { createMemorySecretLimiter } from './client-secret-limiter.js';
+import type {
+  ClientSecretLimiter,
+  SecretAttemptReservation,
+  SecretAttemptTicket,
+} from './client-secret-limiter.js';
 import type { SigningKeyring } from './signing-keys.js';
 
 /** Where the composition root is expected to serve the issuer, relative to its origin. */
@@ -40,10 +46,31 @@ export type OAuthErrorCode =
   | 'temporarily_unavailable'
   | 'server_error';
 
+/** Why a token request was refused, for `auth.failed`; never sent to the client. */
+export type TokenRequestFailure =
+  | ClientAuthenticationFailure
+  /** This source failed too often for this client. */
+  | 'rate_limited'
+  /** The client's failure budget across all sources is spent, and this source has failed too. */
+  | 'client_rate_limited'
+  | 'agent_revoked'
+  | 'scope_malformed'
+  /** A requested scope is neither required by the gateway nor configured for the agent. */
+  | 'scope_not_allowed'
+  | 'resource_not_served'
+  /** The request itself was malformed (method, media type, size, repeated or missing fields). */
+  | 'malformed_request'
+  /** A grant type other than client_credentials. */
+  | 'unsupported_grant_type';
+
 /** What the endpoint did, for the audit log (`token.issued`, `auth.failed`). */
 export type TokenEndpointEvent =
   | {
       readonly kind: 'token.issued';
+      /** The listener's id of the exchange, when it gave one: the client's reference. */
+      readonly requestId: string | undefined;
+      /** The remote address of the request. */
+      readonly source: string;
       readonly agent: string;
       readonly method: ClientAuthenticationMethod;
       readonly tokenId: string;
@@ -52,9 +79,15 @@ export type TokenEndpointEvent =
     }
   | {
       readonly kind: 'auth.failed';
+      readonly requestId: string | undefined;
+      /** The remote address of the request: failures are aggregated per source. */
+      readonly source: string;
+      /** The client id claimed, registered or not. */
       readonly clientId: string | undefined;
       readonly method: ClientAuthenticationMethod | undefined;
-      readonly reason: ClientAuthenticationFailure | 'rate_limited' | 'agent_revoked';
+      readonly reason: TokenRequestFailure;
+      /** The OAuth error the client was answered with. */
+      readonly error: OAuthErrorCode;
     };
 
 export interface TokenEndpointOptions {
@@ -66,37 +99,63 @@ export interface TokenEndpointOptions {
   readonly now?: () => number;
   /** Defaults to 16 KiB: a token request is a handful of short parameters. */
   readonly maxBodyBytes?: number;
-  /** Wrong client secrets allowed per client id within the window; default 10 a minute. */
-  readonly failureLimit?: { readonly maxFailures: number; readonly windowMs: number };
+  /**
+   * Counts wrong client secrets per source and client; defaults to an in-memory limiter (10
+   * failures a minute per source and client, 50 per client from all sources).
+   */
+  readonly secretLimiter?: ClientSecretLimiter;
+  /** Each issued token and each refusal; refusals are many under attack, so aggregate them. */
   readonly onEvent?: (event: TokenEndpointEvent) => void;
   /** Told about unexpected failures (store down, a bug); the client only sees server_error. */
   readonly onError?: (error: unknown) => void;
 }
 
-export type HttpHandler = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+/** What the listener tells a route of its exchange. */
+export interface ExchangeReference {
+  readonly requestId: string;
+  readonly source: string;
+}
+
+export type HttpHandler = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  exchange?: ExchangeReference,
+) => Promise<void>;
 
 const FORM_MEDIA_TYPE = 'application/x-www-form-urlencoded';
 // RFC 8707 lets `resource` repeat; every other parameter must not (RFC 6749 §3.2).
 const REPEATABLE_PARAMETERS = new Set(['resource']);
 const SCOPE_SEPARATOR = ' ';
 
+/** Who was refused and why, when a refusal is recorded as `auth.failed`. */
+type Refusal = Omit<
+  Extract<TokenEndpointEvent, { kind: 'auth.failed' }>,
+  'kind' | 'requestId' | 'source' | 'error'
+>;
+
+/** An authenticated client, as named in the refusals of what it asked for. */
+type Requester = Omit<Refusal, 'reason'>;
+
 /** An RFC 6749 §5.2 error response, with the HTTP status and headers it goes out with. */
 class OAuthError extends Error {
   readonly error: OAuthErrorCode;
   readonly status: number;
   readonly headers: Readonly<Record<string, string>>;
+  /** Set when the refusal is recorded as `auth.failed`. */
+  readonly refusal: Refusal | undefined;
 
   constructor(
     error: OAuthErrorCode,
     status: number,
     description: string,
-    headers: Readonly<Record<string, string>> = {},
+    options: { headers?: Readonly<Record<string, string>>; refusal?: Refusal } = {},
   ) {
     super(description);
     this.name = 'OAuthError';
     this.error = error;
     this.status = status;
-    this.headers = headers;
+    this.headers = options.headers ?? {};
+    this.refusal = options.refusal;
   }
 }
 
@@ -111,17 +170,19 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
     audiences: [tokenEndpointUrl, issuer.issuer],
     now,
   });
-  const limiter = createFailureLimiter({
-    maxFailures: options.failureLimit?.maxFailures ?? 10,
-    windowMs: options.failureLimit?.windowMs ?? 60_000,
-    now,
-  });
+  const limiter = options.secretLimiter ?? createMemorySecretLimiter({ now });
 
-  async function exchange(request: IncomingMessage): Promise<Record<string, unknown>> {
+  async function exchange(
+    request: IncomingMessage,
+    { requestId, source }: { requestId: string | undefined; source: string },
+  ): Promise<Record<string, unknown>> {
     if (request.method !== 'POST')
       throw new OAuthError('invalid_request', 405, 'the token endpoint accepts POST only', {
-        allow: 'POST',
+        headers: { allow: 'POST' },
       });
+    // Parameters in the URL end up in access logs, and a scope there would be easy to miss.
+    if (/\?./.test(request.url ?? ''))
+      throw new OAuthError('invalid_request', 400, 'send the parameters in the body, not the URL');
     const mediaType = (request.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase();
     if (mediaType !== FORM_MEDIA_TYPE)
       throw new OAuthError('invalid_request', 400, `send the parameters as ${FORM_MEDIA_TYPE}`);
@@ -130,7 +191,12 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
       if (!REPEATABLE_PARAMETERS.has(name) && form.getAll(name).length > 1)
         throw new OAuthError('invalid_request', 400, 'a parameter is repeated');
 
-    const client = await authenticateClient(request, form);
+    const client = await authenticateClient(request, form, source);
+    const requester: Requester = { clientId: client.agent.id, method: client.method };
+    if (revocations?.isAgentRevoked(client.agent.id, now()))
+      throw new OAuthError('unauthorized_client', 400, 'this client may not obtain tokens', {
+        refusal: { ...requester, reason: 'agent_revoked' },
+      });
 
     const grantType = form.get('grant_type');
     if (grantType === null) throw new OAuthError('invalid_request', 400, 'grant_type is missing');
@@ -140,17 +206,8 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
         400,
         'only the client_credentials grant is supported',
       );
-    const resource = checkResources(form.getAll('resource'), issuer.resource);
-    const scopes = readScopes(form.get('scope'));
-    if (revocations?.isAgentRevoked(client.agent.id, now())) {
-      onEvent({
-        kind: 'auth.failed',
-        clientId: client.agent.id,
-        method: client.method,
-        reason: 'agent_revoked',
-      });
-      throw new OAuthError('unauthorized_client', 400, 'this client may not obtain tokens');
-    }
+    const resource = checkResources(form.getAll('resource'), issuer.resource, requester);
+    const scopes = readScopes(form.get('scope'), requester);
 
     let issued;
     try {
@@ -160,12 +217,16 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
         ...(resource !== undefined && { resource }),
       });
     } catch (error) {
-      if (error instanceof IssuerError && error.code === 'WARDEN_INVALID_SCOPE')
-        throw new OAuthError('invalid_scope', 400, 'the requested scope is invalid');
-      throw error;
+      const reason = scopeFailureOf(error);
+      if (reason === undefined) throw error;
+      throw new OAuthError('invalid_scope', 400, SCOPE_DESCRIPTIONS[reason], {
+        refusal: { ...requester, reason },
+      });
     }
     onEvent({
       kind: 'token.issued',
+      requestId,
+      source,
       agent: client.agent.id,
       method: client.method,
       tokenId: issued.tokenId,
@@ -180,53 +241,57 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
     };
   }
 
-  async function authenticateClient(request: IncomingMessage, form: URLSearchParams) {
+  async function authenticateClient(
+    request: IncomingMessage,
+    form: URLSearchParams,
+    source: string,
+  ) {
     const presented = readClientCredentials(request.headers.authorization, form);
     if ('outcome' in presented) {
-      onEvent({ kind: 'auth.failed', ...pick(presented) });
-      if (presented.reason === 'multiple_methods')
-        throw new OAuthError(
-          'invalid_request',
-          400,
-          'use exactly one client authentication method',
-        );
-      throw invalidClient(presented.method);
+      const refusal = pick(presented);
+      throw presented.reason === 'multiple_methods'
+        ? new OAuthError('invalid_request', 400, 'use exactly one client authentication method', {
+            refusal,
+          })
+        : invalidClient(refusal);
     }
     // Only guessable secrets of registered clients are counted: unknown ids are refused without
     // hashing, and a signature cannot be guessed, so locking out key holders would buy nothing.
     const counted = presented.method !== 'private_key_jwt' && agents.has(presented.clientId);
+    let ticket: SecretAttemptTicket | undefined;
     if (counted) {
-      const retryAfterMs = limiter.reserve(presented.clientId);
-      if (retryAfterMs !== undefined) {
-        onEvent({
-          kind: 'auth.failed',
-          clientId: presented.clientId,
-          method: presented.method,
-          reason: 'rate_limited',
-        });
-        throw new OAuthError(
-          'temporarily_unavailable',
-          429,
-          'too many failed authentications for this client; retry later',
-          { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) },
-        );
-      }
+      const reservation = await limiter.reserve({ source, clientId: presented.clientId });
+      if (reservation.outcome === 'limited') throw tooManyFailures(presented, reservation);
+      ticket = reservation.ticket;
     }
     const result = await authenticator.authenticateClient(presented);
-    if (result.outcome === 'refused') {
-      onEvent({ kind: 'auth.failed', ...pick(result) });
-      throw invalidClient(result.method);
-    }
-    if (counted) limiter.clear(presented.clientId);
+    if (result.outcome === 'refused') throw invalidClient(pick(result));
+    if (ticket) await limiter.succeeded(ticket);
     return result;
   }
 
-  return async (request, response) => {
+  return async (request, response, reference) => {
+    const requestId = reference?.requestId;
+    const source = reference?.source ?? request.socket.remoteAddress ?? 'unknown';
+    // The reference an operator finds this exchange's audit record by, as on every error Warden sends.
+    if (requestId !== undefined) response.setHeader('x-request-id', requestId);
     let body: Record<string, unknown>;
     try {
-      body = await exchange(request);
+      body = await exchange(request, { requestId, source });
     } catch (error) {
       if (!(error instanceof OAuthError)) onError(error);
+      else {
+        // Every refusal is recorded; a malformed request names no client worth attributing.
+        const refusal = error.refusal ?? {
+          clientId: undefined,
+          method: undefined,
+          reason:
+            error.error === 'unsupported_grant_type'
+              ? 'unsupported_grant_type'
+              : 'malformed_request',
+        };
+        onEvent({ kind: 'auth.failed', requestId, source, ...refusal, error: error.error });
+      }
       writeOAuthError(response, error);
       return;
     }
@@ -243,7 +308,7 @@ export function createJwksHandler(
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       writeOAuthError(
         response,
-        new OAuthError('invalid_request', 405, 'use GET', { allow: 'GET, HEAD' }),
+        new OAuthError('invalid_request', 405, 'use GET', { headers: { allow: 'GET, HEAD' } }),
       );
       return;
     }
@@ -283,7 +348,7 @@ async function readFormBody(request: IncomingMessage, maxBytes: number): Promise
   } catch (error) {
     if (error instanceof WardenError && error.code === 'WARDEN_BODY_TOO_LARGE')
       throw new OAuthError('invalid_request', 413, 'the request body is too large', {
-        connection: 'close',
+        headers: { connection: 'close' },
       });
     throw error;
   }
@@ -294,11 +359,34 @@ function readForm(body: string): URLSearchParams {
   return new URLSearchParams([...new URLSearchParams(body)].filter(([, value]) => value !== ''));
 }
 
-function invalidClient(method: ClientAuthenticationMethod | undefined): OAuthError {
+/** Refused without checking the secret: it is not guessed any further from here for now. */
+function tooManyFailures(
+  presented: { readonly clientId: string; readonly method: ClientAuthenticationMethod },
+  limited: Extract<SecretAttemptReservation, { outcome: 'limited' }>,
+): OAuthError {
+  return new OAuthError(
+    'temporarily_unavailable',
+    429,
+    'too many failed authentications; retry later',
+    {
+      headers: { 'retry-after': String(Math.max(1, Math.ceil(limited.retryAfterMs / 1000))) },
+      refusal: {
+        clientId: presented.clientId,
+        method: presented.method,
+        reason: limited.limit === 'source' ? 'rate_limited' : 'client_rate_limited',
+      },
+    },
+  );
+}
+
+function invalidClient(refusal: Refusal): OAuthError {
   // RFC 6749 §5.2: a client that tried Basic gets a Basic challenge.
   const headers: Record<string, string> =
-    method === 'client_secret_basic' ? { 'www-authenticate': 'Basic realm="warden"' } : {};
-  return new OAuthError('invalid_client', 401, 'client authentication failed', headers);
+    refusal.method === 'client_secret_basic' ? { 'www-authenticate': 'Basic realm="warden"' } : {};
+  return new OAuthError('invalid_client', 401, 'client authentication failed', {
+    headers,
+    refusal,
+  });
 }
 
 /**
@@ -306,15 +394,22 @@ function invalidClient(method: ClientAuthenticationMethod | undefined): OAuthErr
  * (`<resource>/<upstream>`, as the protected resource metadata advertises); one resource at most.
  * Returns the endpoint resource to narrow the audience to, if one was asked for.
  */
-function checkResources(resources: readonly string[], own: string): string | undefined {
+function checkResources(
+  resources: readonly string[],
+  own: string,
+  requester: Requester,
+): string | undefined {
+  const refusal: Refusal = { ...requester, reason: 'resource_not_served' };
   if (resources.length > 1) {
-    throw new OAuthError('invalid_target', 400, 'ask for one resource per token');
+    throw new OAuthError('invalid_target', 400, 'ask for one resource per token', { refusal });
   }
   const [requested] = resources;
   if (requested === undefined) return undefined;
   const normalized = normalizeResource(requested)?.replace(/\/$/, '');
   if (normalized === undefined || !isGatewayAudience(normalized, own)) {
-    throw new OAuthError('invalid_target', 400, 'the requested resource is not served here');
+    throw new OAuthError('invalid_target', 400, 'the requested resource is not served here', {
+      refusal,
+    });
   }
   return normalized === own ? undefined : normalized;
 }
@@ -324,19 +419,38 @@ function normalizeResource(resource: string): string | undefined {
   return new URL(resource).href;
 }
 
-function readScopes(scope: string | null): string[] | undefined {
+const SCOPE_DESCRIPTIONS = {
+  scope_malformed: 'the requested scope is malformed',
+  scope_not_allowed: 'a requested scope is not allowed for this client',
+} as const;
+
+/**
+ * RFC 6749 §3.3: scope tokens separated by single spaces. Anything else (a tab, a no-break space,
+ * two spaces, a leading space) is refused rather than repaired. Which scopes the client may have
+ * is the issuer's to decide.
+ */
+function readScopes(scope: string | null, requester: Requester): string[] | undefined {
   if (scope === null || scope === '') return undefined;
   const scopes = scope.split(SCOPE_SEPARATOR);
   if (scopes.some((item) => item === ''))
-    throw new OAuthError('invalid_scope', 400, 'the requested scope is invalid');
+    throw new OAuthError('invalid_scope', 400, SCOPE_DESCRIPTIONS.scope_malformed, {
+      refusal: { ...requester, reason: 'scope_malformed' },
+    });
   return scopes;
+}
+
+function scopeFailureOf(error: unknown): keyof typeof SCOPE_DESCRIPTIONS | undefined {
+  if (!(error instanceof IssuerError)) return undefined;
+  if (error.code === 'WARDEN_INVALID_SCOPE') return 'scope_malformed';
+  if (error.code === 'WARDEN_SCOPE_NOT_ALLOWED') return 'scope_not_allowed';
+  return undefined;
 }
 
 function pick(refusal: {
   readonly clientId: string | undefined;
   readonly method: ClientAuthenticationMethod | undefined;
   readonly reason: ClientAuthenticationFailure;
-}): Omit<Extract<TokenEndpointEvent, { kind: 'auth.failed' }>, 'kind'> {
+}): Refusal {
   return { clientId: refusal.clientId, method: refusal.method, reason: refusal.reason };
 }
 
@@ -371,35 +485,4 @@ function writeJson(
       'content-length': Buffer.byteLength(text),
     })
     .end(text);
-}
-
-/**
- * Counts failed authentications per client in a sliding window. A slot is reserved before each
- * attempt and released on success, so parallel guesses cannot all start before one has failed.
- */
-function createFailureLimiter(options: {
-  readonly maxFailures: number;
-  readonly windowMs: number;
-  readonly now: () => number;
-}) {
-  const failures = new Map<string, number[]>();
-  return {
-    /** Reserves an attempt; returns how long to wait instead when the client is locked out. */
-    reserve(clientId: string): number | undefined {
-      const at = options.now();
-      const recent = (failures.get(clientId) ?? []).filter((t) => t > at - options.windowMs);
-      const oldest = recent[0];
-      if (oldest !== undefined && recent.length >= options.maxFailures) {
-        failures.set(clientId, recent);
-        return oldest + options.windowMs - at;
-      }
-      recent.push(at);
-      failures.set(clientId, recent);
-      return undefined;
-    },
-    /** A success ends the count: the client knows its credentials. */
-    clear(clientId: string): void {
-      failures.delete(clientId);
-    },
-  };
 }

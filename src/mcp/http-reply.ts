@@ -1,8 +1,9 @@
 /** Writes upstream replies and Warden errors to a client's HTTP response. */
 import type { ServerResponse } from 'node:http';
-import { toErrorResponse, toWireError, WardenError } from '../domain/errors.js';
+import { toErrorResponse, toWireError, WardenError, type WireError } from '../domain/errors.js';
 import type { JsonRpcId, JsonRpcMessage } from '../domain/jsonrpc.js';
 import { isResponse } from '../domain/jsonrpc.js';
+import { drainBody } from './read-body.js';
 import { formatSseEvent } from './sse.js';
 import type { UpstreamReply } from './upstream/types.js';
 
@@ -15,7 +16,23 @@ export interface ReplyOptions {
   readonly signal?: AbortSignal;
 }
 
-/** Sends an error before any response header was written: HTTP status plus a JSON-RPC error. */
+/** The refusal Warden itself wrote on each response, for the listener to record. */
+const refusals = new WeakMap<ServerResponse, WireError>();
+
+/**
+ * The refusal writeError wrote (or is about to write) on this response, if any: what the
+ * listener records when the exchange ends, unless a record already tells it.
+ */
+export function refusalWrittenTo(response: ServerResponse): WireError | undefined {
+  return refusals.get(response);
+}
+
+/**
+ * Sends an error: before any response header was written, as an HTTP status plus a JSON-RPC
+ * error; on a stream already started, in-band. The first refusal of an exchange is its answer;
+ * later ones are dropped. A body still arriving is first drained within a bound (read-body.ts),
+ * so the client can read the answer.
+ */
 export function writeError(
   response: ServerResponse,
   error: unknown,
@@ -23,7 +40,8 @@ export function writeError(
   rpcId: JsonRpcId | null,
   extraHeaders: Readonly<Record<string, string>> = {},
 ): void {
-  const wire = toWireError(error, requestId);
+  if (response.destroyed || refusals.has(response)) return;
+  refusals.set(response, toWireError(error, requestId));
   if (response.headersSent) {
     // Already streaming (progress was sent while the request was held): answer in-band.
     if (rpcId !== null && isEventStream(response) && !isClosed(response)) {
@@ -33,6 +51,39 @@ export function writeError(
     if (!isClosed(response)) response.end();
     return;
   }
+  if (response.req.complete) {
+    sendError(response, error, requestId, rpcId, extraHeaders, false);
+    return;
+  }
+  void drainBody(response.req).then((complete) =>
+    sendError(response, error, requestId, rpcId, extraHeaders, !complete),
+  );
+}
+
+/**
+ * Sends an error at once and closes the connection, without draining what the client still
+ * sends: for a request that took too long to arrive.
+ */
+export function writeErrorAndClose(
+  response: ServerResponse,
+  error: unknown,
+  requestId: string,
+): void {
+  if (response.destroyed || response.headersSent || refusals.has(response)) return;
+  refusals.set(response, toWireError(error, requestId));
+  sendError(response, error, requestId, null, {}, true);
+}
+
+function sendError(
+  response: ServerResponse,
+  error: unknown,
+  requestId: string,
+  rpcId: JsonRpcId | null,
+  extraHeaders: Readonly<Record<string, string>>,
+  close: boolean,
+): void {
+  if (response.destroyed || response.headersSent) return;
+  const wire = toWireError(error, requestId);
   const body = JSON.stringify(toErrorResponse(error, requestId, rpcId));
   const headers: Record<string, string | number> = {
     ...extraHeaders,
@@ -43,9 +94,9 @@ export function writeError(
   if (wire.status === 405)
     headers['allow'] =
       typeof wire.data['allow'] === 'string' ? wire.data['allow'] : 'GET, POST, DELETE';
-  // A refused request whose body is still arriving (oversized, or refused before it was read)
-  // would otherwise be read to its end, however long the client makes it: close instead.
-  if (!response.req.complete) headers['connection'] = 'close';
+  // A body that did not arrive within the drain's bound would otherwise be read to its end,
+  // however long the client makes it: close instead.
+  if (close) headers['connection'] = 'close';
   response.writeHead(wire.status, headers).end(body);
 }
 

@@ -1,6 +1,6 @@
 /** The gateway pipeline's hook into the relay, called for every client message before it is forwarded. */
 import type { Identity } from '../domain/identity.js';
-import type { JsonRpcMessage, JsonRpcResponse } from '../domain/jsonrpc.js';
+import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../domain/jsonrpc.js';
 import type { InterimChannel } from './interim-channel.js';
 
 /** What the pipeline learns about each client message. */
@@ -31,6 +31,11 @@ export interface CallObserver {
    * use). Called before `answered`, which then sees the rewritten answer.
    */
   rewrite?(response: JsonRpcResponse): Promise<JsonRpcResponse>;
+  /**
+   * The request to forward instead of the client's: the form the policy judged (e.g. a resource
+   * URI in its normal form), so the upstream reads exactly what was decided.
+   */
+  readonly forward?: JsonRpcRequest;
 }
 
 /**

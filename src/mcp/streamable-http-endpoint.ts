@@ -16,7 +16,7 @@ import {
 import { writeError, writeReply } from './http-reply.js';
 import { createInterimChannel } from './interim-channel.js';
 import { listUpstreamTools } from './list-upstream-tools.js';
-import { parseClientMessage } from './jsonrpc-parse.js';
+import { DEFAULT_MAX_JSON_DEPTH, parseClientMessage } from './jsonrpc-parse.js';
 import { readBody } from './read-body.js';
 import type { ClientSession, SessionRegistry } from './session-registry.js';
 import { readHeader } from './http-headers.js';
@@ -33,9 +33,11 @@ export interface McpEndpointOptions {
   readonly upstream: UpstreamConnector;
   readonly sessions: SessionRegistry;
   readonly maxBodyBytes: number;
+  /** Deepest nesting of objects and arrays in a client message (limits.max_json_depth). */
+  readonly maxJsonDepth?: number;
   readonly gate: MessageGate;
   /** Serves 2026-07-28 requests, which carry their own envelope instead of a session. */
-  readonly modern: Omit<ModernExchangeOptions, 'upstream' | 'gate'>;
+  readonly modern: Omit<ModernExchangeOptions, 'upstream' | 'gate' | 'shares'>;
 }
 
 /** One HTTP exchange as the listener hands it over: its reference id and its abort signal. */
@@ -59,13 +61,6 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
     let rpcId: JsonRpcId | null = null;
     try {
       const version = readHeader(request, 'mcp-protocol-version');
-      if (version !== undefined && !isSupportedRevision(version)) {
-        throw new WardenError(
-          'WARDEN_UNSUPPORTED_PROTOCOL_VERSION',
-          `Unsupported MCP-Protocol-Version "${version}".`,
-          { details: { supported: SUPPORTED_REVISIONS, requested: version } },
-        );
-      }
       const modernHeader = version === STATELESS_REVISION;
       if (modernHeader && request.method !== 'POST') {
         throw new WardenError(
@@ -76,12 +71,21 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
       }
       switch (request.method) {
         case 'POST': {
-          const message = await readClientMessage(request, options.maxBodyBytes);
+          const message = await readClientMessage(
+            request,
+            options.maxBodyBytes,
+            options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH,
+          );
           if (isRequest(message)) rpcId = message.id;
           if (claimsModernRevision(message) || modernHeader) {
             requireModernClaim(message);
             await handleModernMessage(
-              { ...options.modern, upstream: options.upstream, gate: options.gate },
+              {
+                ...options.modern,
+                upstream: options.upstream,
+                gate: options.gate,
+                shares: options.sessions,
+              },
               request,
               response,
               message,
@@ -89,6 +93,9 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
             );
             return;
           }
+          // Only now, with the body read: a modern request's revision is judged against its
+          // envelope (above), and a refusal answers the request's id.
+          requireSupportedRevision(version);
           await handlePost(options, request, response, message, {
             requestId,
             version,
@@ -98,10 +105,12 @@ export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
           return;
         }
         case 'GET':
+          requireSupportedRevision(version);
           markServerStream();
           await handleGet(options, request, response, { requestId, version, signal, identity });
           return;
         case 'DELETE':
+          requireSupportedRevision(version);
           await handleDelete(options, request, response, { requestId, version, signal, identity });
           return;
         default:
@@ -118,6 +127,16 @@ interface Exchange {
   readonly version: string | undefined;
   readonly signal: AbortSignal;
   readonly identity: Identity;
+}
+
+/** A sessionful exchange may name any revision this endpoint serves in MCP-Protocol-Version. */
+function requireSupportedRevision(version: string | undefined): void {
+  if (version === undefined || isSupportedRevision(version)) return;
+  throw new WardenError(
+    'WARDEN_UNSUPPORTED_PROTOCOL_VERSION',
+    `Unsupported MCP-Protocol-Version "${version}".`,
+    { details: { supported: SUPPORTED_REVISIONS, requested: version } },
+  );
 }
 
 /** A 2026-07-28 header on a request without the body's claim is refused as the SDK does. */
@@ -138,6 +157,7 @@ function requireModernClaim(message: JsonRpcMessage): void {
 async function readClientMessage(
   request: IncomingMessage,
   maxBodyBytes: number,
+  maxJsonDepth: number,
 ): Promise<JsonRpcMessage> {
   const contentType = readHeader(request, 'content-type');
   if (!contentType || !/^application\/json\s*(;|$)/i.test(contentType)) {
@@ -150,7 +170,7 @@ async function readClientMessage(
       'POST requests must accept both application/json and text/event-stream.',
     );
   }
-  return parseClientMessage(await readBody(request, maxBodyBytes));
+  return parseClientMessage(await readBody(request, maxBodyBytes), { maxDepth: maxJsonDepth });
 }
 
 async function handlePost(
@@ -167,21 +187,29 @@ async function handlePost(
     return;
   }
   const session = requireSession(options, sessionId, exchange.identity);
-  const observer = await options.gate.admitClientMessage(message, {
-    requestId: exchange.requestId,
-    upstreamName: options.upstream.name,
-    sessionId: session.id,
-    protocolVersion: exchange.version ?? session.protocolVersion,
-    identity: exchange.identity,
-    traceparent: readHeader(request, 'traceparent'),
-    signal: exchange.signal,
-    interim: createInterimChannel(response, { 'x-request-id': exchange.requestId }),
-    listTools: () =>
-      listUpstreamTools(session.upstream, forwardContext(request, exchange, undefined)),
+  // In use from here: a call held for approval keeps its session from being ended as idle.
+  await whileInUse(session, 'call', async () => {
+    const observer = await options.gate.admitClientMessage(message, {
+      requestId: exchange.requestId,
+      upstreamName: options.upstream.name,
+      sessionId: session.id,
+      protocolVersion: exchange.version ?? session.protocolVersion,
+      identity: exchange.identity,
+      traceparent: readHeader(request, 'traceparent'),
+      signal: exchange.signal,
+      interim: createInterimChannel(response, { 'x-request-id': exchange.requestId }),
+      listTools: () =>
+        listUpstreamTools(session.upstream, forwardContext(request, exchange, undefined)),
+    });
+    await relay(session, request, response, message, exchange, options, observer);
   });
-  await relay(session, request, response, message, exchange, options, observer);
 }
 
+/**
+ * Opens a session, in this order: the gate (a caller with no grant on the upstream is refused
+ * and recorded there), the caller's share and the gateway's limit, and only then the upstream
+ * half, whose first message starts a stdio child. A refusal at any step starts no child.
+ */
 async function initializeSession(
   options: McpEndpointOptions,
   request: IncomingMessage,
@@ -197,50 +225,61 @@ async function initializeSession(
     identity: exchange.identity,
     traceparent: readHeader(request, 'traceparent'),
   });
-  const upstream = options.upstream.openSession();
+  const context = forwardContext(request, exchange, undefined);
   let session: ClientSession;
   try {
-    session = options.sessions.create(
-      options.upstream.name,
-      upstream,
-      exchange.version,
-      ownerOf(exchange.identity),
-    );
-  } catch (error) {
-    await upstream.terminate(forwardContext(request, exchange, undefined));
-    throw error;
-  }
-  let reply: UpstreamReply;
-  try {
-    reply = await upstream.send(message, forwardContext(request, exchange, undefined));
+    session = options.sessions.create({
+      upstreamName: options.upstream.name,
+      owner: ownerOf(exchange.identity),
+      agent: exchange.identity.agent,
+      protocolVersion: exchange.version,
+      open: () => options.upstream.openSession(),
+    });
   } catch (error) {
     observer?.failed(error);
-    options.sessions.delete(session.id);
-    await upstream.terminate(forwardContext(request, exchange, undefined));
     throw error;
   }
-  reply = await observeReply(reply, message.id, observer);
-  if (
-    reply.kind === 'status' ||
-    (reply.kind === 'json' && isResponse(reply.message) && 'error' in reply.message)
-  ) {
-    options.sessions.delete(session.id);
-    await upstream.terminate(forwardContext(request, exchange, undefined));
+  // A session being set up is in use: its caller's next initialize cannot end it to make room.
+  await whileInUse(session, 'call', async () => {
+    let reply: UpstreamReply;
+    try {
+      reply = await session.upstream.send(message, context);
+    } catch (error) {
+      observer?.failed(error);
+      await discardSession(options, session, context);
+      throw error;
+    }
+    reply = await observeReply(reply, message.id, observer);
+    if (
+      reply.kind === 'status' ||
+      (reply.kind === 'json' && isResponse(reply.message) && 'error' in reply.message)
+    ) {
+      await discardSession(options, session, context);
+      await writeReply(response, reply, {
+        requestId: exchange.requestId,
+        rpcId: message.id,
+        signal: exchange.signal,
+        headers: {},
+      });
+      return;
+    }
+    session.protocolVersion = negotiatedVersion(reply) ?? exchange.version;
     await writeReply(response, reply, {
       requestId: exchange.requestId,
       rpcId: message.id,
       signal: exchange.signal,
-      headers: {},
+      headers: { 'mcp-session-id': session.id },
     });
-    return;
-  }
-  session.protocolVersion = negotiatedVersion(reply) ?? exchange.version;
-  await writeTracked(session, response, reply, {
-    requestId: exchange.requestId,
-    rpcId: message.id,
-    signal: exchange.signal,
-    headers: { 'mcp-session-id': session.id },
   });
+}
+
+async function discardSession(
+  options: McpEndpointOptions,
+  session: ClientSession,
+  context: ForwardContext,
+): Promise<void> {
+  options.sessions.delete(session.id);
+  await session.upstream.terminate(context);
 }
 
 async function relay(
@@ -254,15 +293,17 @@ async function relay(
 ): Promise<void> {
   let reply: UpstreamReply;
   try {
+    // The upstream reads what the policy judged: the gate may hand back a normalised request.
+    const forwarded = observer?.forward ?? message;
     reply = await sendOrForget(session, options, () =>
-      session.upstream.send(message, forwardContext(request, exchange, undefined)),
+      session.upstream.send(forwarded, forwardContext(request, exchange, undefined)),
     );
   } catch (error) {
     observer?.failed(error);
     throw error;
   }
   if (isRequest(message)) reply = await observeReply(reply, message.id, observer);
-  await writeTracked(session, response, reply, {
+  await writeReply(response, reply, {
     requestId: exchange.requestId,
     rpcId: isRequest(message) ? message.id : undefined,
     signal: exchange.signal,
@@ -282,14 +323,17 @@ async function handleGet(
   }
   const session = requireSession(options, readHeader(request, 'mcp-session-id'), exchange.identity);
   const lastEventId = readHeader(request, 'last-event-id');
-  const reply = await sendOrForget(session, options, () =>
-    session.upstream.openServerStream(forwardContext(request, exchange, lastEventId)),
-  );
-  await writeTracked(session, response, reply, {
-    requestId: exchange.requestId,
-    rpcId: undefined,
-    signal: exchange.signal,
-    headers: { 'mcp-session-id': session.id },
+  // A client holding its server stream open is using its session.
+  await whileInUse(session, 'stream', async () => {
+    const reply = await sendOrForget(session, options, () =>
+      session.upstream.openServerStream(forwardContext(request, exchange, lastEventId)),
+    );
+    await writeReply(response, reply, {
+      requestId: exchange.requestId,
+      rpcId: undefined,
+      signal: exchange.signal,
+      headers: { 'mcp-session-id': session.id },
+    });
   });
 }
 
@@ -300,8 +344,7 @@ async function handleDelete(
   exchange: Exchange,
 ): Promise<void> {
   const session = requireSession(options, readHeader(request, 'mcp-session-id'), exchange.identity);
-  options.sessions.delete(session.id);
-  await session.upstream.terminate(forwardContext(request, exchange, undefined));
+  await discardSession(options, session, forwardContext(request, exchange, undefined));
   response.writeHead(200, { 'x-request-id': exchange.requestId }).end();
 }
 
@@ -336,17 +379,22 @@ async function sendOrForget(
   }
 }
 
-async function writeTracked(
+/**
+ * Runs one exchange on a session, from its lookup to the last byte of its reply: a session with an
+ * exchange under way is never idle (not expired, not ended to make room).
+ */
+async function whileInUse(
   session: ClientSession,
-  response: ServerResponse,
-  reply: UpstreamReply,
-  replyOptions: Parameters<typeof writeReply>[2],
+  kind: 'call' | 'stream',
+  run: () => Promise<void>,
 ): Promise<void> {
   session.activeExchanges += 1;
+  if (kind === 'call') session.callsInFlight += 1;
   try {
-    await writeReply(response, reply, replyOptions);
+    await run();
   } finally {
     session.activeExchanges -= 1;
+    if (kind === 'call') session.callsInFlight -= 1;
   }
 }
 

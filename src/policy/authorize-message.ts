@@ -15,11 +15,12 @@ import type { JsonRpcRequest, JsonRpcResponse } from '../domain/jsonrpc.js';
 import type { Store } from '../store/types.js';
 import type { PolicyAction } from './cedar-schema.js';
 import type { InputSchemaChecker } from './input-schema-check.js';
-import type { PolicyEngine, PolicyRequest } from './policy-engine.js';
+import { refusalCodeOf, type PolicyEngine, type PolicyRequest } from './policy-engine.js';
 import type { PolicyInputs } from './policy-inputs.js';
 import { chargeQuotas } from './quotas.js';
 import type { ToolCatalog } from './tool-catalog.js';
 import { readToolDefinitions } from './tool-definition.js';
+import { normaliseResourceUri, refuseResourceUri } from './normalise-uri.js';
 
 export interface Authorization {
   readonly decision: Decision;
@@ -29,6 +30,11 @@ export interface Authorization {
   readonly rewrite?: (response: JsonRpcResponse) => Promise<JsonRpcResponse>;
   /** tools/call: the hash of the definition the call was decided against (bound into approvals). */
   readonly toolDefinitionHash?: string;
+  /**
+   * The request to forward in place of the client's: the same request with its resource URI in
+   * the normal form the policy judged (normalise-uri.ts), so the upstream reads what was allowed.
+   */
+  readonly rewriteRequest?: JsonRpcRequest;
 }
 
 export interface MessageAuthorizer {
@@ -122,7 +128,9 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
 
   const fromDecision = (decision: Decision): Authorization => {
     if (decision.effect !== 'deny') return { decision };
-    const code = decision.evaluationFailed ? 'WARDEN_POLICY_ERROR' : 'WARDEN_POLICY_DENIED';
+    const code =
+      refusalCodeOf(decision) ??
+      (decision.evaluationFailed ? 'WARDEN_POLICY_ERROR' : 'WARDEN_POLICY_DENIED');
     return {
       decision,
       error: new WardenError(code, undefined, {
@@ -321,7 +329,10 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
         case 'resources/read':
         case 'resources/subscribe':
         case 'resources/unsubscribe':
-          return named(params['uri'], 'read_resource', identity, upstream);
+          return named(params['uri'], 'read_resource', identity, upstream, {
+            template: false,
+            rewrite: (uri) => ({ ...request, params: { ...params, uri } }),
+          });
         case 'prompts/get':
           return named(params['name'], 'get_prompt', identity, upstream);
         case 'completion/complete': {
@@ -329,7 +340,10 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
             { type?: unknown; name?: unknown; uri?: unknown } | undefined;
           if (ref?.type === 'ref/prompt') return named(ref.name, 'get_prompt', identity, upstream);
           if (ref?.type === 'ref/resource')
-            return named(ref.uri, 'read_resource', identity, upstream);
+            return named(ref.uri, 'read_resource', identity, upstream, {
+              template: true,
+              rewrite: (uri) => ({ ...request, params: { ...params, ref: { ...ref, uri } } }),
+            });
           return deny('WARDEN_POLICY_DENIED', [
             'completion/complete needs a prompt or resource ref',
           ]);
@@ -347,15 +361,34 @@ export function createMessageAuthorizer(options: MessageAuthorizerOptions): Mess
     chargeQuotas: (request, identity, upstream) => charge(request, identity, upstream),
   };
 
+  /**
+   * A read, subscription or completion names its resource by URI (`resource` given): the URI is
+   * judged in its normal form and forwarded in it (`rewriteRequest`); one that stays ambiguous
+   * is refused. `template`: the URI is a completion's uriTemplate, whose `{…}` are kept.
+   */
   function named(
     value: unknown,
     action: PolicyAction,
     identity: Identity,
     upstream: string,
+    resource?: { template: boolean; rewrite: (uri: string) => JsonRpcRequest },
   ): Authorization {
     if (typeof value !== 'string' || value === '') {
       return deny('WARDEN_POLICY_DENIED', ['the request does not name what it uses']);
     }
-    return fromDecision(ask(action, identity, upstream, value));
+    if (resource === undefined) return fromDecision(ask(action, identity, upstream, value));
+    const uri = normaliseResourceUri(value, { template: resource.template });
+    if (!uri.ok) {
+      const decision = refuseResourceUri(uri.problem);
+      const details = { reasons: decision.reasons };
+      return {
+        decision,
+        error: new WardenError('WARDEN_RESOURCE_URI_AMBIGUOUS', undefined, { details }),
+      };
+    }
+    const authorization = fromDecision(ask(action, identity, upstream, uri.uri));
+    return uri.uri === value || authorization.decision.effect === 'deny'
+      ? authorization
+      : { ...authorization, rewriteRequest: resource.rewrite(uri.uri) };
   }
 }

@@ -1,15 +1,22 @@
 /**
  * Constraints as Cedar expressions over the request context. Numbers are compared as Cedar
- * `decimal` (four fractional digits); regular expressions and string lengths, which Cedar cannot
- * express, are computed by Warden per call and handed to Cedar as named facts.
+ * `decimal` (four fractional digits); regular expressions, string lengths and the conditions of
+ * conditional constraints, which Cedar cannot express, are computed by Warden per call and handed
+ * to Cedar as named facts.
+ *
+ * Comparisons that grant (`in`, `in_list`, `pattern`, `max_length`, `min`, `max`) match the value
+ * exactly. A condition restricts (it applies a cap), so it matches on the normal form of
+ * normalise-text.ts: a near-miss of the condition's value still gets the cap.
  */
 import type { Constraint, Scalar } from '../config/policy-config.js';
+import { meetsRestrictiveCondition, restrictiveKey } from './normalise-text.js';
 
 /** A fact Warden computes from the arguments for Cedar: `context.facts.contains(id)` when true. */
 export interface ArgumentFact {
   readonly id: string;
   readonly path: string;
-  readonly test: (value: string) => boolean;
+  /** Is the fact true of the argument's value (undefined when the argument is absent)? */
+  readonly test: (value: unknown) => boolean;
 }
 
 /** The most characters a pattern is tested against; longer values fail the pattern. */
@@ -91,16 +98,16 @@ function setLiteral(values: readonly Scalar[]): string {
 export class FactRegistry {
   private readonly byKey = new Map<string, ArgumentFact>();
 
-  register(kind: 'pattern' | 'max_length', path: string, parameter: string | number): string {
-    const key = `${kind}\u0000${path}\u0000${parameter}`;
+  register(
+    kind: 'pattern' | 'max_length' | 'when',
+    path: string,
+    parameter: string | number | readonly Scalar[],
+  ): string {
+    const key = `${kind}\u0000${path}\u0000${JSON.stringify(parameter)}`;
     const existing = this.byKey.get(key);
     if (existing) return existing.id;
     const id = `f${this.byKey.size}`;
-    const test =
-      kind === 'pattern'
-        ? patternTest(String(parameter))
-        : (value: string) => [...value].length <= Number(parameter);
-    this.byKey.set(key, { id, path, test });
+    this.byKey.set(key, { id, path, test: factTest(kind, parameter) });
     return id;
   }
 
@@ -109,9 +116,24 @@ export class FactRegistry {
   }
 }
 
-function patternTest(pattern: string): (value: string) => boolean {
-  const expression = new RegExp(pattern, 'u');
-  return (value) => value.length <= PATTERN_INPUT_LIMIT && expression.test(value);
+function factTest(
+  kind: 'pattern' | 'max_length' | 'when',
+  parameter: string | number | readonly Scalar[],
+): (value: unknown) => boolean {
+  switch (kind) {
+    case 'pattern': {
+      const expression = new RegExp(String(parameter), 'u');
+      return (value) =>
+        typeof value === 'string' && value.length <= PATTERN_INPUT_LIMIT && expression.test(value);
+    }
+    case 'max_length':
+      return (value) => typeof value === 'string' && [...value].length <= Number(parameter);
+    case 'when': {
+      const values = Array.isArray(parameter) ? (parameter as readonly Scalar[]) : [];
+      const keys = new Set(values.flatMap((value) => restrictiveKey(value) ?? []));
+      return (value) => value !== undefined && meetsRestrictiveCondition(value, keys);
+    }
+  }
 }
 
 const WEEKDAY_COUNT = 7;
@@ -120,8 +142,8 @@ const WEEKDAY_COUNT = 7;
 export function compileConstraint(constraint: Constraint, facts: FactRegistry): string {
   const body = compileBody(constraint, facts);
   if (constraint.condition === undefined) return body;
-  const { guard, value } = argumentAccess(constraint.condition.path);
-  const applies = `(${guard} && ${setLiteral(constraint.condition.values)}.contains(${value}))`;
+  const { path, values } = constraint.condition;
+  const applies = `context.facts.contains(${cedarString(facts.register('when', path, values))})`;
   return `(!${applies} || (${body}))`;
 }
 

@@ -5,7 +5,9 @@
  *   action     call_tool, list_tools (a tool's visibility), read_resource, get_prompt
  *   resource   Warden::Tool / Warden::Resource / Warden::Prompt, members of a Warden::Upstream
  *   context    who (user, agent, tenant, model), where (environment, region), when (now, weekday,
- *              minute), policy states, break-glass targets, and for call_tool the arguments
+ *              minute), policy states, break-glass targets, and for call_tool the arguments and
+ *              `normalized.arguments`: each text argument in the normal form restrictive rules
+ *              compare (normalise-text.ts), for hand-written forbids a near-miss must not escape
  */
 import type { SchemaJson } from '@cedar-policy/cedar-wasm/nodejs';
 import type { PolicyConfig } from '../config/policy-config.js';
@@ -47,9 +49,14 @@ export function buildCedarSchema(policy: PolicyConfig): SchemaJson<string> {
     },
     breakglass: { type: 'Set', element: { type: 'String' }, required: false },
   };
+  const tree = buildArgumentTree(policy);
   const callContext = {
     ...baseContext,
-    arguments: argumentRecordType(buildArgumentTree(policy)),
+    arguments: argumentRecordType(tree),
+    normalized: {
+      type: 'Record',
+      attributes: { arguments: argumentRecordType(onlyText(tree)) },
+    },
     present: { type: 'Set', element: { type: 'String' } },
     facts: { type: 'Set', element: { type: 'String' } },
   };
@@ -78,6 +85,36 @@ export function buildCedarSchema(policy: PolicyConfig): SchemaJson<string> {
       },
     },
   } as SchemaJson<string>;
+}
+
+/** Every argument path some scope compares by value, with the type it is compared as. */
+export function comparedArgumentPaths(
+  policy: PolicyConfig,
+): { path: string; type: 'number' | 'string' | 'boolean' }[] {
+  const paths: { path: string; type: 'number' | 'string' | 'boolean' }[] = [];
+  const walk = (node: ArgumentTree, prefix: string) => {
+    for (const [name, child] of node.children) {
+      const path = prefix === '' ? name : `${prefix}.${name}`;
+      if (child.type !== undefined) paths.push({ path, type: child.type });
+      else walk(child, path);
+    }
+  };
+  walk(buildArgumentTree(policy), '');
+  return paths;
+}
+
+/** The tree with only its text leaves (and the records leading to them). */
+function onlyText(tree: ArgumentTree): ArgumentTree {
+  const children = new Map<string, ArgumentTree>();
+  for (const [name, child] of tree.children) {
+    if (child.type === 'string') {
+      children.set(name, child);
+    } else if (child.type === undefined) {
+      const kept = onlyText(child);
+      if (kept.children.size > 0) children.set(name, kept);
+    }
+  }
+  return { children };
 }
 
 function buildArgumentTree(policy: PolicyConfig): ArgumentTree {

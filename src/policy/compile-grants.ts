@@ -8,8 +8,10 @@
 import type { Constraint, GrantConfig, GrantTarget } from '../config/policy-config.js';
 import type { FactRegistry } from './cedar-expressions.js';
 import { cedarString, compileConstraint, readsArguments } from './cedar-expressions.js';
+import { PolicyLoadError } from './cedar-files.js';
 import type { PolicyAction } from './cedar-schema.js';
 import { NAMESPACE } from './cedar-schema.js';
+import { normaliseResourceUri } from './normalise-uri.js';
 
 export interface CompiledPolicy {
   readonly id: string;
@@ -63,7 +65,7 @@ export function compileGrant(grant: GrantConfig, facts: FactRegistry): CompiledG
       : `context.now < ${Math.floor(grant.expiresAt / 1000)}`;
   const conditions = [
     ...(expiry === undefined ? [] : [expiry]),
-    ...targetConditions(grant.target),
+    ...targetConditions(grant),
     ...grant.constraints.map((constraint) => compileConstraint(constraint, facts)),
   ];
   const permit = {
@@ -110,10 +112,15 @@ function resourceScope(target: GrantTarget): string {
   return `resource == ${entity(type, `${target.upstream}.${target.name}`)}`;
 }
 
-/** Resources are named by URI in the context: exact, or by prefix. */
-function targetConditions(target: GrantTarget): string[] {
+/**
+ * Resources are named by URI in the context, in the normal form requests are judged in (see
+ * normalise-uri.ts): exact, or by prefix. A grant naming an ambiguous URI does not load.
+ */
+function targetConditions({ target, keyPath }: GrantConfig): string[] {
   if (target.kind !== 'resource' || target.upstream === '*') return [];
-  const qualified = `${target.upstream}:${target.uri}`;
+  const uri = normaliseResourceUri(target.uri, { template: true, prefix: target.prefix });
+  if (!uri.ok) throw new PolicyLoadError([`${keyPath}.resource: the URI ${uri.problem}`]);
+  const qualified = `${target.upstream}:${uri.uri}`;
   if (!target.prefix) return [`context.target == ${cedarString(qualified)}`];
   // In a Cedar pattern `*` is the wildcard; a literal star is written `\*`.
   const literal = JSON.stringify(qualified).slice(1, -1).replace(/\*/g, '\\*');

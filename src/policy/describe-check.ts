@@ -16,8 +16,9 @@ export function describeCheck(check: GrantCheck, request: { readonly now: number
   }
   const { constraint } = check;
   const rule = describeConstraint(constraint);
+  // A condition restricts, so it matches near-misses too (normalise-text.ts); the words say so.
   const condition = constraint.condition
-    ? ` when ${constraint.condition.path} is ${constraint.condition.values.map(String).join(' or ')}`
+    ? ` when ${constraint.condition.path} is ${constraint.condition.values.map(String).join(' or ')} (in any case, spacing or Unicode form)`
     : '';
   return `[${constraint.scope}] ${rule}${condition}`;
 }

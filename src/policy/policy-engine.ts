@@ -3,6 +3,12 @@
  * generated schema once at load, and evaluated per request by Cedar. Default deny, forbid beats
  * permit, and a policy that errors never allows.
  *
+ * Before Cedar, two refusals keep the policy from judging a value the upstream reads otherwise
+ * (normalise-uri.ts, normalise-text.ts): a resource URI is judged in its normal form, and one that
+ * stays ambiguous is refused (`warden.resource_uri`); a call whose compared text argument carries
+ * edge whitespace, control, invisible or format characters is refused (`warden.suspicious_text`)
+ * unless its scopes mark it `text: raw`. Neither is softened by monitor mode.
+ *
  * Cedar evaluates every policy of a set, so the set is sliced by target: a call to
  * payments.issue_payment is decided by the grants that can match that tool (exact and wildcard)
  * plus every hand-written rule. Slices are prepared once, on first use, and shared by all calls
@@ -14,10 +20,16 @@ import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { AuthorizationAnswer, EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
 import type { GrantConfig, PolicyConfig } from '../config/policy-config.js';
 import type { Decision } from '../domain/decision.js';
+import type { ErrorCode } from '../domain/errors.js';
 import type { Identity } from '../domain/identity.js';
 import { FactRegistry, toDecimalText, type ArgumentFact } from './cedar-expressions.js';
 import { loadCedarFiles, PolicyLoadError, type HandWrittenPolicy } from './cedar-files.js';
-import { buildCedarSchema, NAMESPACE, type PolicyAction } from './cedar-schema.js';
+import {
+  buildCedarSchema,
+  comparedArgumentPaths,
+  NAMESPACE,
+  type PolicyAction,
+} from './cedar-schema.js';
 import {
   BREAKGLASS_POLICY,
   compileGrant,
@@ -29,6 +41,22 @@ import {
 } from './compile-grants.js';
 import { describeCheck } from './describe-check.js';
 import { isRecord } from '../domain/json-object.js';
+import { findSuspiciousText, normaliseText } from './normalise-text.js';
+import { normaliseResourceUri, refuseResourceUri, RESOURCE_URI_POLICY } from './normalise-uri.js';
+
+/** The id under which a refusal of suspicious argument text is recorded in a decision's policies. */
+export const SUSPICIOUS_TEXT_POLICY = 'warden.suspicious_text';
+
+/**
+ * The specific error code for a denial that refused the request's input before any grant was
+ * consulted (an ambiguous resource URI, suspicious argument text); undefined for other decisions.
+ */
+export function refusalCodeOf(decision: Decision): ErrorCode | undefined {
+  if (decision.effect !== 'deny') return undefined;
+  if (decision.policies.includes(SUSPICIOUS_TEXT_POLICY)) return 'WARDEN_ARGUMENT_SUSPICIOUS_TEXT';
+  if (decision.policies.includes(RESOURCE_URI_POLICY)) return 'WARDEN_RESOURCE_URI_AMBIGUOUS';
+  return undefined;
+}
 
 /** One question for the engine. */
 export interface PolicyRequest {
@@ -80,6 +108,8 @@ interface Slice {
   readonly presencePaths: readonly string[];
   /** Argument paths whose values reach Cedar, with the type they are compared as. */
   readonly valuePaths: readonly { path: string; type: 'number' | 'string' | 'boolean' }[];
+  /** Argument paths whose text is refused when suspicious (compared by a grant, not `text: raw`). */
+  readonly textPaths: readonly string[];
   /**
    * The context attributes the slice's policies read (undefined: all). Cedar's per-call cost
    * grows with the request it is handed, so a call carries only what its slice can look at.
@@ -94,6 +124,13 @@ interface LoadedPolicy {
   readonly compiled: CompiledGrant[];
   readonly handWritten: HandWrittenPolicy[];
   readonly facts: FactRegistry;
+  /**
+   * With hand-written rules: every argument path any scope compares, and every path whose presence
+   * one checks. A hand-written forbid reads `context.arguments` whatever the caller's grants
+   * constrain, so a caller whose own grant names no argument must not hand Cedar an empty record.
+   */
+  readonly everyValuePath: readonly { path: string; type: 'number' | 'string' | 'boolean' }[];
+  readonly everyPresencePath: readonly string[];
 }
 
 let nextEngineId = 0;
@@ -147,11 +184,20 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
       entities: entitiesOf(request, slice.needsResourceEntity),
     });
 
-  /** `unexplained`: a default denial whose reasons the explanation set still has to find. */
+  /**
+   * `unexplained`: a default denial whose reasons the explanation set still has to find.
+   * `refused`: the input was refused before Cedar; monitor mode never softens that.
+   */
   const decide = (
     request: PolicyRequest,
-  ): { decision: Decision; slice: Slice; unexplained?: true } => {
+  ): { decision: Decision; slice: Slice; unexplained?: true; refused?: true } => {
     const slice = sliceFor(request);
+    if (request.action === 'call_tool' && slice.textPaths.length > 0) {
+      const suspicious = suspiciousArguments(request.arguments, slice.textPaths);
+      if (suspicious.length > 0) {
+        return { decision: refuseSuspiciousText(suspicious, version), slice, refused: true };
+      }
+    }
     let answer: AuthorizationAnswer;
     try {
       answer = evaluate(request, slice, slice.setId);
@@ -238,9 +284,10 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
   /** Adds a default denial's reasons (from `grants`, computed here unless given) and monitor mode. */
   const finish = (
     request: PolicyRequest,
-    { decision, slice, unexplained }: ReturnType<typeof decide>,
+    { decision, slice, unexplained, refused }: ReturnType<typeof decide>,
     grants?: readonly GrantExplanation[],
   ): Decision => {
+    if (refused) return decision;
     const result = unexplained
       ? {
           ...decision,
@@ -250,25 +297,63 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
     return applyMonitorMode(result, request.identity.roles, roles);
   };
 
+  /** A resource is judged by its URI's normal form; an ambiguous URI is refused before Cedar. */
+  const judged = (request: PolicyRequest): PolicyRequest | Decision => {
+    if (request.action !== 'read_resource') return request;
+    // Template mode: listings hand over uriTemplates; a concrete URI holds no `{…}` expression.
+    const uri = normaliseResourceUri(request.name, { template: true });
+    if (!uri.ok) return refuseResourceUri(uri.problem, version);
+    return uri.uri === request.name ? request : { ...request, name: uri.uri };
+  };
+
   return {
     version,
     policyCount: Object.keys(every).length,
     decide(request) {
-      return finish(request, decide(request));
+      const target = judged(request);
+      if (!('action' in target)) return target;
+      return finish(target, decide(target));
     },
     explain(request) {
-      const decided = decide(request);
-      const grants = explainGrants(request, decided.slice);
-      return { decision: finish(request, decided, grants), grants };
+      const target = judged(request);
+      if (!('action' in target)) return { decision: target, grants: [] };
+      const decided = decide(target);
+      const grants = explainGrants(target, decided.slice);
+      return { decision: finish(target, decided, grants), grants };
     },
   };
 }
 
 function compilePolicy(policy: PolicyConfig): LoadedPolicy {
   const facts = new FactRegistry();
-  const compiled = policy.grants.map((grant) => compileGrant(grant, facts));
+  const problems: string[] = [];
+  const compiled = policy.grants.flatMap((grant) => {
+    try {
+      return [compileGrant(grant, facts)];
+    } catch (error) {
+      if (!(error instanceof PolicyLoadError)) throw error;
+      problems.push(...error.problems);
+      return [];
+    }
+  });
+  if (problems.length > 0) throw new PolicyLoadError(problems);
   const handWritten = loadCedarFiles(policy.files);
-  return { compiled, handWritten, facts };
+  const withHandWritten = handWritten.length > 0;
+  const everyPresencePath = new Set<string>();
+  for (const grant of policy.grants) {
+    for (const constraint of grant.constraints) {
+      if (constraint.kind === 'required' || constraint.kind === 'forbidden') {
+        everyPresencePath.add(constraint.path);
+      }
+    }
+  }
+  return {
+    compiled,
+    handWritten,
+    facts,
+    everyValuePath: withHandWritten ? comparedArgumentPaths(policy) : [],
+    everyPresencePath: withHandWritten ? [...everyPresencePath] : [],
+  };
 }
 
 function policiesOf(grant: CompiledGrant): CompiledPolicy[] {
@@ -339,16 +424,25 @@ function prepareSlice(
   for (const handWritten of loaded.handWritten) set[handWritten.id] = handWritten.text;
   prepare(setId, set);
 
-  const presence = new Set<string>();
-  const values = new Map<string, 'number' | 'string' | 'boolean'>();
+  const presence = new Set<string>(loaded.everyPresencePath);
+  const values = new Map<string, 'number' | 'string' | 'boolean'>(
+    loaded.everyValuePath.map(({ path, type }) => [path, type]),
+  );
   const factPaths = new Set<string>();
+  const textPaths = new Set<string>();
   for (const grant of grants) {
+    const raw = new Set(grant.grant.rawText);
+    const compared = (path: string) => {
+      if (!raw.has(path)) textPaths.add(path);
+    };
     for (const constraint of grant.grant.constraints) {
       if (constraint.condition) {
         values.set(
           constraint.condition.path,
           typeof constraint.condition.values[0] as 'number' | 'string' | 'boolean',
         );
+        factPaths.add(constraint.condition.path);
+        compared(constraint.condition.path);
       }
       switch (constraint.kind) {
         case 'required':
@@ -358,16 +452,19 @@ function prepareSlice(
         case 'min':
         case 'max':
           values.set(constraint.path, 'number');
+          compared(constraint.path);
           break;
         case 'one_of':
           values.set(
             constraint.path,
             typeof constraint.values[0] as 'number' | 'string' | 'boolean',
           );
+          compared(constraint.path);
           break;
         case 'pattern':
         case 'max_length':
           factPaths.add(constraint.path);
+          compared(constraint.path);
           break;
         default:
           break;
@@ -385,6 +482,7 @@ function prepareSlice(
     facts: loaded.facts.facts().filter((fact) => factPaths.has(fact.path)),
     presencePaths: [...presence],
     valuePaths: [...values].map(([path, type]) => ({ path, type })),
+    textPaths: [...textPaths],
   };
 }
 
@@ -488,17 +586,58 @@ function buildContext(request: PolicyRequest, slice: Slice, region: string): Rec
   if (request.action === 'call_tool') {
     const args = isRecord(request.arguments) ? request.arguments : {};
     put('arguments', () => argumentValues(args, slice.valuePaths));
+    put('normalized', () => ({ arguments: normalizedTexts(args, slice.valuePaths) }));
     put('present', () => slice.presencePaths.filter((path) => valueAt(args, path) !== undefined));
     put('facts', () =>
-      slice.facts
-        .filter((fact) => {
-          const value = valueAt(args, fact.path);
-          return typeof value === 'string' && fact.test(value);
-        })
-        .map((fact) => fact.id),
+      slice.facts.filter((fact) => fact.test(valueAt(args, fact.path))).map((fact) => fact.id),
     );
   }
   return context as Record<string, never>;
+}
+
+/** The normal form of every text argument compared as text: `context.normalized.arguments`. */
+function normalizedTexts(
+  args: Record<string, unknown>,
+  paths: Slice['valuePaths'],
+): Record<string, unknown> {
+  return collectArguments(args, paths, (value, type) =>
+    type === 'string' && typeof value === 'string' ? normaliseText(value) : undefined,
+  );
+}
+
+/** The compared text arguments a tool could read otherwise than the policy, and why. */
+function suspiciousArguments(args: unknown, paths: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const path of paths) {
+    const value = valueAt(args, path);
+    const problem = typeof value === 'string' ? findSuspiciousText(value) : undefined;
+    if (problem !== undefined) found.push(`argument ${path} holds ${describeSuspicious(problem)}`);
+  }
+  return found;
+}
+
+function describeSuspicious(problem: NonNullable<ReturnType<typeof findSuspiciousText>>): string {
+  switch (problem) {
+    case 'edge whitespace':
+      return 'leading or trailing whitespace';
+    case 'control character':
+      return 'a control character (such as a newline or tab)';
+    case 'invisible character':
+      return 'an invisible or format character (such as a zero-width space or a bidi control)';
+  }
+}
+
+/** A denial of text the policy and the tool could read differently; names paths, never values. */
+function refuseSuspiciousText(found: readonly string[], version: string): Decision {
+  return {
+    effect: 'deny',
+    reasons: found.map(
+      (text) =>
+        `${text}, which the tool could read differently from the policy (an operator may allow it with text: raw)`,
+    ),
+    policies: [SUSPICIOUS_TEXT_POLICY],
+    policyVersion: version,
+  };
 }
 
 /**
@@ -509,16 +648,24 @@ function argumentValues(
   args: Record<string, unknown>,
   paths: Slice['valuePaths'],
 ): Record<string, unknown> {
-  const result: Record<string, unknown> = {};
-  for (const { path, type } of paths) {
-    const value = valueAt(args, path);
-    let converted: unknown;
+  return collectArguments(args, paths, (value, type) => {
     if (type === 'number' && typeof value === 'number') {
       const text = toDecimalText(value);
-      converted = text === undefined ? undefined : { __extn: { fn: 'decimal', arg: text } };
-    } else if (typeof value === type) {
-      converted = value;
+      return text === undefined ? undefined : { __extn: { fn: 'decimal', arg: text } };
     }
+    return typeof value === type ? value : undefined;
+  });
+}
+
+/** A record of the converted value at each path; paths whose value converts to undefined are left out. */
+function collectArguments(
+  args: Record<string, unknown>,
+  paths: Slice['valuePaths'],
+  convert: (value: unknown, type: Slice['valuePaths'][number]['type']) => unknown,
+): Record<string, unknown> {
+  const result: Record<string, unknown> = {};
+  for (const { path, type } of paths) {
+    const converted = convert(valueAt(args, path), type);
     if (converted !== undefined) setAt(result, path, converted);
   }
   return result;

@@ -22,12 +22,21 @@ export interface ConformanceIssue {
 export interface ScenarioResult {
   readonly scenario: string;
   readonly passed: boolean;
+  /** How many of its checks reported SUCCESS (the CLI's "passed" count). */
+  readonly successes: number;
   readonly failures: readonly ConformanceIssue[];
   readonly warnings: readonly ConformanceIssue[];
 }
 
+/**
+ * The protocol revision a run targets (`--spec-version`): the CLI picks the scenarios that
+ * apply to it and speaks its wire, the sessionful handshake or the stateless `_meta` envelope.
+ */
+export type ConformanceSpecVersion = '2025-11-25' | '2026-07-28';
+
 export interface ConformanceRunOptions {
-  /** Scenarios to run; all server scenarios (`--suite all`, pending ones included) if omitted. */
+  readonly specVersion: ConformanceSpecVersion;
+  /** Scenarios to run; if omitted, every server scenario of the revision (`--suite all`). */
   readonly scenarios?: readonly string[];
   /** Upper bound for the whole run; scenarios unfinished by then count as failed. */
   readonly timeoutMs?: number;
@@ -50,9 +59,16 @@ const checksSchema = z.array(
   }),
 );
 
-/** Names of every server scenario the installed CLI knows, in its order (`list --server`). */
-export async function listServerScenarios(timeoutMs = 30_000): Promise<string[]> {
-  const run = await runCli(['list', '--server'], tmpdir(), Date.now() + timeoutMs);
+/** Names of every server scenario the CLI runs for a revision, in its order (`list --server`). */
+export async function listServerScenarios(
+  specVersion: ConformanceSpecVersion,
+  timeoutMs = 30_000,
+): Promise<string[]> {
+  const run = await runCli(
+    ['list', '--server', '--spec-version', specVersion],
+    tmpdir(),
+    Date.now() + timeoutMs,
+  );
   if (run.exitCode !== 0) {
     throw new Error(`conformance list failed (${describeExit(run)}):\n${run.stderr}`);
   }
@@ -69,13 +85,13 @@ export async function listServerScenarios(timeoutMs = 30_000): Promise<string[]>
  */
 export async function runConformanceServerSuite(
   url: string,
-  options: ConformanceRunOptions = {},
+  options: ConformanceRunOptions,
 ): Promise<Map<string, ScenarioResult>> {
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
   const workDir = await mkdtemp(join(tmpdir(), 'warden-conformance-'));
   const outputDir = join(workDir, 'results');
   try {
-    const expected = options.scenarios ?? (await listServerScenarios());
+    const expected = options.scenarios ?? (await listServerScenarios(options.specVersion));
     // One CLI process for the whole suite is much cheaper than one per scenario.
     const runs: Array<{ args: string[]; scenarios: readonly string[] }> =
       options.scenarios === undefined
@@ -87,7 +103,16 @@ export async function runConformanceServerSuite(
       const run =
         Date.now() < deadline
           ? await runCli(
-              ['server', '--url', url, '--output-dir', outputDir, ...args],
+              [
+                'server',
+                '--url',
+                url,
+                '--spec-version',
+                options.specVersion,
+                '--output-dir',
+                outputDir,
+                ...args,
+              ],
               workDir,
               deadline,
             )
@@ -107,6 +132,25 @@ export async function runConformanceServerSuite(
   }
 }
 
+/**
+ * A failure message listing, per scenario, the issues of the given kinds (scenarios without
+ * any are left out).
+ */
+export function describeIssues(
+  results: Iterable<ScenarioResult>,
+  kinds: ReadonlyArray<'failures' | 'warnings'> = ['failures', 'warnings'],
+): string {
+  return [...results]
+    .map((result) => ({ result, issues: kinds.flatMap((kind) => result[kind]) }))
+    .filter(({ issues }) => issues.length > 0)
+    .map(
+      ({ result, issues }) =>
+        `${result.scenario}:\n` +
+        issues.map((issue) => `  - ${issue.id}: ${issue.errorMessage}`).join('\n'),
+    )
+    .join('\n');
+}
+
 type Check = z.infer<typeof checksSchema>[number];
 
 function summarise(scenario: string, checks: readonly Check[]): ScenarioResult {
@@ -118,7 +162,13 @@ function summarise(scenario: string, checks: readonly Check[]): ScenarioResult {
         errorMessage: check.errorMessage ?? check.description ?? '(no message)',
       }));
   const failures = issues('FAILURE');
-  return { scenario, passed: failures.length === 0, failures, warnings: issues('WARNING') };
+  return {
+    scenario,
+    passed: failures.length === 0,
+    successes: checks.filter((check) => check.status === 'SUCCESS').length,
+    failures,
+    warnings: issues('WARNING'),
+  };
 }
 
 function missingResult(scenario: string, run: CliRun | undefined): ScenarioResult {
@@ -129,6 +179,7 @@ function missingResult(scenario: string, run: CliRun | undefined): ScenarioResul
   return {
     scenario,
     passed: false,
+    successes: 0,
     failures: [{ id: 'scenario-missing', errorMessage: why }],
     warnings: [],
   };

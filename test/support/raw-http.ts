@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { ERROR_CATALOGUE, type ErrorCode } from '../../src/domain/errors.js';
 
 export interface RawRequest {
@@ -12,6 +13,8 @@ export interface RawRequest {
   /** Sent with Content-Length, unless `chunked` asks for chunked transfer encoding. */
   readonly body?: string | Buffer;
   readonly chunked?: boolean;
+  /** The loopback address to send from (127.0.0.2, …), to play another source. */
+  readonly localAddress?: string;
 }
 
 export interface RawReply {
@@ -50,6 +53,7 @@ export function sendRaw(url: string, options: RawRequest = {}): Promise<RawReply
         method: options.method ?? 'GET',
         headers,
         agent: false,
+        ...(options.localAddress !== undefined && { localAddress: options.localAddress }),
       },
       (response) => {
         const chunks: Buffer[] = [];
@@ -69,6 +73,58 @@ export function sendRaw(url: string, options: RawRequest = {}): Promise<RawReply
     if (options.body !== undefined) request.write(options.body);
     request.end();
   });
+}
+
+export interface RawConnection {
+  readonly socket: Socket;
+  /** What the gateway has sent back so far. */
+  received(): string;
+  /** Resolves true when the gateway closes the connection within `ms`, false otherwise. */
+  closedWithin(ms: number): Promise<boolean>;
+}
+
+/**
+ * A bare TCP connection to a URL's host, for what no HTTP client sends: a body that stops
+ * arriving, headers that never end. The caller writes the request text and destroys the socket.
+ */
+export async function openRawConnection(url: string): Promise<RawConnection> {
+  const target = new URL(url);
+  const socket = connect(Number(target.port), target.hostname);
+  socket.on('error', () => undefined);
+  await new Promise((resolve) => socket.once('connect', resolve));
+  let received = '';
+  socket.on('data', (chunk: Buffer) => (received += chunk.toString('utf8')));
+  const closed = new Promise<true>((resolve) => socket.once('close', () => resolve(true)));
+  return {
+    socket,
+    received: () => received,
+    async closedWithin(ms) {
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<false>((resolve) => (timer = setTimeout(resolve, ms, false)));
+      try {
+        return await Promise.race([closed, late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** Sends a POST's head announcing a 1000-byte body, and the first byte of it, then stalls. */
+export async function startStalledPost(
+  url: string,
+  headers: Readonly<Record<string, string>>,
+): Promise<RawConnection> {
+  const target = new URL(url);
+  const connection = await openRawConnection(url);
+  const lines = Object.entries({ ...MCP_POST_HEADERS, ...headers })
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  connection.socket.write(
+    `POST ${target.pathname} HTTP/1.1\r\nHost: ${target.host}\r\n${lines}` +
+      `Content-Length: 1000\r\n\r\n{`,
+  );
+  return connection;
 }
 
 /** POSTs one JSON-RPC message (or any raw text) the way an MCP client does. */

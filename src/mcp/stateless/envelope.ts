@@ -13,6 +13,7 @@ export const LOG_LEVEL_KEY = 'io.modelcontextprotocol/logLevel';
 export const SERVER_INFO_KEY = 'io.modelcontextprotocol/serverInfo';
 const ENVELOPE_PREFIX = 'io.modelcontextprotocol/';
 
+/** The revisions a modern request may claim: those server/discover lists, and -32022 names. */
 export const MODERN_REVISIONS: readonly string[] = [STATELESS_REVISION];
 
 export interface Envelope {

@@ -52,6 +52,27 @@ export function mirroredHeaders(headers: IncomingHttpHeaders): Record<string, st
   return out;
 }
 
+/**
+ * The mirrored headers for a request Warden forwards in another form than the client sent (a
+ * resource URI in its normal form): Mcp-Name follows the body, so the two never disagree.
+ */
+export function mirrorForwardedRequest(
+  headers: Readonly<Record<string, string>>,
+  forwarded: JsonRpcRequest,
+): Record<string, string> {
+  const param = NAMED_TARGETS[forwarded.method];
+  const target = param === undefined ? undefined : forwarded.params?.[param];
+  if (headers['mcp-name'] === undefined || typeof target !== 'string') return { ...headers };
+  return { ...headers, 'mcp-name': encodeHeaderValue(target) };
+}
+
+/** Plain header text when it is safe as such, else the `=?base64?…?=` form. */
+function encodeHeaderValue(value: string): string {
+  return /^[\x20-\x7e]*$/.test(value) && !value.startsWith('=?')
+    ? value
+    : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
+
 /** Decodes the `=?base64?…?=` form used for values that are not safe as plain header text. */
 export function decodeHeaderValue(value: string): string | undefined {
   const match = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/.exec(value);

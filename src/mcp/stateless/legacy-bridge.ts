@@ -27,24 +27,16 @@ import {
   type UpstreamReply,
   type UpstreamSession,
 } from '../upstream/types.js';
-import { SERVER_INFO_KEY, withoutEnvelope, type Envelope } from './envelope.js';
-import { STATELESS_REVISION } from '../../domain/protocol.js';
+import { MODERN_REVISIONS, SERVER_INFO_KEY, withoutEnvelope, type Envelope } from './envelope.js';
+import { STATELESS_REQUEST_METHODS, STATELESS_REVISION } from '../../domain/protocol.js';
 import { createRequestStateSigner, type RequestStateSigner } from './request-state.js';
 
 /** The legacy revision Warden speaks to the upstream on the client's behalf. */
 const BRIDGE_REVISION = '2025-11-25';
-/** Methods of 2026-07-28 that a bridge can serve. */
-const BRIDGED_METHODS = new Set([
-  'tools/call',
-  'tools/list',
-  'prompts/get',
-  'prompts/list',
-  'resources/list',
-  'resources/read',
-  'resources/templates/list',
-  'completion/complete',
-  'server/discover',
-]);
+/** Methods of 2026-07-28 that a bridge can serve: all but subscriptions/listen. */
+const BRIDGED_METHODS: ReadonlySet<string> = new Set(
+  [...STATELESS_REQUEST_METHODS].filter((method) => method !== 'subscriptions/listen'),
+);
 /** Results that 2026-07-28 clients expect to carry caching hints. */
 const CACHEABLE_METHODS = new Set([
   'tools/list',
@@ -55,7 +47,11 @@ const CACHEABLE_METHODS = new Set([
 ]);
 /** Server-to-client requests that map onto multi round-trip input requests. */
 const INPUT_METHODS = new Set(['sampling/createMessage', 'elicitation/create', 'roots/list']);
-const MAX_IDLE_SESSIONS_PER_KEY = 4;
+/**
+ * Idle upstream sessions kept per caller, across every capability set it declares: varying the
+ * envelope cannot pile up sessions (for a stdio upstream, children) that others then lack.
+ */
+const MAX_IDLE_SESSIONS_PER_OWNER = 4;
 
 export interface LegacyBridgeOptions {
   readonly connector: UpstreamConnector;
@@ -66,6 +62,8 @@ export interface LegacyBridgeOptions {
 
 interface BridgeSession {
   readonly key: string;
+  /** The caller it serves (sessions are never shared across callers). */
+  readonly owner: string;
   readonly upstream: UpstreamSession;
   readonly initializeResult: Record<string, unknown>;
   /** The sessionful revision the upstream agreed to; it goes in MCP-Protocol-Version upstream. */
@@ -121,6 +119,7 @@ export interface LegacyBridge {
 export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
   const signer = options.signer ?? createRequestStateSigner();
   const idle = new Map<string, BridgeSession[]>();
+  const idleByOwner = new Map<string, number>();
   const parked = new Map<string, ParkedCall>();
   let counter = 0;
 
@@ -130,14 +129,21 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
     owner: string,
   ): Promise<BridgeSession> {
     const key = sessionKey(envelope, owner);
-    const ready = idle.get(key)?.pop();
-    if (ready) return ready;
+    const pool = idle.get(key);
+    const ready = pool?.pop();
+    if (pool?.length === 0) idle.delete(key);
+    if (ready) {
+      const left = (idleByOwner.get(owner) ?? 1) - 1;
+      if (left > 0) idleByOwner.set(owner, left);
+      else idleByOwner.delete(owner);
+      return ready;
+    }
     const upstream = options.connector.openSession();
     try {
       const initializeResult = await initializeUpstream(upstream, envelope, context);
       const agreed = initializeResult['protocolVersion'];
       const protocolVersion = typeof agreed === 'string' ? agreed : BRIDGE_REVISION;
-      return { key, upstream, initializeResult, protocolVersion };
+      return { key, owner, upstream, initializeResult, protocolVersion };
     } catch (error) {
       await upstream.terminate(context).catch(() => undefined);
       throw error;
@@ -146,7 +152,8 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
 
   function release(session: BridgeSession): void {
     const pool = idle.get(session.key) ?? [];
-    if (pool.length >= MAX_IDLE_SESSIONS_PER_KEY) {
+    const ownerIdle = idleByOwner.get(session.owner) ?? 0;
+    if (ownerIdle >= MAX_IDLE_SESSIONS_PER_OWNER) {
       void session.upstream
         .terminate(backgroundContext('bridge', BRIDGE_REVISION))
         .catch(() => undefined);
@@ -154,6 +161,7 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
     }
     pool.push(session);
     idle.set(session.key, pool);
+    idleByOwner.set(session.owner, ownerIdle + 1);
   }
 
   function discard(session: BridgeSession): void {
@@ -290,7 +298,7 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
       if (!BRIDGED_METHODS.has(request.method)) {
         throw new WardenError(
           'WARDEN_METHOD_NOT_FOUND',
-          `Method "${request.method}" is not part of revision ${STATELESS_REVISION}.`,
+          `Method "${request.method}" cannot be served from an upstream that predates revision ${STATELESS_REVISION}.`,
         );
       }
       const state = request.params?.['requestState'];
@@ -335,6 +343,7 @@ export function createLegacyBridge(options: LegacyBridgeOptions): LegacyBridge {
         ...[...parked.values()].map((call) => call.session),
       ];
       idle.clear();
+      idleByOwner.clear();
       parked.clear();
       await Promise.all(
         sessions.map((session) =>
@@ -447,7 +456,7 @@ function discoverResult(id: JsonRpcId, session: BridgeSession): JsonRpcResponse 
     id,
     result: {
       resultType: 'complete',
-      supportedVersions: [STATELESS_REVISION],
+      supportedVersions: MODERN_REVISIONS,
       capabilities: init['capabilities'] ?? {},
       ...(typeof init['instructions'] === 'string' && { instructions: init['instructions'] }),
       ttlMs: 0,

@@ -7,12 +7,13 @@ import { WardenError } from '../../domain/errors.js';
 import type { Identity } from '../../domain/identity.js';
 import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from '../../domain/jsonrpc.js';
 import { isRequest, isResponse } from '../../domain/jsonrpc.js';
-import { STATELESS_REVISION } from '../../domain/protocol.js';
+import { STATELESS_REQUEST_METHODS, STATELESS_REVISION } from '../../domain/protocol.js';
 import { firstValue } from '../http-headers.js';
 import { writeReply } from '../http-reply.js';
 import { createInterimChannel } from '../interim-channel.js';
 import { observeReply } from '../observe-reply.js';
 import type { MessageGate } from '../message-gate.js';
+import type { SessionRegistry } from '../session-registry.js';
 import { ownerOf } from '../session-owner.js';
 import type {
   ForwardContext,
@@ -21,7 +22,7 @@ import type {
   UpstreamReply,
 } from '../upstream/types.js';
 import { PROTOCOL_VERSION_KEY, readEnvelope } from './envelope.js';
-import { checkMirroredHeaders, mirroredHeaders } from './header-check.js';
+import { checkMirroredHeaders, mirroredHeaders, mirrorForwardedRequest } from './header-check.js';
 import type { LegacyBridge } from './legacy-bridge.js';
 import type { UpstreamEra } from './upstream-era.js';
 
@@ -30,6 +31,8 @@ export interface ModernExchangeOptions {
   readonly bridge: LegacyBridge;
   readonly eraOf: (connector: UpstreamConnector, context: ForwardContext) => Promise<UpstreamEra>;
   readonly gate: MessageGate;
+  /** Each agent's share of the upstream: a bridged request in flight counts as a session. */
+  readonly shares: Pick<SessionRegistry, 'holdExchange'>;
 }
 
 export interface ModernExchange {
@@ -59,6 +62,13 @@ export async function handleModernMessage(
     String(claimed?.[PROTOCOL_VERSION_KEY] ?? STATELESS_REVISION),
   );
   const envelope = readEnvelope(modern);
+  // Protocol validity before policy: a method the revision lacks is no call to decide or forward.
+  if (isRequest(message) && !STATELESS_REQUEST_METHODS.has(message.method)) {
+    throw new WardenError(
+      'WARDEN_METHOD_NOT_FOUND',
+      `Method "${message.method}" is not part of revision ${envelope.protocolVersion}.`,
+    );
+  }
   const observer = await options.gate.admitClientMessage(message, {
     requestId: exchange.requestId,
     upstreamName: options.upstream.name,
@@ -69,10 +79,16 @@ export async function handleModernMessage(
     signal: exchange.signal,
     interim: createInterimChannel(response, { 'x-request-id': exchange.requestId }),
   });
+  // The upstream reads what the policy judged: the gate may hand back a normalised request.
+  const forwarded = observer?.forward ?? message;
+  const mirrored = mirroredHeaders(request.headers);
   const context: ForwardContext = {
     requestId: exchange.requestId,
     protocolVersion: envelope.protocolVersion,
-    mcpHeaders: mirroredHeaders(request.headers),
+    mcpHeaders:
+      observer?.forward === undefined
+        ? mirrored
+        : mirrorForwardedRequest(mirrored, observer.forward),
     traceparent: firstValue(request.headers['traceparent']),
     tracestate: firstValue(request.headers['tracestate']),
     lastEventId: undefined,
@@ -86,16 +102,16 @@ export async function handleModernMessage(
     headers: {},
   };
   let reply: UpstreamReply;
+  // Admitted by the gate, a bridged request takes a share of the upstream (an upstream session,
+  // for a stdio upstream a child) until its answer is written: one agent cannot take them all.
+  let release: (() => void) | undefined;
   try {
     if (era === 'modern') {
-      reply = await options.upstream.openSession().send(message, context);
-    } else if (isRequest(message)) {
-      const events = options.bridge.exchange(
-        message,
-        envelope,
-        context,
-        ownerOf(exchange.identity),
-      );
+      reply = await options.upstream.openSession().send(forwarded, context);
+    } else if (isRequest(forwarded)) {
+      const owner = ownerOf(exchange.identity);
+      release = options.shares.holdExchange(options.upstream.name, exchange.identity.agent);
+      const events = options.bridge.exchange(forwarded, envelope, context, owner);
       reply = await toReply(events);
     } else {
       // Cancellation in 2026-07-28 is closing the stream; other notifications have no bridged meaning.
@@ -103,11 +119,16 @@ export async function handleModernMessage(
       return;
     }
   } catch (error) {
+    release?.();
     observer?.failed(error);
     throw error;
   }
-  if (isRequest(message)) reply = await observeReply(reply, message.id, observer);
-  await writeReply(response, reply, replyOptions);
+  try {
+    if (isRequest(message)) reply = await observeReply(reply, message.id, observer);
+    await writeReply(response, reply, replyOptions);
+  } finally {
+    release?.();
+  }
 }
 
 /** A call answered before any notification is sent as plain JSON; otherwise as an SSE stream. */

@@ -6,6 +6,13 @@
  * another's, and would make server-to-client requests (sampling, elicitation) impossible to route.
  * A child that dies is restarted with exponential backoff and re-initialised with the session's
  * own initialize request, so the client's session survives.
+ *
+ * A child is started when the session is first used, not when it is opened: a request refused
+ * before it is forwarded never starts one. Children are counted against `max_sessions`
+ * (child-slots.ts); when the upstream is full, the session idle longest past the reclaim threshold
+ * gives up its child and its holder is told through `onEnded`. A holder that keeps the session
+ * (the 2026-07-28 bridge's pool) gets a fresh child on next use, with the handshake replayed; the
+ * client endpoint ends it instead, and its client is told the session is gone (404).
  */
 import {
   StdioClientTransport,
@@ -22,6 +29,7 @@ import type {
 } from '../../domain/jsonrpc.js';
 import { isNotification, isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { parseEventId, ReplayableStream } from '../replayable-stream.js';
+import { ChildSlots, type SlotHolder } from './child-slots.js';
 import type { ForwardContext, UpstreamConnector, UpstreamReply, UpstreamSession } from './types.js';
 
 /** Messages kept for a server stream that is not open yet (bounded, oldest dropped). */
@@ -42,25 +50,33 @@ export interface StdioLogger {
   debug(fields: Record<string, unknown>, message: string): void;
 }
 
+export interface StdioUpstreamOptions {
+  /** When every child slot is taken, a session idle this long gives its child up to a newcomer. */
+  readonly reclaimIdleAfterMs: number;
+  readonly now?: () => number;
+}
+
 export function createStdioUpstream(
   config: StdioUpstreamConfig,
   logger: StdioLogger,
+  options: StdioUpstreamOptions,
 ): UpstreamConnector {
-  const sessions = new Set<StdioUpstreamSession>();
+  const now = options.now ?? Date.now;
+  const slots: ChildSlots<StdioUpstreamSession> = new ChildSlots({
+    limit: config.maxSessions,
+    reclaimIdleAfterMs: options.reclaimIdleAfterMs,
+    now,
+    onReclaim: (_victim, idleMs) =>
+      logger.warn(
+        { upstream: config.name, idleMs, limit: config.maxSessions },
+        'stdio upstream full: an idle session gave up its child to a newcomer',
+      ),
+  });
   return {
     name: config.name,
     kind: 'stdio',
-    openSession() {
-      if (sessions.size >= config.maxSessions) {
-        throw new WardenError('WARDEN_TOO_MANY_SESSIONS');
-      }
-      const session = new StdioUpstreamSession(config, logger, () => sessions.delete(session));
-      sessions.add(session);
-      return session;
-    },
-    async close() {
-      await Promise.all([...sessions].map((session) => session.stop()));
-    },
+    openSession: () => new StdioUpstreamSession(config, logger, slots, now),
+    close: () => slots.close(),
   };
 }
 
@@ -73,12 +89,21 @@ interface PendingRequest {
   timer: NodeJS.Timeout | undefined;
 }
 
-class StdioUpstreamSession implements UpstreamSession {
+class StdioUpstreamSession implements UpstreamSession, SlotHolder {
   onEnded: (() => void) | undefined;
+  /** The child that answers, once started. */
   private transport: StdioClientTransport | undefined;
+  /** The child being started or running; the exit of any other child is stale news. */
+  private child: StdioClientTransport | undefined;
   /** Settles when the current child has exited and its pipes are closed. */
   private exited: Promise<void> = Promise.resolve();
-  private ready: Promise<void>;
+  /** Settles when a child is up; undefined while the session has none and is starting none. */
+  private ready: Promise<void> | undefined;
+  /** Bumped when the child is reclaimed or the session stops: a restart timer set before is void. */
+  private generation = 0;
+  /** Client sends and stream opens under way; with pending requests, what keeps a session busy. */
+  private calls = 0;
+  private lastUsedAt: number;
   private readonly pending = new Map<string, PendingRequest>();
   private readonly progressRoutes = new Map<string, PendingRequest>();
   private serverStream: ReplayableStream | undefined;
@@ -98,21 +123,60 @@ class StdioUpstreamSession implements UpstreamSession {
   constructor(
     private readonly config: StdioUpstreamConfig,
     private readonly logger: StdioLogger,
-    private readonly release: () => void,
+    private readonly slots: ChildSlots<StdioUpstreamSession>,
+    private readonly now: () => number,
   ) {
-    this.ready = this.spawn();
+    this.lastUsedAt = now();
   }
 
   async send(message: JsonRpcMessage, context: ForwardContext): Promise<UpstreamReply> {
-    await this.awaitReady();
-    if (isRequest(message)) return this.sendRequest(message, context.requestId);
-    if (isNotification(message) && message.method === 'notifications/initialized')
-      this.initialized = true;
-    await this.write(message);
-    return { kind: 'accepted' };
+    return this.use(async () => {
+      await this.awaitReady();
+      if (isRequest(message)) return this.sendRequest(message, context.requestId);
+      if (isNotification(message) && message.method === 'notifications/initialized')
+        this.initialized = true;
+      await this.write(message);
+      return { kind: 'accepted' };
+    });
   }
 
   async openServerStream(context: ForwardContext): Promise<UpstreamReply> {
+    return this.use(() => this.attachServerStream(context));
+  }
+
+  idleSince(): number | undefined {
+    return this.calls === 0 && this.pending.size === 0 ? this.lastUsedAt : undefined;
+  }
+
+  /**
+   * Stops the child to free its slot for another session; the holder is told through onEnded.
+   * The session itself stays usable: its next use starts a new child and replays the handshake.
+   */
+  reclaim(): Promise<void> {
+    this.generation += 1;
+    const transport = this.child;
+    this.child = undefined;
+    this.transport = undefined;
+    this.ready = undefined;
+    this.failPending('WARDEN_UPSTREAM_UNAVAILABLE');
+    this.serverStream?.end();
+    this.serverStream = undefined;
+    this.onEnded?.();
+    return transport ? stopChild(transport, this.exited) : Promise.resolve();
+  }
+
+  /** A client's use of the session: busy while it runs, and the session's last use when done. */
+  private async use<T>(run: () => Promise<T>): Promise<T> {
+    this.calls += 1;
+    try {
+      return await run();
+    } finally {
+      this.calls -= 1;
+      this.lastUsedAt = this.now();
+    }
+  }
+
+  private async attachServerStream(context: ForwardContext): Promise<UpstreamReply> {
     await this.awaitReady();
     const resumeFrom =
       context.lastEventId === undefined ? undefined : parseEventId(context.lastEventId);
@@ -134,10 +198,12 @@ class StdioUpstreamSession implements UpstreamSession {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.generation += 1;
     this.failPending('WARDEN_UPSTREAM_UNAVAILABLE');
     this.serverStream?.end();
-    this.release();
-    const transport = this.transport;
+    this.slots.release(this);
+    const transport = this.child;
+    this.child = undefined;
     this.transport = undefined;
     if (transport) await stopChild(transport, this.exited);
   }
@@ -215,6 +281,8 @@ class StdioUpstreamSession implements UpstreamSession {
 
   private settle(id: JsonRpcId, entry: PendingRequest): void {
     if (entry.timer) clearTimeout(entry.timer);
+    // A long call ends as a use: the session is idle from its answer on, not from its start.
+    this.lastUsedAt = this.now();
     this.pending.delete(idKey(id));
     if (entry.progressToken !== undefined) this.progressRoutes.delete(idKey(entry.progressToken));
     entry.events.end();
@@ -310,8 +378,25 @@ class StdioUpstreamSession implements UpstreamSession {
 
   private async awaitReady(): Promise<void> {
     if (this.stopped) throw new WardenError('WARDEN_SESSION_NOT_FOUND');
+    this.ready ??= this.start();
     await this.ready;
     if (!this.transport) throw new WardenError('WARDEN_UPSTREAM_UNAVAILABLE');
+  }
+
+  /** Takes a child slot (WARDEN_TOO_MANY_SESSIONS when none is free), then starts the child. */
+  private start(): Promise<void> {
+    const starting = (async () => {
+      await this.slots.claim(this);
+      if (this.stopped) return;
+      await this.spawn();
+      // A session whose child was reclaimed had a handshake: its new child needs it too.
+      await this.replayHandshake();
+    })();
+    // Refused a slot, the session asks again on its next use.
+    starting.catch(() => {
+      if (this.ready === starting) this.ready = undefined;
+    });
+    return starting;
   }
 
   private async spawn(): Promise<void> {
@@ -333,6 +418,8 @@ class StdioUpstreamSession implements UpstreamSession {
       markExited();
       this.handleExit(transport);
     };
+    this.child = transport;
+    this.exited = exited;
     try {
       await transport.start();
     } catch (error) {
@@ -343,8 +430,8 @@ class StdioUpstreamSession implements UpstreamSession {
       this.handleExit(transport);
       return;
     }
-    if (this.stopped) {
-      // The session ended while the child was starting: it must not outlive it.
+    if (this.stopped || this.child !== transport) {
+      // The session ended (or gave up its slot) while the child was starting: it must not outlive it.
       await stopChild(transport, exited);
       return;
     }
@@ -355,11 +442,11 @@ class StdioUpstreamSession implements UpstreamSession {
       ),
     );
     this.transport = transport;
-    this.exited = exited;
   }
 
   private handleExit(transport: StdioClientTransport): void {
-    if (this.transport !== undefined && this.transport !== transport) return;
+    if (this.child !== transport) return;
+    this.child = undefined;
     this.transport = undefined;
     if (this.stopped) return;
     this.failPending('WARDEN_UPSTREAM_UNAVAILABLE');
@@ -376,16 +463,25 @@ class StdioUpstreamSession implements UpstreamSession {
       { upstream: this.config.name, restartInMs: delay, restarts: this.restarts },
       'stdio upstream exited; restarting',
     );
+    const generation = this.generation;
     this.ready = new Promise((resolve) => {
-      const timer = setTimeout(() => void this.restart().then(resolve, resolve), delay);
+      const timer = setTimeout(() => {
+        if (generation !== this.generation) return resolve();
+        void this.restart().then(resolve, resolve);
+      }, delay);
       timer.unref();
     });
   }
 
-  /** Starts a fresh child and replays the session's handshake so the client need not notice. */
+  /** Starts a fresh child in the slot the session holds, and replays its handshake. */
   private async restart(): Promise<void> {
     if (this.stopped) return;
     await this.spawn();
+    await this.replayHandshake();
+  }
+
+  /** Re-initialises a new child with the session's own initialize, so the client need not notice. */
+  private async replayHandshake(): Promise<void> {
     if (!this.transport || !this.initializeRequest) return;
     const replay: JsonRpcRequest = {
       ...this.initializeRequest,

@@ -15,6 +15,7 @@ import { after, test } from 'node:test';
 import { createApprovalsApi } from '../src/admin/approvals-api.js';
 import { createApprovalNotifier } from '../src/approvals/approval-notifier.js';
 import {
+  bindingOf,
   createApprovalService,
   type ApprovalService,
   type HeldCall,
@@ -149,18 +150,6 @@ function heldCall(overrides: Partial<HeldCall> = {}): HeldCall & { controller: A
         toolDefinitionHash: overrides.toolDefinitionHash ?? 'tooldef-1',
       }),
     ...overrides,
-  };
-}
-
-function bindingOfRequest(request: ApprovalRequest | undefined) {
-  assert.ok(request);
-  return {
-    upstream: request.upstream,
-    tool: request.tool,
-    arguments: request.arguments,
-    argumentsHash: request.argumentsHash,
-    toolDefinitionHash: request.toolDefinitionHash,
-    policyVersion: request.policyVersion,
   };
 }
 
@@ -499,7 +488,10 @@ test('a granted call that the rules now refuse is invalidated at release, never 
     'approval.invalidated',
   ]);
   assert.match(String(h.records.at(-1)?.details?.['reason']), /payments_freeze/);
-  await rejectsWith(h.service.consume(id, bindingOfRequest(stored)), 'WARDEN_APPROVAL_REFUSED');
+  await rejectsWith(
+    h.service.consume(id, bindingOf(stored ?? assert.fail('stored'))),
+    'WARDEN_APPROVAL_REFUSED',
+  );
 });
 
 test('a granted call whose policy version changed before release is stale, even if the rules still allow it', async () => {

@@ -627,7 +627,8 @@ function sameId(a: string, b: string): boolean {
   return a.trim().toLowerCase() === b.trim().toLowerCase();
 }
 
-function bindingOf(request: ApprovalRequest): ApprovalBinding {
+/** What a stored request binds its approval to. */
+export function bindingOf(request: ApprovalRequest): ApprovalBinding {
   return {
     upstream: request.upstream,
     tool: request.tool,

@@ -655,7 +655,7 @@ describe('every refusal a request can bring about is recorded under its referenc
   for (const code of Object.keys(ERROR_CATALOGUE) as ErrorCode[]) {
     const trigger = TRIGGERS[code];
     if (trigger === undefined || NOT_TRIGGERABLE[code] !== undefined) continue;
-    test(code, async () => {
+    test(code, async (t) => {
       const { reply, audit = main.audit } = await trigger();
       const spec = ERROR_CATALOGUE[code];
       assert.equal(reply.status, spec.status, `${code}: ${reply.status} ${reply.text}`);
@@ -670,6 +670,8 @@ describe('every refusal a request can bring about is recorded under its referenc
         records.some((record) => record.errorCode === code || TOLD_BY_STAGE.has(record.event)),
         `${code}: no record tells the refusal of ${reference}; found ${summarise(records)}`,
       );
+      // The records a refusal leaves, printed for the error reference in docs/errors.md.
+      t.diagnostic(`records: ${summarise(records)}`);
     });
   }
 });

@@ -3,54 +3,31 @@ import js from '@eslint/js';
 import nodePlugin from 'eslint-plugin-n';
 import tseslint from 'typescript-eslint';
 
-/** Layers a module may import, per DESIGN.md (arrows point downward only). */
+/** The layers above the module layers: nothing below them may import them. */
+const SHELLS = ['gateway', 'admin', 'governance', 'cli', 'demo'];
+/** The module layers, peers of one another. */
+const MODULES = ['identity', 'policy', 'audit', 'approvals', 'mcp'];
+
+/**
+ * Layers a module may not import, per DESIGN.md (arrows point downward only):
+ * cli → gateway/admin/governance → identity/policy/audit/approvals/mcp → store → config → http → domain.
+ */
 const forbiddenImports = {
-  domain: [
-    'config',
-    'store',
-    'identity',
-    'policy',
-    'audit',
-    'approvals',
-    'mcp',
-    'gateway',
-    'admin',
-    'governance',
-    'cli',
-    'demo',
-  ],
-  config: [
-    'store',
-    'identity',
-    'policy',
-    'audit',
-    'approvals',
-    'mcp',
-    'gateway',
-    'admin',
-    'governance',
-    'cli',
-    'demo',
-  ],
-  store: [
-    'identity',
-    'policy',
-    'audit',
-    'approvals',
-    'mcp',
-    'gateway',
-    'admin',
-    'governance',
-    'cli',
-    'demo',
-  ],
-  identity: ['gateway', 'admin', 'governance', 'cli', 'demo'],
-  policy: ['gateway', 'admin', 'governance', 'cli', 'demo'],
-  audit: ['gateway', 'admin', 'governance', 'cli', 'demo'],
-  approvals: ['gateway', 'admin', 'governance', 'cli', 'demo'],
-  mcp: ['gateway', 'admin', 'governance', 'cli', 'demo'],
+  domain: ['http', 'config', 'store', ...MODULES, ...SHELLS],
+  // Body reading, JSON replies, header helpers, the origin guard: plain HTTP, no Warden concept.
+  http: ['config', 'store', ...MODULES, ...SHELLS],
+  config: ['store', ...MODULES, ...SHELLS],
+  store: [...MODULES, ...SHELLS],
+  identity: SHELLS,
+  policy: SHELLS,
+  audit: SHELLS,
+  approvals: SHELLS,
+  // The transport relays and asks the pipeline; deciding and recording are not its business.
+  mcp: ['policy', 'audit', ...SHELLS],
   gateway: ['cli'],
-  admin: ['gateway', 'cli'],
+  // Shells over the operations: they reach the store only through them (DESIGN.md, Operations).
+  admin: ['store', 'gateway', 'cli'],
+  cli: ['store'],
   governance: ['gateway', 'cli'],
   demo: ['gateway', 'cli'],
 };

@@ -260,6 +260,23 @@ for (const kind of ['token', 'agent', 'user'] as const satisfies readonly Revoca
   });
 }
 
+test('a token revoked through the store (as the CLI does) just before the approval stops the held call', async () => {
+  const caller = { agent: 'finance-bot-2', user: 'u-cli-revoke@example.com' };
+  const token = await gateway.token(caller);
+  const held = await startHeldPayment(caller, PAYMENT, token);
+  const at = Date.now();
+  // Straight into the database from another connection, then approved at once: no poll between.
+  await store.revocations.add({
+    kind: 'token',
+    subject: String(decodeJwt(token).jti),
+    revokedAt: at,
+    expiresAt: at + 3_600_000,
+    reason: 'leaked',
+    revokedBy: 'ops',
+  });
+  await approveAndExpectStale(held, /the token was revoked/);
+});
+
 test('a reload that lowers the cap invalidates the pending approval at once, and the approver is told', async () => {
   const caller = { agent: 'finance-bot', user: 'u-reload@example.com' };
   const held = await startHeldPayment(caller);

@@ -11,6 +11,7 @@ import { parseConfig } from '../src/config/load.js';
 import type { AuditEntry, AuditRecord } from '../src/domain/audit-record.js';
 import { ConfigError, WardenError } from '../src/domain/errors.js';
 import type { Identity } from '../src/domain/identity.js';
+import { classifyMcpCall } from '../src/domain/mcp-call.js';
 
 const identity: Identity = {
   user: 'ada',
@@ -27,8 +28,12 @@ const facts = {
   traceparent: undefined,
   identity,
   upstream: 'research',
-  method: 'tools/call',
-  params: { name: 'search_docs', arguments: { query: 'leave policy' } },
+  call: classifyMcpCall({
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'tools/call',
+    params: { name: 'search_docs', arguments: { query: 'leave policy' } },
+  }),
 };
 const allow = { effect: 'allow' as const, reasons: ['grant'], policies: ['g'] };
 

@@ -12,7 +12,7 @@ import { parseConfig } from '../src/config/load.js';
 import type { PolicyConfig } from '../src/config/policy-config.js';
 import type { Decision } from '../src/domain/decision.js';
 import { ConfigError } from '../src/domain/errors.js';
-import { PolicyLoadError } from '../src/policy/cedar-files.js';
+import { PolicyLoadError } from '../src/policy/policy-load-error.js';
 import {
   createPolicyEngine,
   type PolicyEngine,

@@ -19,8 +19,9 @@ import type { PolicyConfig } from '../src/config/policy-config.js';
 import type { AuditRecord } from '../src/domain/audit-record.js';
 import type { Decision } from '../src/domain/decision.js';
 import type { ErrorCode } from '../src/domain/errors.js';
+import { classifyMcpCall } from '../src/domain/mcp-call.js';
 import { createMessageAuthorizer } from '../src/policy/authorize-message.js';
-import { PolicyLoadError } from '../src/policy/cedar-files.js';
+import { PolicyLoadError } from '../src/policy/policy-load-error.js';
 import type { InputSchemaChecker } from '../src/policy/input-schema-check.js';
 import {
   createPolicyEngine,
@@ -331,7 +332,11 @@ describe('the authorizer: reads, subscriptions and completions', () => {
     declaredModel: undefined,
   } as unknown as Parameters<typeof authorizer.authorize>[1];
   const send = (method: string, params: Record<string, unknown>) =>
-    authorizer.authorize({ jsonrpc: '2.0', id: 7, method, params }, identity, 'demo');
+    authorizer.authorize(
+      classifyMcpCall({ jsonrpc: '2.0', id: 7, method, params }),
+      identity,
+      'demo',
+    );
   const dotDot = 'demo://resource/static/%2e%2e/dynamic/text/1';
 
   for (const method of ['resources/read', 'resources/subscribe', 'resources/unsubscribe']) {

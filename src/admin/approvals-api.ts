@@ -13,13 +13,17 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ApprovalService } from '../approvals/approval-service.js';
-import { APPROVAL_STATUSES, toApprovalView } from '../approvals/approval-view.js';
+import {
+  APPROVAL_STATUSES,
+  toApprovalView,
+  type ApprovalStatus,
+} from '../approvals/approval-view.js';
 import { ApprovalError } from '../approvals/errors.js';
 import type { ApprovalsConfig } from '../config/config.js';
 import { WardenError } from '../domain/errors.js';
 import type { Identity } from '../domain/identity.js';
-import { readBody } from '../mcp/read-body.js';
-import type { ApprovalStatus } from '../store/types.js';
+import { sendJson } from '../http/json-reply.js';
+import { readJsonBody } from '../http/read-body.js';
 import {
   ADMIN_ROLE,
   requireAccess,
@@ -38,6 +42,8 @@ const ACCESS: AdminAccess = {
 const DEFAULT_BASE_PATH = '/admin/approvals';
 const MAX_BODY_BYTES = 8 * 1024;
 const MAX_REASON_LENGTH = 1000;
+/** Approval requests carry full call arguments: no cache may keep them. */
+const NO_STORE = { 'cache-control': 'no-store' } as const;
 
 export interface ApprovalsApiOptions {
   readonly authenticate: AdminAuthenticator;
@@ -61,14 +67,14 @@ export function createApprovalsApi(options: ApprovalsApiOptions) {
     try {
       if (route.kind === 'list') {
         const approvals = await options.approvals.list(route.status);
-        return sendJson(response, 200, { approvals: approvals.map(toApprovalView) });
+        return sendJson(response, 200, { approvals: approvals.map(toApprovalView) }, NO_STORE);
       }
       if (route.kind === 'get') {
         const approval = await options.approvals.get(route.id);
         if (approval === undefined) throw notFound(route.id);
-        return sendJson(response, 200, { approval: toApprovalView(approval) });
+        return sendJson(response, 200, { approval: toApprovalView(approval) }, NO_STORE);
       }
-      const reason = parseReason(await readJson(request), route.verdict);
+      const reason = parseReason(await readJsonBody(request, MAX_BODY_BYTES), route.verdict);
       if (approver === undefined) {
         throw new WardenError(
           'WARDEN_FORBIDDEN',
@@ -76,7 +82,7 @@ export function createApprovalsApi(options: ApprovalsApiOptions) {
         );
       }
       const decided = await options.approvals.decide(route.id, approver, route.verdict, reason);
-      return sendJson(response, 200, { approval: toApprovalView(decided) });
+      return sendJson(response, 200, { approval: toApprovalView(decided) }, NO_STORE);
     } catch (error) {
       throw error instanceof ApprovalError ? toWardenError(error) : error;
     }
@@ -197,25 +203,4 @@ function notFound(id: string): WardenError {
   return new WardenError('WARDEN_NOT_FOUND', 'No approval request has this id.', {
     details: { approvalId: id },
   });
-}
-
-async function readJson(request: IncomingMessage): Promise<unknown> {
-  const body = await readBody(request, MAX_BODY_BYTES);
-  if (body.trim() === '') return undefined;
-  try {
-    return JSON.parse(body) as unknown;
-  } catch {
-    throw new WardenError('WARDEN_PARSE_ERROR');
-  }
-}
-
-function sendJson(response: ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value);
-  response
-    .writeHead(status, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(body),
-      'cache-control': 'no-store',
-    })
-    .end(body);
 }

@@ -5,9 +5,16 @@
  * revocation is in force on the next request, here and on every replica.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { WardenError } from '../domain/errors.js';
-import { readBody } from '../mcp/read-body.js';
-import type { Revocation, RevocationKind } from '../store/types.js';
+import { OperationError, WardenError } from '../domain/errors.js';
+import type { Identity } from '../domain/identity.js';
+import { sendJson } from '../http/json-reply.js';
+import { readJsonBody } from '../http/read-body.js';
+import {
+  REVOCATION_KINDS,
+  type Revocation,
+  type RevocationKind,
+  type RevokeCredentialRequest,
+} from '../identity/revoke-credential.js';
 import {
   ADMIN_ROLE,
   requireAccess,
@@ -20,53 +27,49 @@ export { ADMIN_ROLE };
 const ACCESS: AdminAccess = { surface: 'The admin API', roles: [ADMIN_ROLE] };
 
 const MAX_BODY_BYTES = 8 * 1024;
-const KINDS: readonly RevocationKind[] = ['token', 'agent', 'user'];
 
 export interface RevocationsApiOptions {
   readonly authenticate: AdminAuthenticator;
-  readonly revoke: (revocation: Revocation) => Promise<void>;
-  /** How long a revocation must stay in force: the longest token lifetime plus clock skew. */
-  readonly retentionMs: number;
-  /** Told of every revocation, for the log (and the audit log once it lands). */
-  readonly onRevoked: (revocation: Revocation) => void;
-  readonly now?: () => number;
+  /**
+   * The revokeCredential operation (src/identity/revoke-credential.ts), bound to the gateway's
+   * revocation list and audit log: it stores, applies and records the revocation.
+   */
+  readonly revoke: (request: RevokeCredentialRequest) => Promise<Revocation>;
 }
 
 export function createRevocationsApi(options: RevocationsApiOptions) {
-  const now = options.now ?? Date.now;
   return async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     if (request.method !== 'POST') {
       throw new WardenError('WARDEN_METHOD_NOT_ALLOWED', undefined, { details: { allow: 'POST' } });
     }
     const operator = await options.authenticate(request, ACCESS);
     requireAccess(operator, ACCESS);
-    const { kind, subject, reason } = parseRevocationRequest(await readJson(request));
-    const revokedAt = now();
-    const revocation: Revocation = {
-      kind,
-      subject,
-      reason,
-      revokedAt,
-      expiresAt: revokedAt + options.retentionMs,
-      revokedBy:
-        operator.user === undefined
-          ? `agent:${operator.agent}`
-          : `user:${operator.user} via ${operator.agent}`,
-    };
-    await options.revoke(revocation);
-    options.onRevoked(revocation);
-    const body = JSON.stringify({
-      revoked: { kind, subject, revokedAt: new Date(revokedAt).toISOString() },
+    const { kind, subject, reason } = parseRevocationRequest(
+      await readJsonBody(request, MAX_BODY_BYTES),
+    );
+    let revocation: Revocation;
+    try {
+      revocation = await options.revoke({ kind, subject, reason, by: describeOperator(operator) });
+    } catch (error) {
+      if (error instanceof OperationError) {
+        throw new WardenError('WARDEN_INVALID_MESSAGE', `${error.message}.`);
+      }
+      throw error;
+    }
+    sendJson(response, 201, {
+      revoked: { kind, subject, revokedAt: new Date(revocation.revokedAt).toISOString() },
     });
-    response
-      .writeHead(201, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-      })
-      .end(body);
   };
 }
 
+/** The operator as the audit trail names them: the token's user, through which agent. */
+function describeOperator(operator: Identity): string {
+  return operator.user === undefined
+    ? `agent:${operator.agent}`
+    : `user:${operator.user} via ${operator.agent}`;
+}
+
+/** The request's shape; what its values may be is the operation's to check. */
 function parseRevocationRequest(value: unknown): {
   kind: RevocationKind;
   subject: string;
@@ -82,26 +85,14 @@ function parseRevocationRequest(value: unknown): {
   const kind = body['kind'];
   const subject = body['subject'];
   const reason = body['reason'];
-  if (typeof kind !== 'string' || !KINDS.includes(kind as RevocationKind)) {
+  if (typeof kind !== 'string' || !REVOCATION_KINDS.includes(kind as RevocationKind)) {
     throw new WardenError('WARDEN_INVALID_MESSAGE', 'kind must be "token", "agent" or "user".');
   }
-  if (typeof subject !== 'string' || subject.length === 0 || subject.length > 256) {
-    throw new WardenError(
-      'WARDEN_INVALID_MESSAGE',
-      'subject must be a string of 1 to 256 characters.',
-    );
+  if (typeof subject !== 'string') {
+    throw new WardenError('WARDEN_INVALID_MESSAGE', 'subject must be a string.');
   }
-  if (typeof reason !== 'string' || reason.trim().length === 0 || reason.length > 1000) {
+  if (typeof reason !== 'string') {
     throw new WardenError('WARDEN_INVALID_MESSAGE', 'reason is required (up to 1000 characters).');
   }
   return { kind: kind as RevocationKind, subject, reason };
-}
-
-async function readJson(request: IncomingMessage): Promise<unknown> {
-  const body = await readBody(request, MAX_BODY_BYTES);
-  try {
-    return JSON.parse(body);
-  } catch {
-    throw new WardenError('WARDEN_PARSE_ERROR');
-  }
 }

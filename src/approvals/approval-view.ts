@@ -4,6 +4,8 @@
  */
 import type { ApprovalRequest, ApprovalStatus } from '../store/types.js';
 
+export type { ApprovalRequest, ApprovalStatus };
+
 /** Every status a request can be in, for filters. */
 export const APPROVAL_STATUSES: readonly ApprovalStatus[] = [
   'pending',

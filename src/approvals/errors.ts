@@ -3,6 +3,7 @@
  * (src/admin/approvals-api.ts), the CLI to exit code 1. Callers branch on `code`, never on the
  * message; the message is written for the approver and says what to do.
  */
+import { LocalError } from '../domain/errors.js';
 
 export const APPROVAL_ERROR_CODES = [
   /** No approval request has this id. */
@@ -21,15 +22,14 @@ export const APPROVAL_ERROR_CODES = [
 
 export type ApprovalErrorCode = (typeof APPROVAL_ERROR_CODES)[number];
 
-export class ApprovalError extends Error {
-  readonly code: ApprovalErrorCode;
+export class ApprovalError extends LocalError {
+  declare readonly code: ApprovalErrorCode;
   /** The approval request concerned. */
   readonly approvalId: string;
 
   constructor(code: ApprovalErrorCode, approvalId: string, message: string) {
-    super(message);
+    super(code, message);
     this.name = 'ApprovalError';
-    this.code = code;
     this.approvalId = approvalId;
   }
 }

@@ -4,36 +4,31 @@
  */
 import type { AuditEntry } from '../domain/audit-record.js';
 import type { Identity } from '../domain/identity.js';
+import type { McpRequestCall } from '../domain/mcp-call.js';
 
 export interface CallFacts {
   readonly requestId: string;
   readonly traceparent: string | undefined;
   readonly identity: Identity;
   readonly upstream: string;
-  readonly method: string;
-  readonly params: Readonly<Record<string, unknown>> | undefined;
+  /** The call as classified (domain/mcp-call.ts); in the form forwarded, when Warden rewrote it. */
+  readonly call: McpRequestCall;
 }
 
-/** The target a method acts on (tool, resource URI or prompt) and the arguments it carries. */
-export function describeTarget(
-  method: string,
-  params: Readonly<Record<string, unknown>> | undefined,
-): {
+/**
+ * The target a call acts on (tool, resource URI or prompt), as the log's `tool` field names it,
+ * and the arguments it carries.
+ */
+export function describeTarget(call: McpRequestCall): {
   readonly tool: string | undefined;
   readonly args: unknown;
 } {
-  const name = params?.['name'];
-  switch (method) {
-    case 'tools/call':
-    case 'prompts/get':
-      return {
-        tool: typeof name === 'string' ? name : undefined,
-        args: params?.['arguments'] ?? {},
-      };
-    case 'resources/read': {
-      const uri = params?.['uri'];
-      return { tool: typeof uri === 'string' ? uri : undefined, args: undefined };
-    }
+  switch (call.kind) {
+    case 'tool_call':
+    case 'prompt_get':
+      return { tool: call.name, args: call.arguments };
+    case 'resource_read':
+      return { tool: call.uri, args: undefined };
     default:
       return { tool: undefined, args: undefined };
   }
@@ -60,7 +55,7 @@ export function callEntryBase(
     ...(traceId !== undefined && { traceId }),
     ...identityFields(facts.identity),
     upstream: facts.upstream,
-    method: facts.method,
+    method: facts.call.message.method,
     ...(tool !== undefined && { tool }),
   };
 }

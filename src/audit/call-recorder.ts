@@ -109,7 +109,7 @@ export function createCallRecorder(options: CallRecorderOptions): CallRecorder {
   return {
     close: () => spool.close(),
     async recordDecision(facts, decision, recordOptions = {}) {
-      const { tool, args } = describeTarget(facts.method, facts.params);
+      const { tool, args } = describeTarget(facts.call);
       const base = {
         ...callEntryBase(facts, tool),
         ...(options.region !== undefined && { region: options.region }),

@@ -22,14 +22,15 @@ const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 /** Starts the call's span, child of the client's traceparent; returns how to end it. */
 export function startCallSpan(facts: CallFacts, decision: Decision): CallOutcome {
   const tracer = trace.getTracer('mcp-warden');
-  const { tool } = describeTarget(facts.method, facts.params);
+  const { tool } = describeTarget(facts.call);
+  const { method } = facts.call.message;
   const span: Span = tracer.startSpan(
-    tool === undefined ? facts.method : `${facts.method} ${tool}`,
+    tool === undefined ? method : `${method} ${tool}`,
     {
       kind: SpanKind.SERVER,
       attributes: {
         'rpc.system': 'jsonrpc',
-        'rpc.method': facts.method,
+        'rpc.method': method,
         'mcp.upstream': facts.upstream,
         ...(tool !== undefined && { 'mcp.tool': tool }),
         'warden.request_id': facts.requestId,

@@ -3,6 +3,7 @@
  * AuditUnavailableError to a wire error that refuses the call (fail closed), never forwarding
  * the cause (SQL, paths) to a client.
  */
+import { LocalError } from '../domain/errors.js';
 
 /** Stable codes of every AuditError; callers branch on these, never on messages. */
 export const AUDIT_ERROR_CODES = [
@@ -20,13 +21,12 @@ export const AUDIT_ERROR_CODES = [
 
 export type AuditErrorCode = (typeof AUDIT_ERROR_CODES)[number];
 
-export class AuditError extends Error {
-  readonly code: AuditErrorCode;
+export class AuditError extends LocalError {
+  declare readonly code: AuditErrorCode;
 
   constructor(code: AuditErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(code, message, options);
     this.name = 'AuditError';
-    this.code = code;
   }
 }
 

@@ -118,15 +118,18 @@ export function createArgumentRedactor(options: ArgumentRedactorOptions): Argume
         return next.some(isComplete) ? REDACTED : redactNode(item, next, depth + 1);
       });
     }
-    const copy: Record<string, unknown> = {};
-    for (const [key, member] of Object.entries(value as Record<string, unknown>)) {
-      const next = matches.flatMap((match) => advance(match, key));
-      copy[key] =
-        next.some(isComplete) || (detectSecrets && isCredentialKey(key))
-          ? REDACTED
-          : redactNode(member, next, depth + 1);
-    }
-    return copy;
+    // Built as entries: an assignment to a "__proto__" key (which JSON.parse makes an own key,
+    // and the upstream receives) would set the copy's prototype and drop the key from the record.
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([key, member]) => {
+        const next = matches.flatMap((match) => advance(match, key));
+        const redacted =
+          next.some(isComplete) || (detectSecrets && isCredentialKey(key))
+            ? REDACTED
+            : redactNode(member, next, depth + 1);
+        return [key, redacted];
+      }),
+    );
   };
 
   const rootMatches: PathMatch[] = paths.map((segments) => ({ segments, index: 0 }));

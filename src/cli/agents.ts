@@ -4,7 +4,6 @@
  * of the shell history and the process list.
  */
 import type { Command } from 'commander';
-import { hashClientSecret } from '../identity/client-authentication.js';
 import { runCliAction, UsageError } from './operator.js';
 
 export function registerAgentsCommand(program: Command): void {
@@ -18,6 +17,7 @@ export function registerAgentsCommand(program: Command): void {
         if (process.stdin.isTTY) process.stderr.write('client secret (then Enter and Ctrl-D): ');
         const secret = (await readStdin()).replace(/\r?\n$/, '');
         if (secret.length === 0) throw new UsageError('no secret on stdin');
+        const { hashClientSecret } = await import('../identity/client-authentication.js');
         process.stdout.write(`${await hashClientSecret(secret)}\n`);
       }),
     );

@@ -6,28 +6,25 @@
  * self-approval, not an approver, …) or not found, 2 a usage or configuration mistake.
  */
 import type { Command } from 'commander';
-import { createApprovalService, type ApprovalService } from '../approvals/approval-service.js';
 import {
   APPROVAL_STATUSES,
   isoTime as iso,
   parseArguments,
   toApprovalView,
+  type ApprovalRequest,
+  type ApprovalStatus,
 } from '../approvals/approval-view.js';
 import { ApprovalError } from '../approvals/errors.js';
-import { recordOnce } from '../audit/record-once.js';
 import { toTerminalText } from '../audit/terminal-text.js';
-import type { Config } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
-import type { ApprovalRequest, ApprovalStatus } from '../store/types.js';
-import { formatTable } from './format-table.js';
 import {
   CONFIG_OPTION,
-  describeError,
   exitWithUsageCode,
   runCliAction,
   UsageError,
-  withStore,
+  withSession,
 } from './operator.js';
+import { formatTable } from './format-table.js';
 
 const MAX_REASON_LENGTH = 1000;
 
@@ -71,23 +68,20 @@ export function registerApprovalsCommand(program: Command): void {
     .action((options: ListOptions) =>
       runCliAction(async () => {
         const status = parseStatus(options.status);
-        const config = loadConfigFile(options.config);
-        await withApprovals(config, async (service) => {
-          const requests = await service.list(status);
-          if (options.json) {
-            for (const request of requests) {
-              process.stdout.write(`${JSON.stringify(toApprovalView(request))}\n`);
-            }
-            return;
+        const requests = await withSession(options.config, (session) =>
+          session.approvals.list(status),
+        );
+        if (options.json) {
+          for (const request of requests) {
+            process.stdout.write(`${JSON.stringify(toApprovalView(request))}\n`);
           }
-          if (requests.length === 0) {
-            process.stdout.write(
-              `no ${status === undefined ? '' : `${status} `}approval requests\n`,
-            );
-            return;
-          }
-          process.stdout.write(formatRequests(requests));
-        });
+          return;
+        }
+        if (requests.length === 0) {
+          process.stdout.write(`no ${status === undefined ? '' : `${status} `}approval requests\n`);
+          return;
+        }
+        process.stdout.write(formatRequests(requests));
       }),
     );
 
@@ -99,22 +93,15 @@ export function registerApprovalsCommand(program: Command): void {
     .option('--json', 'print the request as JSON')
     .action((id: string, options: ShowOptions) =>
       runCliAction(async () => {
-        const config = loadConfigFile(options.config);
-        await withApprovals(config, async (service) => {
-          const request = await service.get(id);
-          if (request === undefined) {
-            throw new ApprovalError(
-              'APPROVAL_NOT_FOUND',
-              id,
-              `no approval request has the id ${id}`,
-            );
-          }
-          process.stdout.write(
-            options.json
-              ? `${JSON.stringify(toApprovalView(request), null, 2)}\n`
-              : describeRequest(request),
-          );
-        });
+        const request = await withSession(options.config, (session) => session.approvals.get(id));
+        if (request === undefined) {
+          throw new ApprovalError('APPROVAL_NOT_FOUND', id, `no approval request has the id ${id}`);
+        }
+        process.stdout.write(
+          options.json
+            ? `${JSON.stringify(toApprovalView(request), null, 2)}\n`
+            : describeRequest(request),
+        );
       }),
     );
 
@@ -160,15 +147,10 @@ async function decideCommand(
       `--as "${options.as}" is not an approver: add it under approvals.approvers in ${config.source}`,
     );
   }
-  await withApprovals(config, async (service) => {
-    const decided = await service.decide(
-      id,
-      { user: approver.user, roles: approver.roles },
-      verdict,
-      reason,
-    );
-    process.stdout.write(`${describeOutcome(decided, approver.user, verdict)}\n`);
-  });
+  const decided = await withSession(config, (session) =>
+    session.approvals.decide(id, { user: approver.user, roles: approver.roles }, verdict, reason),
+  );
+  process.stdout.write(`${describeOutcome(decided, approver.user, verdict)}\n`);
 }
 
 function describeOutcome(request: ApprovalRequest, user: string, verdict: string): string {
@@ -178,28 +160,6 @@ function describeOutcome(request: ApprovalRequest, user: string, verdict: string
     return `approval ${request.id} refused; the held call is refused`;
   const approvals = request.votes.filter((vote) => vote.decision === 'approve').length;
   return `${user} ${verdict}d approval ${request.id}: ${approvals} of ${request.approvalsRequired} approvals; still pending`;
-}
-
-/** Opens the configured store and runs `work` with an approval service that records to it. */
-async function withApprovals(
-  config: Config,
-  work: (service: ApprovalService) => Promise<void>,
-): Promise<void> {
-  await withStore(config, (store) =>
-    work(
-      createApprovalService({
-        store,
-        config: config.approvals,
-        now: Date.now,
-        environment: config.environment,
-        record: (entry) => recordOnce(store.audit, entry),
-        // The request exists already: nothing to announce from here.
-        notify: () => undefined,
-        onError: (error, message) =>
-          process.stderr.write(`warden: ${message}: ${describeError(error)}\n`),
-      }),
-    ),
-  );
 }
 
 function parseStatus(value: string | undefined): ApprovalStatus | undefined {

@@ -8,46 +8,33 @@
  * cannot write the archive (and then prunes nothing).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import type { Writable } from 'node:stream';
-import { finished } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { loadConfigFile } from '../config/load.js';
-import { parseDuration } from '../config/duration.js';
-import {
-  checkAuditArchive,
-  planAuditArchive,
-  pruneArchivedStreams,
-  writeAuditArchive,
-} from '../audit/archive.js';
 import { tellCallStory } from '../audit/call-story.js';
-import { auditKeyId, loadOrCreateAuditKey, parsePublicKey } from '../audit/checkpoint.js';
-import { AuditError } from '../audit/errors.js';
-import { readAuditExport, writeAuditExport, writeOcsfExport } from '../audit/export.js';
-import { repositoryVerifyInput, snapshotStreams } from '../audit/read-stream.js';
-import { createAuditTail } from '../audit/tail.js';
+import { parsePublicKey } from '../audit/checkpoint.js';
+import { AUDIT_EXPORT_FORMATS, type AuditExportFormat } from '../audit/export-audit-log.js';
+import {
+  AUDIT_QUERY_DEFAULT_LIMIT,
+  AUDIT_QUERY_MAX_LIMIT,
+  type AuditQuery,
+} from '../audit/query-audit-log.js';
 import {
   formatTimeline,
   formatTimelineHeader,
   formatTimelineRow,
   resolveTimeBound,
 } from '../audit/timeline.js';
-import { verifyAuditLog, type VerifyReport } from '../audit/verify.js';
+import { verifyAuditExport } from '../audit/verify-audit-export.js';
+import type { VerifyReport } from '../audit/verify.js';
+import { parseDuration } from '../config/duration.js';
 import { AUDIT_EVENTS, type AuditRecord } from '../domain/audit-record.js';
 import { canonicalJson } from '../domain/canonical-json.js';
-import {
-  AUDIT_QUERY_DEFAULT_LIMIT,
-  AUDIT_QUERY_MAX_LIMIT,
-  type AuditQuery,
-} from '../store/types.js';
 import {
   CONFIG_OPTION,
   DEFAULT_CONFIG_FILE,
   exitWithUsageCode,
   runCliAction,
   UsageError,
-  withStore,
+  withSession,
 } from './operator.js';
 
 /** Below this many records verification is quick enough to need no progress bar. */
@@ -134,11 +121,9 @@ export function registerAuditCommand(program: Command): void {
     .option(...CONFIG_OPTION)
     .action((options: { config: string }) =>
       runCliAction(async () => {
-        await withStore(loadConfigFile(options.config), async (store) => {
-          const key = await loadOrCreateAuditKey(store.audit);
-          process.stdout.write(key.publicKeyPem);
-          process.stderr.write(`audit key id ${key.keyId}\n`);
-        });
+        const key = await withSession(options.config, (session) => session.audit.publicKey());
+        process.stdout.write(key.publicKeyPem);
+        process.stderr.write(`audit key id ${key.keyId}\n`);
       }),
     );
 
@@ -211,24 +196,42 @@ async function verifyCommand(options: VerifyOptions): Promise<void> {
     throw new UsageError('give either --config (the store) or --file (an export), not both');
   }
   const trustedPem = options.publicKey === undefined ? undefined : readPublicKey(options.publicKey);
+  const progress = createProgressBar();
   let report: VerifyReport;
-  if (options.file !== undefined) {
-    if (trustedPem === undefined) {
-      throw new UsageError(
-        '--file needs --public-key KEY.pem: the key to trust must not come from the file itself',
+  try {
+    if (options.file !== undefined) {
+      if (trustedPem === undefined) {
+        throw new UsageError(
+          '--file needs --public-key KEY.pem: the key to trust must not come from the file itself',
+        );
+      }
+      const verified = await verifyAuditExport(options.file, {
+        trustedPublicKeyPem: trustedPem,
+        onStart: ({ records }) => progress.start(records),
+      });
+      if (verified.otherKeyId !== undefined) {
+        process.stderr.write(
+          `warning: the export names audit key ${verified.otherKeyId}, not the given key ${verified.report.keyId}\n`,
+        );
+      }
+      report = verified.report;
+    } else {
+      report = await withSession(options.config ?? DEFAULT_CONFIG_FILE, (session) =>
+        session.audit.verify({
+          ...(trustedPem !== undefined && { trustedPublicKeyPem: trustedPem }),
+          onStart: ({ records, keyFromStore }) => {
+            if (keyFromStore) {
+              process.stderr.write(
+                'note: verifying with the key kept in the same store; pin it (warden audit public-key) and pass --public-key for an independent check\n',
+              );
+            }
+            return progress.start(records);
+          },
+        }),
       );
     }
-    const file = await readAuditExport(options.file);
-    if (file.header.keyId !== auditKeyId(trustedPem)) {
-      process.stderr.write(
-        `warning: the export names audit key ${file.header.keyId}, not the given key ${auditKeyId(trustedPem)}\n`,
-      );
-    }
-    report = await withProgress(file.recordCount, (onProgress) =>
-      verifyAuditLog({ streams: file.streams, publicKeyPem: trustedPem, onProgress }),
-    );
-  } else {
-    report = await verifyStore(options.config ?? DEFAULT_CONFIG_FILE, trustedPem);
+  } finally {
+    progress.end();
   }
   process.stdout.write(
     options.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report),
@@ -236,105 +239,20 @@ async function verifyCommand(options: VerifyOptions): Promise<void> {
   process.exitCode = report.ok ? 0 : 1;
 }
 
-async function verifyStore(
-  configFile: string,
-  trustedPem: string | undefined,
-): Promise<VerifyReport> {
-  let report = emptyReport();
-  await withStore(loadConfigFile(configFile), async (store) => {
-    const snapshots = await snapshotStreams(store.audit);
-    const publicKeyPem = trustedPem ?? (await store.audit.signingKey())?.publicKeyPem;
-    if (publicKeyPem === undefined) {
-      if (snapshots.length === 0) return;
-      throw new AuditError(
-        'AUDIT_KEY_INVALID',
-        'the store has audit records but no audit key: give --public-key',
-      );
-    }
-    if (trustedPem === undefined) {
-      process.stderr.write(
-        'note: verifying with the key kept in the same store; pin it (warden audit public-key) and pass --public-key for an independent check\n',
-      );
-    }
-    const total = snapshots.reduce((sum, { head }) => sum + (head?.seq ?? 0), 0);
-    report = await withProgress(total, (onProgress) =>
-      verifyAuditLog({
-        streams: repositoryVerifyInput(store.audit, snapshots),
-        publicKeyPem,
-        onProgress,
-      }),
-    );
-  });
-  return report;
-}
-
 async function exportCommand(options: ExportOptions): Promise<void> {
-  if (options.format !== 'jsonl' && options.format !== 'ocsf') {
+  const format = options.format as AuditExportFormat;
+  if (!AUDIT_EXPORT_FORMATS.includes(format)) {
     throw new UsageError(`--format must be jsonl or ocsf, not "${options.format}"`);
   }
-  const config = loadConfigFile(options.config);
-  await withStore(config, async (store) => {
-    const summary = await writeTo(options.out, async (out) =>
-      options.format === 'ocsf'
-        ? writeOcsfExport(store.audit, out)
-        : writeAuditExport(store.audit, out, {
-            publicKeyPem: (await loadOrCreateAuditKey(store.audit)).publicKeyPem,
-          }),
-    );
-    process.stderr.write(
-      `exported ${summary.records} records and ${summary.checkpoints} checkpoints of ${summary.streams} stream(s)\n`,
-    );
-  });
-}
-
-async function writeTo<T>(path: string, write: (out: Writable) => Promise<T>): Promise<T> {
-  return path === '-' ? write(process.stdout) : writeFileDurably(path, write, { exclusive: false });
-}
-
-/**
- * Writes through a temporary file that is synced, optionally checked, then renamed into place and
- * the directory synced: a failed write leaves no partial file, and once this resolves the file
- * survives a crash. `exclusive` refuses to replace an existing file (or a run writing it now).
- */
-async function writeFileDurably<T>(
-  path: string,
-  write: (out: Writable) => Promise<T>,
-  options: { readonly exclusive: boolean; readonly check?: (partial: string) => Promise<unknown> },
-): Promise<T> {
-  const partial = `${path}.partial`;
-  // Opened before the try: a partial file this run did not create is never removed.
-  const handle = await open(partial, options.exclusive ? 'wx' : 'w', 0o600);
-  const out = handle.createWriteStream();
-  // A write error (ENOSPC, EIO) must end the export, not leave it waiting for 'drain'.
-  const failed = new Promise<never>((_, reject) => out.once('error', reject));
-  failed.catch(() => undefined);
-  try {
-    const result = await Promise.race([write(out), failed]);
-    out.end();
-    await Promise.race([finished(out), failed]);
-    await syncPath(partial);
-    await options.check?.(partial);
-    if (options.exclusive && existsSync(path)) {
-      throw new UsageError(`${path} exists already: an archive is never overwritten`);
-    }
-    await rename(partial, path);
-    await syncPath(dirname(resolve(path)));
-    return result;
-  } catch (error) {
-    out.destroy();
-    await rm(partial, { force: true });
-    throw error;
-  }
-}
-
-/** fsync of a file, or of a directory to make a rename in it durable. */
-async function syncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+  const summary = await withSession(options.config, (session) =>
+    session.audit.export({
+      format,
+      to: options.out === '-' ? { stream: process.stdout } : { path: options.out },
+    }),
+  );
+  process.stderr.write(
+    `exported ${summary.records} records and ${summary.checkpoints} checkpoints of ${summary.streams} stream(s)\n`,
+  );
 }
 
 async function queryCommand(options: QueryOptions): Promise<void> {
@@ -363,33 +281,31 @@ async function queryCommand(options: QueryOptions): Promise<void> {
     }),
     limit,
   };
-  await withStore(loadConfigFile(options.config), async (store) => {
-    const records = await store.audit.query(query);
-    if (records.length === 0) {
-      process.stderr.write('no audit records match\n');
-      return;
-    }
-    process.stdout.write(format === 'jsonl' ? toJsonLines(records) : formatTimeline(records));
-    if (records.length === limit) {
-      process.stderr.write(
-        `showing the first ${limit} matching records, oldest first: narrow with --since/--until or raise --limit\n`,
-      );
-    }
-  });
+  const records = await withSession(options.config, (session) => session.audit.query(query));
+  if (records.length === 0) {
+    process.stderr.write('no audit records match\n');
+    return;
+  }
+  process.stdout.write(format === 'jsonl' ? toJsonLines(records) : formatTimeline(records));
+  if (records.length === limit) {
+    process.stderr.write(
+      `showing the first ${limit} matching records, oldest first: narrow with --since/--until or raise --limit\n`,
+    );
+  }
 }
 
 async function showCommand(requestId: string, configFile: string): Promise<void> {
-  await withStore(loadConfigFile(configFile), async (store) => {
-    const records = await store.audit.query({ requestId, limit: AUDIT_QUERY_MAX_LIMIT });
-    if (records.length === 0) {
-      process.stderr.write(
-        `warden: no audit record has request id ${JSON.stringify(requestId)} (give the full id, as in x-request-id or query --format jsonl; archived records are in their archive)\n`,
-      );
-      process.exitCode = 1;
-      return;
-    }
-    process.stdout.write(tellCallStory(records));
-  });
+  const records = await withSession(configFile, (session) =>
+    session.audit.findCallRecords(requestId),
+  );
+  if (records.length === 0) {
+    process.stderr.write(
+      `warden: no audit record has request id ${JSON.stringify(requestId)} (give the full id, as in x-request-id or query --format jsonl; archived records are in their archive)\n`,
+    );
+    process.exitCode = 1;
+    return;
+  }
+  process.stdout.write(tellCallStory(records));
 }
 
 async function tailCommand(options: TailOptions): Promise<void> {
@@ -413,8 +329,8 @@ async function tailCommand(options: TailOptions): Promise<void> {
         : records.map((record) => `${formatTimelineRow(record)}\n`).join(''),
     );
   };
-  await withStore(loadConfigFile(options.config), async (store) => {
-    const tail = createAuditTail(store.audit);
+  await withSession(options.config, async (session) => {
+    const tail = session.audit.tail();
     if (format === 'table') process.stdout.write(`${formatTimelineHeader()}\n`);
     print(await tail.latest(lines));
     if (!options.follow) return;
@@ -476,55 +392,31 @@ async function archiveCommand(options: ArchiveOptions): Promise<void> {
     throw new UsageError(`${options.out} exists already: an archive is never overwritten`);
   }
   const trustedPem = options.publicKey === undefined ? undefined : readPublicKey(options.publicKey);
-  await withStore(loadConfigFile(options.config), async (store) => {
-    const publicKeyPem = trustedPem ?? (await store.audit.signingKey())?.publicKeyPem;
-    if (publicKeyPem === undefined) {
-      throw new AuditError('AUDIT_KEY_INVALID', 'the store has no audit key: nothing to archive');
-    }
-    const plans = await planAuditArchive(store.audit, Date.parse(before));
-    if (plans.length === 0) {
-      process.stderr.write(
-        `nothing to archive: no stream has a signed checkpoint whose records are all older than ${before}\n`,
-      );
-      return;
-    }
-    const summary = await writeFileDurably(
-      options.out,
-      (out) => writeAuditArchive(store.audit, plans, out, { publicKeyPem }),
-      { exclusive: true, check: (partial) => checkAuditArchive(partial, plans, publicKeyPem) },
-    ).catch((error: unknown) => {
-      throw explainUnwrittenArchive(options.out, error);
-    });
+  const outcome = await withSession(options.config, (session) =>
+    session.audit.archive({
+      before: Date.parse(before),
+      path: options.out,
+      ...(trustedPem !== undefined && { trustedPublicKeyPem: trustedPem }),
+    }),
+  );
+  if (outcome === undefined) {
     process.stderr.write(
-      `wrote ${options.out}: ${summary.records} records and ${summary.checkpoints} checkpoints, synced and verified\n`,
+      `nothing to archive: no stream has a signed checkpoint whose records are all older than ${before}\n`,
     );
-    const deleted = await pruneArchivedStreams(store.audit, plans);
-    for (const plan of plans) {
-      process.stdout.write(
-        `stream ${plan.stream}: archived seq ${plan.firstSeq}–${plan.throughSeq}, pruned ${deleted.get(plan.stream) ?? 0} record(s); an audit.pruned marker at seq ${plan.throughSeq} stands in for them\n`,
-      );
-    }
+    return;
+  }
+  const { summary } = outcome;
+  process.stderr.write(
+    `wrote ${options.out}: ${summary.records} records and ${summary.checkpoints} checkpoints, synced and verified\n`,
+  );
+  for (const stream of outcome.streams) {
     process.stdout.write(
-      `keep ${options.out}: it is the only copy of those records (check it with warden audit verify --file ${options.out} --public-key KEY.pem)\n`,
-    );
-  });
-}
-
-/** Why the archive was not written, said so; nothing is pruned then. */
-function explainUnwrittenArchive(path: string, error: unknown): unknown {
-  if (isFileSystemError(error)) {
-    return new UsageError(
-      `cannot write the archive ${path}: ${error.code ?? error.message}; nothing was pruned`,
+      `stream ${stream.stream}: archived seq ${stream.firstSeq}–${stream.throughSeq}, pruned ${stream.deleted} record(s); an audit.pruned marker at seq ${stream.throughSeq} stands in for them\n`,
     );
   }
-  if (error instanceof AuditError) {
-    return new AuditError(error.code, `${error.message}; nothing was pruned`, { cause: error });
-  }
-  return error;
-}
-
-function isFileSystemError(error: unknown): error is NodeJS.ErrnoException {
-  return error instanceof Error && typeof (error as NodeJS.ErrnoException).syscall === 'string';
+  process.stdout.write(
+    `keep ${options.out}: it is the only copy of those records (check it with warden audit verify --file ${options.out} --public-key KEY.pem)\n`,
+  );
 }
 
 function checkFormat(format: string): 'table' | 'jsonl' {
@@ -579,10 +471,6 @@ function readPublicKey(path: string): string {
   return pem;
 }
 
-function emptyReport(): VerifyReport {
-  return { ok: true, keyId: '-', recordsChecked: 0, streams: [] };
-}
-
 function formatReport(report: VerifyReport): string {
   const lines = report.streams.map((stream) => {
     const range =
@@ -612,27 +500,35 @@ function formatReport(report: VerifyReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Runs `work` with a progress bar on stderr when it is a terminal and the log is large. */
-async function withProgress<T>(
-  total: number,
-  work: (onProgress: ((checked: number) => void) | undefined) => Promise<T>,
-): Promise<T> {
-  if (!process.stderr.isTTY || total < LARGE_LOG) return work(undefined);
+interface ProgressBar {
+  /** The function to tell of the records checked so far, when a bar is drawn for `total`. */
+  start(total: number): ((checked: number) => void) | undefined;
+  /** Clears the bar, if one was drawn. */
+  end(): void;
+}
+
+/** A progress bar on stderr, drawn only when it is a terminal and the log is large. */
+function createProgressBar(): ProgressBar {
   const width = 30;
-  let lastDraw = 0;
-  const draw = (checked: number): void => {
-    const now = Date.now();
-    if (now - lastDraw < 100 && checked < total) return;
-    lastDraw = now;
-    const ratio = Math.min(1, checked / total);
-    const filled = Math.round(ratio * width);
-    process.stderr.write(
-      `\rverifying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.floor(ratio * 100)}% ${checked}/${total} records`,
-    );
+  let drawn = false;
+  return {
+    start(total) {
+      if (!process.stderr.isTTY || total < LARGE_LOG) return undefined;
+      drawn = true;
+      let lastDraw = 0;
+      return (checked) => {
+        const now = Date.now();
+        if (now - lastDraw < 100 && checked < total) return;
+        lastDraw = now;
+        const ratio = Math.min(1, checked / total);
+        const filled = Math.round(ratio * width);
+        process.stderr.write(
+          `\rverifying [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.floor(ratio * 100)}% ${checked}/${total} records`,
+        );
+      };
+    },
+    end() {
+      if (drawn) process.stderr.write('\r\x1b[K');
+    },
   };
-  try {
-    return await work(draw);
-  } finally {
-    process.stderr.write('\r\x1b[K');
-  }
 }

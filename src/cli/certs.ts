@@ -1,14 +1,8 @@
 /** `warden certs dev`: a development CA, server certificate and agent client certificates. */
 import type { Command } from 'commander';
 import { relative } from 'node:path';
-import { CertificateIssueError } from '../identity/certificate-issuer.js';
-import {
-  DEFAULT_DEV_HOSTS,
-  DEFAULT_TRUST_DOMAIN,
-  DevCertificateError,
-  writeDevCertificates,
-  type DevCertificateFiles,
-} from '../identity/dev-certificates.js';
+import { DEFAULT_DEV_HOSTS, DEFAULT_TRUST_DOMAIN } from '../identity/dev-certificate-defaults.js';
+import type { DevCertificateFiles } from '../identity/dev-certificates.js';
 
 interface DevCommandOptions {
   readonly out: string;
@@ -39,6 +33,12 @@ export function registerCertsCommand(program: Command): void {
         process.exitCode = 2;
         return;
       }
+      // The certificate code (ASN.1, X.509) is loaded only by the command that needs it.
+      const [{ CertificateIssueError }, { DevCertificateError, writeDevCertificates }] =
+        await Promise.all([
+          import('../identity/certificate-issuer.js'),
+          import('../identity/dev-certificates.js'),
+        ]);
       try {
         const files = await writeDevCertificates(options.out, {
           agents: (options.agent ?? []).map((id) => ({ id })),

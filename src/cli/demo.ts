@@ -11,9 +11,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
-import { startGateway, type RunningGateway } from '../gateway/app.js';
-import { DEMO_POLICY } from '../demo/demo-policy.js';
-import { hashClientSecret } from '../identity/client-authentication.js';
+import type { RunningGateway } from '../gateway/app.js';
 import { stopOnSignal } from './run-until-signal.js';
 
 const DEMO_CONFIG_FILE = '.warden/demo.yaml';
@@ -46,6 +44,7 @@ export function registerDemoCommand(program: Command): void {
       // be pointed at the running demo with --config .warden/demo.yaml.
       writeFileSync(DEMO_CONFIG_FILE, stringifyYaml(raw), { mode: 0o600 });
       const config = parseConfig(raw, DEMO_CONFIG_FILE, process.cwd());
+      const { startGateway } = await import('../gateway/app.js');
       const gateway = await startGateway(config);
       process.stdout.write(await describeDemo(gateway, config, secrets));
       stopOnSignal(gateway);
@@ -56,6 +55,10 @@ async function demoConfig(
   port: number,
   secrets: ReadonlyMap<string, string>,
 ): Promise<Record<string, unknown>> {
+  const [{ hashClientSecret }, { DEMO_POLICY }] = await Promise.all([
+    import('../identity/client-authentication.js'),
+    import('../demo/demo-policy.js'),
+  ]);
   const agents: Record<string, unknown> = {};
   for (const agent of DEMO_AGENTS) {
     agents[agent.id] = {

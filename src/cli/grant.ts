@@ -5,12 +5,8 @@
  * an alert at the gateway (`breakglass.used`). Exit 2 on a usage mistake, 1 when there was no
  * such grant to revoke.
  */
-import { randomUUID } from 'node:crypto';
 import type { Command } from 'commander';
-import { recordOnce } from '../audit/record-once.js';
-import { parseDuration } from '../config/duration.js';
-import { loadConfigFile } from '../config/load.js';
-import type { BreakGlassGrant } from '../store/types.js';
+import { formatDuration, parseDuration } from '../config/duration.js';
 import { formatTable } from './format-table.js';
 import {
   CONFIG_OPTION,
@@ -18,9 +14,8 @@ import {
   exitWithUsageCode,
   runCliAction,
   UsageError,
-  withStore,
+  withSession,
 } from './operator.js';
-import { formatDuration, parseTarget } from './policy.js';
 
 interface BreakGlassOptions {
   readonly config: string;
@@ -60,25 +55,24 @@ export function registerGrantCommand(program: Command): void {
     .option(...CONFIG_OPTION)
     .action((options: { config: string }) =>
       runCliAction(async () => {
-        const config = loadConfigFile(options.config);
-        await withStore(config, async (store) => {
-          const active = await store.breakGlass.listActive(Date.now());
-          if (active.length === 0) {
-            process.stdout.write('no break-glass grants in force\n');
-            return;
-          }
-          const rows = active.map((entry) => [
-            entry.id,
-            entry.agent,
-            entry.tool,
-            new Date(entry.expiresAt).toISOString(),
-            entry.createdBy,
-            entry.reason,
-          ]);
-          process.stdout.write(
-            formatTable([['ID', 'AGENT', 'TOOL', 'EXPIRES', 'BY', 'REASON'], ...rows]),
-          );
-        });
+        const active = await withSession(options.config, (session) =>
+          session.policy.listBreakGlassGrants(),
+        );
+        if (active.length === 0) {
+          process.stdout.write('no break-glass grants in force\n');
+          return;
+        }
+        const rows = active.map((entry) => [
+          entry.id,
+          entry.agent,
+          entry.tool,
+          new Date(entry.expiresAt).toISOString(),
+          entry.createdBy,
+          entry.reason,
+        ]);
+        process.stdout.write(
+          formatTable([['ID', 'AGENT', 'TOOL', 'EXPIRES', 'BY', 'REASON'], ...rows]),
+        );
       }),
     );
 
@@ -93,63 +87,22 @@ export function registerGrantCommand(program: Command): void {
 }
 
 async function breakGlassCommand(options: BreakGlassOptions): Promise<void> {
-  if (options.reason.trim() === '') throw new UsageError('--reason must say why');
-  const config = loadConfigFile(options.config);
   const ttlMs = parseDuration(options.ttl);
   if (ttlMs === undefined || ttlMs <= 0) {
     throw new UsageError(`--ttl "${options.ttl}" is not a duration (e.g. 30m, 1h)`);
   }
-  const maxMs = config.policy.breakglassMaxTtlMs;
-  if (ttlMs > maxMs) {
-    throw new UsageError(
-      `--ttl ${options.ttl} is longer than policy.breakglass_max_ttl (${formatDuration(maxMs)}); a break-glass grant must be short`,
-    );
-  }
-  const agent = config.agents.get(options.agent);
-  if (agent === undefined) {
-    throw new UsageError(
-      `agent "${options.agent}" is not in the agent registry of ${config.source}`,
-    );
-  }
-  const target = parseTarget('tool', options.tool, config);
-  if (target.name.includes('*')) {
-    throw new UsageError('a break-glass grant names one tool exactly, never a wildcard');
-  }
-  const by = options.by ?? currentUser();
-  const createdAt = Date.now();
-  const grant: BreakGlassGrant = {
-    id: randomUUID(),
-    agent: agent.id,
-    tool: target.label,
-    reason: options.reason,
-    createdBy: by,
-    createdAt,
-    expiresAt: createdAt + ttlMs,
-    revokedAt: undefined,
-  };
+  const grant = await withSession(options.config, (session) =>
+    session.policy.grantBreakGlass({
+      agent: options.agent,
+      tool: options.tool,
+      ttlMs,
+      reason: options.reason,
+      by: options.by ?? currentUser(),
+    }),
+  );
   const expires = new Date(grant.expiresAt).toISOString();
-  await withStore(config, async (store) => {
-    await store.breakGlass.add(grant);
-    await recordOnce(store.audit, {
-      event: 'grant.changed',
-      time: new Date(createdAt).toISOString(),
-      environment: config.environment,
-      agent: agent.id,
-      upstream: target.upstream,
-      tool: target.name,
-      details: {
-        kind: 'breakglass',
-        id: grant.id,
-        agent: grant.agent,
-        tool: grant.tool,
-        expiresAt: expires,
-        reason: grant.reason,
-        by,
-      },
-    });
-  });
   process.stdout.write(
-    `break-glass grant ${grant.id}: ${agent.id} may call ${grant.tool} until ${expires} (${formatDuration(ttlMs)})\n`,
+    `break-glass grant ${grant.id}: ${grant.agent} may call ${grant.tool} until ${expires} (${formatDuration(ttlMs)})\n`,
   );
   process.stderr.write(
     `every use raises an alert; end it early with: warden grant revoke ${grant.id}\n`,
@@ -157,34 +110,12 @@ async function breakGlassCommand(options: BreakGlassOptions): Promise<void> {
 }
 
 async function revokeCommand(id: string, options: RevokeOptions): Promise<void> {
-  const config = loadConfigFile(options.config);
-  const by = options.by ?? currentUser();
-  const at = Date.now();
-  await withStore(config, async (store) => {
-    const grant = (await store.breakGlass.listActive(at)).find((entry) => entry.id === id);
-    if (grant === undefined || !(await store.breakGlass.revoke(id, at))) {
-      process.stderr.write(`warden: no break-glass grant ${id} is in force\n`);
-      process.exitCode = 1;
-      return;
-    }
-    const dot = grant.tool.indexOf('.');
-    await recordOnce(store.audit, {
-      event: 'grant.changed',
-      time: new Date(at).toISOString(),
-      environment: config.environment,
-      agent: grant.agent,
-      upstream: grant.tool.slice(0, dot),
-      tool: grant.tool.slice(dot + 1),
-      details: {
-        kind: 'breakglass',
-        id,
-        agent: grant.agent,
-        tool: grant.tool,
-        revoked: true,
-        ...(options.reason !== undefined && { reason: options.reason }),
-        by,
-      },
-    });
-    process.stdout.write(`revoked break-glass grant ${id} (${grant.agent} → ${grant.tool})\n`);
-  });
+  const grant = await withSession(options.config, (session) =>
+    session.policy.revokeBreakGlass({
+      id,
+      ...(options.reason !== undefined && { reason: options.reason }),
+      by: options.by ?? currentUser(),
+    }),
+  );
+  process.stdout.write(`revoked break-glass grant ${id} (${grant.agent} → ${grant.tool})\n`);
 }

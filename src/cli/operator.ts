@@ -1,20 +1,16 @@
 /**
- * What every `warden` subcommand shares: the `--config` option, the store it opens, who runs it,
- * and how its errors end it. Exit codes, for every command: 0 ok, 1 a "no" answer (a failed
+ * What every `warden` subcommand shares: the `--config` option, the operator session it opens
+ * (the operations, bound to the configured store), who runs it, and how its errors end it. Exit codes, for every command: 0 ok, 1 a "no" answer (a failed
  * check, an approval refused by its rules, nothing to act on) or an unavailable store or issuer,
  * 2 a usage mistake, a configuration error or a policy that does not load.
  */
 import { userInfo } from 'node:os';
 import type { CommanderError } from 'commander';
-import { ApprovalError } from '../approvals/errors.js';
-import { AuditError } from '../audit/errors.js';
 import type { Config } from '../config/config.js';
-import { ConfigError, WardenError } from '../domain/errors.js';
-import { IssuerError } from '../identity/builtin-issuer.js';
-import { PolicyLoadError } from '../policy/cedar-files.js';
-import { StoreError } from '../store/errors.js';
-import { openStore } from '../store/open-store.js';
-import type { Store } from '../store/types.js';
+import { loadConfigFile } from '../config/load.js';
+import { ConfigError, LocalError, OperationError, WardenError } from '../domain/errors.js';
+import type { OperatorSession } from '../gateway/operator-session.js';
+import { PolicyLoadError } from '../policy/policy-load-error.js';
 
 export const DEFAULT_CONFIG_FILE = 'warden.yaml';
 
@@ -46,17 +42,17 @@ export async function runCliAction(action: () => Promise<void>): Promise<void> {
       process.exitCode = 2;
       return;
     }
-    if (error instanceof UsageError || error instanceof PolicyLoadError) {
+    if (
+      error instanceof UsageError ||
+      error instanceof PolicyLoadError ||
+      (error instanceof OperationError && error.code === 'OPERATION_INVALID')
+    ) {
       process.stderr.write(`warden: ${error.message}\n`);
       process.exitCode = 2;
       return;
     }
-    if (
-      error instanceof ApprovalError ||
-      error instanceof AuditError ||
-      error instanceof IssuerError ||
-      error instanceof StoreError
-    ) {
+    // Store, audit, approval, issuer and other operation errors: a "no" or an unavailable store.
+    if (error instanceof LocalError) {
       process.stderr.write(`warden: ${error.message}\n`);
       process.exitCode = 1;
       return;
@@ -83,17 +79,21 @@ export function describeError(error: unknown): string {
   return `${error.message}${cause}`;
 }
 
-/** Opens the configured store, runs `work`, and closes the store whatever happens. */
-export async function withStore(
-  config: Config,
-  work: (store: Store) => Promise<void>,
-): Promise<void> {
-  const store = await openStore(config.store);
-  try {
-    await work(store);
-  } finally {
-    await store.close();
-  }
+/**
+ * Reads the config file, opens an operator session on its store (see gateway/operator-session.ts),
+ * runs `work`, and closes the session whatever happens.
+ */
+export async function withSession<T>(
+  configOrFile: Config | string,
+  work: (session: OperatorSession) => Promise<T>,
+): Promise<T> {
+  const config = typeof configOrFile === 'string' ? loadConfigFile(configOrFile) : configOrFile;
+  // Loaded here, not at start-up: `warden --help` or `policy validate` never open a store.
+  const { withOperatorSession } = await import('../gateway/operator-session.js');
+  return withOperatorSession(config, work, {
+    onError: (error, message) =>
+      process.stderr.write(`warden: ${message}: ${describeError(error)}\n`),
+  });
 }
 
 /** Who is running the command (the OS user), for `--by` defaults and the audit trail. */

@@ -10,18 +10,17 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { recordOnce } from '../audit/record-once.js';
 import { resolveTimeBound } from '../audit/timeline.js';
 import type { Config } from '../config/config.js';
+import { formatDuration } from '../config/duration.js';
 import { loadConfigFile } from '../config/load.js';
 import type { ApprovalRequirement, Effect } from '../domain/decision.js';
-import type { PolicyAction } from '../policy/cedar-schema.js';
-import {
-  createPolicyEngine,
-  type Explanation,
-  type PolicyRequest,
-} from '../policy/policy-engine.js';
-import type { Store } from '../store/types.js';
+import { OperationError } from '../domain/errors.js';
+import { isRecord } from '../domain/json-object.js';
+import type { Explanation, PolicyEngine, PolicyRequest } from '../policy/policy-engine.js';
+import { parsePolicyTarget, type PolicyTarget, type TargetKind } from '../policy/policy-target.js';
+import type { PolicyStateValue } from '../policy/read-policy-states.js';
+import { requireConfiguredState } from '../policy/set-policy-state.js';
 import { formatTable } from './format-table.js';
 import {
   CONFIG_OPTION,
@@ -29,9 +28,8 @@ import {
   exitWithUsageCode,
   runCliAction,
   UsageError,
-  withStore,
+  withSession,
 } from './operator.js';
-import { isRecord } from '../domain/json-object.js';
 
 const EFFECTS = ['allow', 'deny', 'approval_required'] as const;
 
@@ -66,7 +64,7 @@ export function registerPolicyCommand(program: Command): void {
     .action((options: { config: string }) =>
       runCliAction(async () => {
         const config = loadConfigFile(options.config);
-        const engine = createPolicyEngine(config.policy);
+        const engine = await compilePolicy(config);
         process.stdout.write(
           `policy ok: ${engine.policyCount} policies, version ${engine.version.slice(0, 12)}\n`,
         );
@@ -84,7 +82,7 @@ export function registerPolicyCommand(program: Command): void {
       runCliAction(async () => {
         const config = loadConfigFile(options.config);
         const cases = readTestCases(file, config);
-        const engine = createPolicyEngine(config.policy);
+        const engine = await compilePolicy(config);
         let failed = 0;
         for (const testCase of cases) {
           const decision = engine.decide(testCase.request);
@@ -146,9 +144,14 @@ export function registerPolicyCommand(program: Command): void {
     .action((options: { config: string }) =>
       runCliAction(async () => {
         const config = loadConfigFile(options.config);
-        await withStore(config, async (store) => {
-          process.stdout.write(await describeStates(config, store));
-        });
+        if (config.policy.states.size === 0) {
+          process.stdout.write(
+            'no policy states are configured (declare them under policy_states)\n',
+          );
+          return;
+        }
+        const states = await withSession(config, (session) => session.policy.readPolicyStates());
+        process.stdout.write(describeStates(states));
       }),
     );
 }
@@ -250,9 +253,9 @@ function testRequest(entry: z.output<typeof testCaseSchema>, config: Config): Po
   }
   let target: PolicyTarget;
   try {
-    target = parseTarget(kind, entry[kind] ?? '', config);
+    target = parsePolicyTarget(kind, entry[kind] ?? '', config);
   } catch (error) {
-    if (error instanceof UsageError) throw new CaseError(kind, error.message);
+    if (error instanceof OperationError) throw new CaseError(kind, error.message);
     throw error;
   }
   const states = new Map(config.policy.states);
@@ -314,46 +317,47 @@ async function explainCommand(options: ExplainOptions): Promise<void> {
   if (kinds.length !== 1 || kind === undefined) {
     throw new UsageError('name exactly one of --tool, --resource or --prompt');
   }
-  const target = parseTarget(kind, options[kind] ?? '', config);
+  const target = parsePolicyTarget(kind, options[kind] ?? '', config);
   const args = parseArguments(options.args, kind);
   const now = Date.now();
   const at = options.at === undefined ? now : Date.parse(resolveAt(options.at, now));
   const overrides = parseStateOverrides(options.state, config);
-  const engine = createPolicyEngine(config.policy);
+  const engine = await compilePolicy(config);
 
-  await withStore(config, async (store) => {
-    const states = await readStates(config, store);
-    for (const [name, on] of overrides) states.set(name, { on, source: '--state' });
-    const breakglass = (await store.breakGlass.listActive(at)).filter(
-      (grant) => grant.agent === agent.id,
-    );
-    const request: PolicyRequest = {
-      ...target.request,
-      identity: {
-        agent: agent.id,
-        user: options.user,
-        roles: agent.roles,
-        tenant: agent.tenant,
-        environment: config.environment,
-        declaredModel: undefined,
-      },
-      ...(args !== undefined && { arguments: args }),
-      now: at,
-      states: new Map([...states].map(([name, { on }]) => [name, on])),
-      breakglass: new Set(breakglass.map((grant) => grant.tool)),
-    };
-    const explanation = engine.explain(request);
-    const lines = [
-      `request      ${target.action} ${target.label}`,
-      `agent        ${agent.id} (roles: ${agent.roles.join(', ') || 'none'})${options.user === undefined ? '' : `, for user ${options.user}`}`,
-      `at           ${new Date(at).toISOString()}`,
-      `states       ${describeStateValues(states)}`,
-      `break-glass  ${breakglass.length === 0 ? 'none' : breakglass.map((grant) => `${grant.tool} until ${new Date(grant.expiresAt).toISOString()} (${grant.id})`).join(', ')}`,
-      '',
-      ...describeExplanation(explanation, engine.version, target.label),
-    ];
-    process.stdout.write(`${lines.join('\n')}\n`);
-  });
+  const [stored, active] = await withSession(config, (session) =>
+    Promise.all([session.policy.readPolicyStates(), session.policy.listBreakGlassGrants(at)]),
+  );
+  const states = new Map<string, StateValue>(
+    [...stored].map(([name, state]) => [name, { on: state.on, source: sourceOf(state) }]),
+  );
+  for (const [name, on] of overrides) states.set(name, { on, source: '--state' });
+  const breakglass = active.filter((grant) => grant.agent === agent.id);
+  const request: PolicyRequest = {
+    ...target.request,
+    identity: {
+      agent: agent.id,
+      user: options.user,
+      roles: agent.roles,
+      tenant: agent.tenant,
+      environment: config.environment,
+      declaredModel: undefined,
+    },
+    ...(args !== undefined && { arguments: args }),
+    now: at,
+    states: new Map([...states].map(([name, { on }]) => [name, on])),
+    breakglass: new Set(breakglass.map((grant) => grant.tool)),
+  };
+  const explanation = engine.explain(request);
+  const lines = [
+    `request      ${target.action} ${target.label}`,
+    `agent        ${agent.id} (roles: ${agent.roles.join(', ') || 'none'})${options.user === undefined ? '' : `, for user ${options.user}`}`,
+    `at           ${new Date(at).toISOString()}`,
+    `states       ${describeStateValues(states)}`,
+    `break-glass  ${breakglass.length === 0 ? 'none' : breakglass.map((grant) => `${grant.tool} until ${new Date(grant.expiresAt).toISOString()} (${grant.id})`).join(', ')}`,
+    '',
+    ...describeExplanation(explanation, engine.version, target.label),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 function describeExplanation(explanation: Explanation, version: string, label: string): string[] {
@@ -438,19 +442,11 @@ interface StateValue {
   readonly source: string;
 }
 
-/** Every configured state: the stored value when an operator set one, else the default. */
-async function readStates(config: Config, store: Store): Promise<Map<string, StateValue>> {
-  const states = new Map<string, StateValue>();
-  for (const [name, on] of config.policy.states) states.set(name, { on, source: 'default' });
-  for (const stored of await store.policyStates.list()) {
-    // A state no longer configured is ignored, as the gateway ignores it.
-    if (!states.has(stored.name)) continue;
-    states.set(stored.name, {
-      on: stored.on,
-      source: `set by ${stored.changedBy} at ${new Date(stored.changedAt).toISOString()}`,
-    });
-  }
-  return states;
+/** Who set a state and when, or `default`. */
+function sourceOf(state: PolicyStateValue): string {
+  return state.change === undefined
+    ? 'default'
+    : `set by ${state.change.by} at ${new Date(state.change.at).toISOString()}`;
 }
 
 function describeStateValues(states: ReadonlyMap<string, StateValue>): string {
@@ -464,112 +460,37 @@ async function setStateCommand(name: string, value: string, options: StateSetOpt
   if (value !== 'on' && value !== 'off') {
     throw new UsageError(`the value of a policy state is on or off, not "${value}"`);
   }
-  if (options.reason.trim() === '') throw new UsageError('--reason must say why');
-  const config = loadConfigFile(options.config);
-  requireConfiguredState(name, config);
-  const on = value === 'on';
-  const by = options.by ?? currentUser();
-  const changedAt = Date.now();
-  await withStore(config, async (store) => {
-    const before = (await readStates(config, store)).get(name);
-    await store.policyStates.set({ name, on, changedAt, changedBy: by, reason: options.reason });
-    await recordOnce(store.audit, {
-      event: 'grant.changed',
-      time: new Date(changedAt).toISOString(),
-      environment: config.environment,
-      details: { kind: 'policy_state', name, on, reason: options.reason, by },
-    });
-    const was = before === undefined ? '' : ` (was ${before.on ? 'on' : 'off'})`;
-    process.stdout.write(`policy state ${name} is now ${value}${was}\n`);
-  });
-}
-
-async function describeStates(config: Config, store: Store): Promise<string> {
-  if (config.policy.states.size === 0) {
-    return 'no policy states are configured (declare them under policy_states)\n';
-  }
-  const stored = new Map((await store.policyStates.list()).map((state) => [state.name, state]));
-  const rows = [...config.policy.states].map(([name, defaultOn]) => {
-    const set = stored.get(name);
-    return [
+  const { before } = await withSession(options.config, (session) =>
+    session.policy.setPolicyState({
       name,
-      onOff(set?.on ?? defaultOn),
-      onOff(defaultOn),
-      set === undefined ? '-' : new Date(set.changedAt).toISOString(),
-      set?.changedBy ?? '-',
-      set?.reason ?? '-',
-    ];
-  });
-  return formatTable([['STATE', 'VALUE', 'DEFAULT', 'CHANGED', 'BY', 'REASON'], ...rows]);
+      on: value === 'on',
+      reason: options.reason,
+      by: options.by ?? currentUser(),
+    }),
+  );
+  process.stdout.write(`policy state ${name} is now ${value} (was ${onOff(before.on)})\n`);
 }
 
-function requireConfiguredState(name: string, config: Config): void {
-  if (config.policy.states.has(name)) return;
-  const known = [...config.policy.states.keys()];
-  throw new UsageError(
-    `no policy state "${name}" is configured in ${config.source} (${known.length === 0 ? 'none is declared under policy_states' : `configured: ${known.join(', ')}`})`,
-  );
+function describeStates(states: ReadonlyMap<string, PolicyStateValue>): string {
+  const rows = [...states.values()].map((state) => [
+    state.name,
+    onOff(state.on),
+    onOff(state.defaultOn),
+    state.change === undefined ? '-' : new Date(state.change.at).toISOString(),
+    state.change?.by ?? '-',
+    state.change?.reason ?? '-',
+  ]);
+  return formatTable([['STATE', 'VALUE', 'DEFAULT', 'CHANGED', 'BY', 'REASON'], ...rows]);
 }
 
 function onOff(on: boolean): string {
   return on ? 'on' : 'off';
 }
 
-// ------------------------------------------------ shared by `warden policy`, `grant` and `tools`
-
-type TargetKind = 'tool' | 'resource' | 'prompt';
-
-/** What a request is about, as the policy engine takes it, and as an operator writes it. */
-export interface PolicyTarget {
-  readonly action: PolicyAction;
-  readonly upstream: string;
-  readonly name: string;
-  /** `payments.issue_payment`, `docs:file:///a.md`. */
-  readonly label: string;
-  readonly request: Pick<PolicyRequest, 'action' | 'upstream' | 'name'>;
-}
-
-/**
- * Reads `upstream.tool`, `upstream:uri` or `upstream.prompt`; throws UsageError when the form is
- * wrong or the upstream is not configured.
- */
-export function parseTarget(kind: TargetKind, text: string, config: Config): PolicyTarget {
-  const separator = kind === 'resource' ? ':' : '.';
-  const at = text.indexOf(separator);
-  const upstream = at === -1 ? '' : text.slice(0, at);
-  const name = text.slice(at + 1);
-  if (upstream === '' || name === '') {
-    throw new UsageError(
-      `"${text}" is not ${kind === 'resource' ? '<upstream>:<uri>' : `<upstream>.<${kind}>`}`,
-    );
-  }
-  if (!config.upstreams.has(upstream)) {
-    throw new UsageError(
-      `no upstream named "${upstream}" (configured: ${[...config.upstreams.keys()].join(', ') || 'none'})`,
-    );
-  }
-  const action: PolicyAction =
-    kind === 'tool' ? 'call_tool' : kind === 'resource' ? 'read_resource' : 'get_prompt';
-  return { action, upstream, name, label: text, request: { action, upstream, name } };
-}
-
-/** `90000` → `1m30s`; the largest units first, as durations are written in the config. */
-export function formatDuration(ms: number): string {
-  const units = [
-    ['d', 86_400_000],
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1000],
-  ] as const;
-  let rest = Math.round(ms);
-  let text = '';
-  for (const [unit, size] of units) {
-    if (rest >= size) {
-      text += `${Math.floor(rest / size)}${unit}`;
-      rest %= size;
-    }
-  }
-  return rest > 0 || text === '' ? `${text}${rest}ms` : text;
+/** The policy engine, loaded (with Cedar) only by the commands that evaluate policy. */
+async function compilePolicy(config: Config): Promise<PolicyEngine> {
+  const { createPolicyEngine } = await import('../policy/policy-engine.js');
+  return createPolicyEngine(config.policy);
 }
 
 function bullets(lines: readonly string[]): string {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError } from '../domain/errors.js';
-import { startGateway, type RunningGateway } from '../gateway/app.js';
+import type { RunningGateway } from '../gateway/app.js';
 import { CONFIG_OPTION } from './operator.js';
 import { stopOnSignal } from './run-until-signal.js';
 
@@ -14,6 +14,7 @@ export function registerServeCommand(program: Command): void {
     .action(async (options: { config: string }) => {
       try {
         const config = loadConfigFile(options.config);
+        const { startGateway } = await import('../gateway/app.js');
         const gateway = await startGateway(config);
         stopOnSignal(gateway);
         // SIGHUP re-reads the file and reloads the policy; a bad file changes nothing.

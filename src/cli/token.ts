@@ -2,14 +2,11 @@
  * `warden token issue|revoke --config FILE`: mint a token from the built-in issuer for a
  * registered agent (e.g. for a script or a test), or revoke tokens by id, agent or user.
  */
-import { recordOnce } from '../audit/record-once.js';
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { parseDuration } from '../config/duration.js';
-import type { RevocationKind } from '../store/types.js';
-import { createBuiltinIssuer } from '../identity/builtin-issuer.js';
-import { withBuiltinKeyring } from './keys.js';
-import { CONFIG_OPTION, currentUser, runCliAction, UsageError, withStore } from './operator.js';
+import type { RevocationKind } from '../identity/revoke-credential.js';
+import { CONFIG_OPTION, currentUser, runCliAction, UsageError, withSession } from './operator.js';
 
 interface IssueOptions {
   readonly config: string;
@@ -55,26 +52,19 @@ export function registerTokenCommand(program: Command): void {
         if (ttlMs === undefined && options.ttl !== undefined)
           throw new UsageError(`--ttl "${options.ttl}" is not a duration (e.g. 30s, 15m, 1h)`);
 
-        await withBuiltinKeyring(config, async ({ issuerConfig, keyring }) => {
-          const issuer = createBuiltinIssuer({
-            config: issuerConfig,
-            auth: config.auth,
-            environment: config.environment,
-            agents: config.agents,
-            keyring,
-          });
-          const issued = await issuer.issueToken({
+        const issued = await withSession(config, (session) =>
+          session.identity.issueToken({
             agent,
             ...(options.user !== undefined && { user: options.user }),
             ...(ttlMs !== undefined && { ttlMs }),
             ...(options.scope.length > 0 && { scopes: options.scope }),
-          });
-          // The token alone on stdout, so `TOKEN=$(warden token issue …)` works.
-          process.stdout.write(`${issued.token}\n`);
-          process.stderr.write(
-            `token ${issued.tokenId} for ${agent.id} expires ${new Date(issued.expiresAt).toISOString()}\n`,
-          );
-        });
+          }),
+        );
+        // The token alone on stdout, so `TOKEN=$(warden token issue …)` works.
+        process.stdout.write(`${issued.token}\n`);
+        process.stderr.write(
+          `token ${issued.tokenId} for ${agent.id} expires ${new Date(issued.expiresAt).toISOString()}\n`,
+        );
       }),
     );
 
@@ -91,25 +81,13 @@ export function registerTokenCommand(program: Command): void {
     .action((options: RevokeOptions) =>
       runCliAction(async () => {
         const target = chooseRevocationTarget(options);
-        const config = loadConfigFile(options.config);
-        const revokedAt = Date.now();
-        await withStore(config, async (store) => {
-          const revocation = {
+        await withSession(options.config, (session) =>
+          session.identity.revokeCredential({
             ...target,
-            revokedAt,
-            // After the longest lifetime any accepted token can have, all it covers have expired.
-            expiresAt: revokedAt + config.auth.maxTokenLifetimeMs + config.auth.clockSkewMs,
             reason: options.reason,
-            revokedBy: `cli:${currentUser()}`,
-          };
-          await store.revocations.add(revocation);
-          await recordOnce(store.audit, {
-            event: 'token.revoked',
-            time: new Date(revokedAt).toISOString(),
-            environment: config.environment,
-            details: { ...revocation },
-          });
-        });
+            by: `cli:${currentUser()}`,
+          }),
+        );
         process.stdout.write(`revoked ${target.kind} ${target.subject}\n`);
       }),
     );

@@ -5,21 +5,17 @@
  * properties, other pinned fields). `approve` exits 1 when there is nothing to approve.
  */
 import type { Command } from 'commander';
-import { recordOnce } from '../audit/record-once.js';
-import { loadConfigFile } from '../config/load.js';
 import { canonicalJson } from '../domain/canonical-json.js';
-import type { StoredToolDefinition } from '../store/types.js';
+import { isRecord } from '../domain/json-object.js';
+import type { StoredToolDefinition } from '../policy/list-tool-definitions.js';
 import { formatTable } from './format-table.js';
 import {
   CONFIG_OPTION,
   currentUser,
   exitWithUsageCode,
   runCliAction,
-  UsageError,
-  withStore,
+  withSession,
 } from './operator.js';
-import { parseTarget } from './policy.js';
-import { isRecord } from '../domain/json-object.js';
 
 const HASH_SHOWN = 12;
 
@@ -28,8 +24,6 @@ interface ApproveOptions {
   readonly hash?: string;
   readonly by?: string;
 }
-
-type VersionStatus = 'in force' | 'approved earlier' | 'pending' | 'not approved';
 
 export function registerToolsCommand(program: Command): void {
   const tools = program
@@ -44,27 +38,25 @@ export function registerToolsCommand(program: Command): void {
     .option('--upstream <name>', 'only this upstream')
     .action((options: { config: string; upstream?: string }) =>
       runCliAction(async () => {
-        const config = loadConfigFile(options.config);
-        await withStore(config, async (store) => {
-          const versions = await store.toolDefinitions.list(options.upstream);
-          if (versions.length === 0) {
-            process.stdout.write(
-              'no tool definitions stored yet: they are recorded when an upstream lists its tools\n',
-            );
-            return;
-          }
-          const inForce = await store.toolDefinitions.approvedHashes();
-          const rows = versions.map((version) => [
-            `${version.upstream}.${version.tool}`,
-            version.hash.slice(0, HASH_SHOWN),
-            statusOf(version, versions, inForce),
-            new Date(version.firstSeenAt).toISOString(),
-            version.approvedBy ?? '-',
-          ]);
+        const versions = await withSession(options.config, (session) =>
+          session.policy.listToolDefinitions(options.upstream),
+        );
+        if (versions.length === 0) {
           process.stdout.write(
-            formatTable([['TOOL', 'VERSION', 'STATUS', 'FIRST SEEN', 'APPROVED BY'], ...rows]),
+            'no tool definitions stored yet: they are recorded when an upstream lists its tools\n',
           );
-        });
+          return;
+        }
+        const rows = versions.map((version) => [
+          `${version.upstream}.${version.tool}`,
+          version.hash.slice(0, HASH_SHOWN),
+          version.status,
+          new Date(version.firstSeenAt).toISOString(),
+          version.approvedBy ?? '-',
+        ]);
+        process.stdout.write(
+          formatTable([['TOOL', 'VERSION', 'STATUS', 'FIRST SEEN', 'APPROVED BY'], ...rows]),
+        );
       }),
     );
 
@@ -82,86 +74,17 @@ export function registerToolsCommand(program: Command): void {
     );
 }
 
-async function approveCommand(text: string, options: ApproveOptions): Promise<void> {
-  const config = loadConfigFile(options.config);
-  const target = parseTarget('tool', text, config);
-  const by = options.by ?? currentUser();
-  await withStore(config, async (store) => {
-    const all = await store.toolDefinitions.list(target.upstream);
-    const versions = all.filter((version) => version.tool === target.name);
-    const inForce = await store.toolDefinitions.approvedHashes();
-    const current = versions.find((version) => version.hash === inForce.get(target.label));
-    const chosen = chooseVersion(versions, current, options.hash);
-    if (typeof chosen === 'string') {
-      process.stderr.write(`warden: nothing to approve for ${target.label}: ${chosen}\n`);
-      process.exitCode = 1;
-      return;
-    }
-    process.stdout.write(describeChange(target.label, chosen, current));
-    const at = Date.now();
-    if (!(await store.toolDefinitions.approve(target.upstream, target.name, chosen.hash, by, at))) {
-      process.stderr.write(`warden: version ${chosen.hash} of ${target.label} is not stored\n`);
-      process.exitCode = 1;
-      return;
-    }
-    await recordOnce(store.audit, {
-      event: 'tool.approved',
-      time: new Date(at).toISOString(),
-      environment: config.environment,
-      upstream: target.upstream,
-      tool: target.name,
-      details: { hash: chosen.hash, approvedBy: by },
-    });
-    process.stdout.write(
-      `approved ${target.label} version ${chosen.hash.slice(0, HASH_SHOWN)}; a running gateway uses it within seconds\n`,
-    );
-  });
-}
-
-/** The version to approve, or why there is none. */
-function chooseVersion(
-  versions: readonly StoredToolDefinition[],
-  current: StoredToolDefinition | undefined,
-  hash: string | undefined,
-): StoredToolDefinition | string {
-  if (versions.length === 0) return 'no definition of it is stored';
-  if (hash !== undefined) {
-    const wanted = hash.toLowerCase();
-    const matches = versions.filter((version) => version.hash.startsWith(wanted));
-    if (matches.length > 1) {
-      throw new UsageError(`--hash ${hash} matches ${matches.length} versions; give more of it`);
-    }
-    const [match] = matches;
-    if (match === undefined) return `no stored version has hash ${hash}`;
-    if (match === current) return `version ${hash} is already the one in force`;
-    return match;
-  }
-  const pending = versions.filter((version) => isPending(version, current));
-  return pending[pending.length - 1] ?? 'no version is pending';
-}
-
-function statusOf(
-  version: StoredToolDefinition,
-  versions: readonly StoredToolDefinition[],
-  inForce: ReadonlyMap<string, string>,
-): VersionStatus {
-  const key = `${version.upstream}.${version.tool}`;
-  if (inForce.get(key) === version.hash) return 'in force';
-  if (version.approvedAt !== undefined) return 'approved earlier';
-  const current = versions.find(
-    (other) => `${other.upstream}.${other.tool}` === key && other.hash === inForce.get(key),
+async function approveCommand(tool: string, options: ApproveOptions): Promise<void> {
+  const approval = await withSession(options.config, (session) =>
+    session.policy.approveToolDefinition({
+      tool,
+      ...(options.hash !== undefined && { hash: options.hash }),
+      by: options.by ?? currentUser(),
+    }),
   );
-  return isPending(version, current) ? 'pending' : 'not approved';
-}
-
-/** Never approved and seen after the version in force: a change waiting for an operator. */
-function isPending(
-  version: StoredToolDefinition,
-  current: StoredToolDefinition | undefined,
-): boolean {
-  return (
-    version.approvedAt === undefined &&
-    (current === undefined || version.firstSeenAt >= current.firstSeenAt)
+  process.stdout.write(describeChange(approval.label, approval.approved, approval.previous));
+  process.stdout.write(
+    `approved ${approval.label} version ${approval.approved.hash.slice(0, HASH_SHOWN)}; a running gateway uses it within seconds\n`,
   );
 }
 

@@ -31,3 +31,22 @@ export const durationSchema = z.union([z.string(), z.number()]).transform((value
 export const positiveDurationSchema = durationSchema.refine((ms) => ms > 0, {
   message: 'must be longer than 0',
 });
+
+/** `90000` → `1m30s`; the largest units first, as durations are written in the config. */
+export function formatDuration(ms: number): string {
+  const units = [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const;
+  let rest = Math.round(ms);
+  let text = '';
+  for (const [unit, size] of units) {
+    if (rest >= size) {
+      text += `${Math.floor(rest / size)}${unit}`;
+      rest %= size;
+    }
+  }
+  return rest > 0 || text === '' ? `${text}${rest}ms` : text;
+}

@@ -238,7 +238,7 @@ export const ERROR_CATALOGUE = {
     status: 400,
     rpcCode: -32602,
     summary:
-      'An argument the policy compares holds text a tool could read differently from the policy (leading or trailing whitespace, a control, invisible or format character); data.reasons names the argument. Send the plain value.',
+      'An argument the policy compares holds text a tool could read differently from the policy (leading or trailing whitespace, a control, invisible or format character), or is also sent under a look-alike key (another case or width, an invisible character) a tool could read in its place; data.reasons names the argument. Send the plain value under its own key.',
   },
   WARDEN_RESOURCE_URI_AMBIGUOUS: {
     status: 400,
@@ -362,6 +362,47 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.file = file;
     this.issues = issues;
+  }
+}
+
+/**
+ * Base class of the local errors: raised on purpose, each with a stable `code`, for an operator
+ * or a caller in the process to act on (StoreError, AuditError, ApprovalError, IssuerError,
+ * OperationError). Never sent on the wire as they are: a shell maps them (the CLI to an exit
+ * code, the admin API to a WardenError). Callers branch on `code`, never on the message.
+ */
+export class LocalError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/**
+ * Stable codes of every OperationError: why an operator's request (revoke, grant, approve a tool,
+ * set a state) was not carried out. Callers branch on these, never on the message.
+ */
+export const OPERATION_ERROR_CODES = [
+  /** The request names something that does not exist or asks for what is not allowed. */
+  'OPERATION_INVALID',
+  /** There is nothing to act on: no such grant in force, no version pending approval. */
+  'OPERATION_NOT_FOUND',
+] as const;
+
+export type OperationErrorCode = (typeof OPERATION_ERROR_CODES)[number];
+
+/**
+ * An operation refused an operator's request. A local error: the CLI prints the message (exit 2
+ * for OPERATION_INVALID, 1 for OPERATION_NOT_FOUND), the admin API maps it to a wire error.
+ */
+export class OperationError extends LocalError {
+  declare readonly code: OperationErrorCode;
+
+  constructor(code: OperationErrorCode, message: string) {
+    super(code, message);
+    this.name = 'OperationError';
   }
 }
 

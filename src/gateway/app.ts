@@ -5,7 +5,7 @@ import { createRevocationsApi } from '../admin/revocations-api.js';
 import type { Config, UpstreamConfig } from '../config/config.js';
 import { createLegacyBridge, type LegacyBridge } from '../mcp/stateless/legacy-bridge.js';
 import { createEraDetector } from '../mcp/stateless/upstream-era.js';
-import { createOriginGuard, type OriginGuard } from '../mcp/origin-guard.js';
+import { createOriginGuard, type OriginGuard } from '../http/origin-guard.js';
 import { SessionRegistry } from '../mcp/session-registry.js';
 import { createMcpEndpoint, type McpEndpoint } from '../mcp/streamable-http-endpoint.js';
 import { guardWithCircuitBreaker } from '../mcp/upstream/circuit-breaker.js';
@@ -16,6 +16,7 @@ import { buildTlsServerOptions } from '../identity/tls-options.js';
 import type { CallRecorder } from '../audit/call-recorder.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import type { BuiltinIssuer } from '../identity/builtin-issuer.js';
+import { revokeCredential } from '../identity/revoke-credential.js';
 import { openStore } from '../store/open-store.js';
 import type { Revocation } from '../store/types.js';
 import { createAdminAuthenticator } from './admin-authentication.js';
@@ -68,64 +69,70 @@ export async function startGateway(
   dependencies: Partial<GatewayDependencies> = {},
 ): Promise<RunningGateway> {
   const logger = dependencies.logger ?? createLogger(config.log.level);
-  // What start-up has opened so far, to be closed again (newest first) if a later step fails.
-  const opened: Array<() => Promise<unknown>> = [];
+  // What start-up has opened so far, in order. A failed start closes it as close() does.
+  const opened: Closable[] = [];
   try {
     return await assembleGateway(config, dependencies, logger, opened);
   } catch (error) {
-    for (const close of opened.reverse()) await close().catch(() => undefined);
+    await closeNewestFirst(opened, logger).catch(() => undefined);
     throw error;
   }
+}
+
+/** One thing the gateway opened, with the step that closes it; `name` is for the debug log. */
+interface Closable {
+  readonly name: string;
+  close(): Promise<unknown> | void;
+}
+
+/**
+ * Closes what was opened, newest first: each step only once every step opened after it (and so
+ * possibly using it) has closed. A step that fails is logged and the rest still run; rejects with
+ * the first failure once all have run.
+ */
+async function closeNewestFirst(opened: readonly Closable[], logger: Logger): Promise<void> {
+  let failure: { error: unknown } | undefined;
+  for (const step of [...opened].reverse()) {
+    try {
+      await step.close();
+      logger.debug({ step: step.name }, `${step.name} closed`);
+    } catch (error) {
+      logger.error({ err: error, step: step.name }, `closing the ${step.name} failed`);
+      failure ??= { error };
+    }
+  }
+  if (failure !== undefined) throw failure.error;
 }
 
 async function assembleGateway(
   config: Config,
   dependencies: Partial<GatewayDependencies>,
   logger: Logger,
-  opened: Array<() => Promise<unknown>>,
+  opened: Closable[],
 ): Promise<RunningGateway> {
   const store = await openStore(config.store, {
     onError: (error) => logger.error({ err: error }, 'store background failure'),
   });
-  opened.push(() => store.close());
+  opened.push({ name: 'store', close: () => store.close() });
   // Every record is noted against its exchange, so the listener can record what none tells.
   const ledger = createExchangeLedger();
   const auditLog = noteRecordsIn(await setUpAuditLog(config, store, logger), ledger);
-  opened.push(() => auditLog.close());
+  opened.push({ name: 'audit log', close: () => auditLog.close() });
   const refusals = createRefusalRecords({
     logger,
     environment: config.environment,
     note: auditLog.note,
   });
+  // Its pending summaries are recorded before the audit log closes.
+  opened.push({ name: 'refusal records', close: () => refusals.flush() });
   const authenticateAdmin = createAdminAuthenticator({
     authenticate: (request) => pipeline.authenticate(request, undefined),
     ledger,
     refusals,
   });
   const authentication = await setUpAuthentication(config, store, logger, auditLog.note);
-  opened.push(() => authentication.close());
-  const connectors = [...config.upstreams.values()].map((upstream) =>
-    createConnector(upstream, logger, config.limits.reclaimIdleAfterMs),
-  );
-  opened.push(() => Promise.all(connectors.map((connector) => connector.close())));
-  const sessions = new SessionRegistry(
-    {
-      maxSessions: config.limits.maxSessions,
-      maxPerAgent: config.limits.maxSessionsPerAgent,
-      idleTimeoutMs: config.limits.sessionIdleTimeoutMs,
-    },
-    (session, reason) => {
-      logger.info(
-        { event: 'session.ended', reason, upstream: session.upstreamName, agent: session.agent },
-        'client session ended',
-      );
-      // Also for a reclaimed stdio child: the session must not start a new one for a late request.
-      void session.upstream
-        .terminate(backgroundContext(`session-${reason}`))
-        .catch(() => undefined);
-    },
-  );
-  opened.push(async () => sessions.close());
+  // Its close records pending summaries of refused token requests, before the audit log closes.
+  opened.push({ name: 'authentication', close: () => authentication.close() });
   const policy = await setUpPolicy(
     config,
     store,
@@ -147,9 +154,37 @@ async function assembleGateway(
             ),
         ),
   );
-  opened.push(async () => policy.close());
+  opened.push({ name: 'policy', close: () => policy.close() });
   const authenticator = dependencies.authenticator ?? authentication.authenticator;
   const approvals = setUpApprovals(config, store, auditLog, logger, authenticateAdmin);
+  // Lets pending webhook deliveries finish.
+  opened.push({ name: 'approvals', close: () => approvals.close() });
+  // Upstreams open after what records and decides, so they close before it.
+  const connectors = [...config.upstreams.values()].map((upstream) =>
+    createConnector(upstream, logger, config.limits.reclaimIdleAfterMs),
+  );
+  opened.push({
+    name: 'upstreams',
+    close: () => Promise.all(connectors.map((connector) => connector.close())),
+  });
+  const sessions = new SessionRegistry(
+    {
+      maxSessions: config.limits.maxSessions,
+      maxPerAgent: config.limits.maxSessionsPerAgent,
+      idleTimeoutMs: config.limits.sessionIdleTimeoutMs,
+    },
+    (session, reason) => {
+      logger.info(
+        { event: 'session.ended', reason, upstream: session.upstreamName, agent: session.agent },
+        'client session ended',
+      );
+      // Also for a reclaimed stdio child: the session must not start a new one for a late request.
+      void session.upstream
+        .terminate(backgroundContext(`session-${reason}`))
+        .catch(() => undefined);
+    },
+  );
+  opened.push({ name: 'client sessions', close: () => sessions.close() });
   const pipeline = createPipeline({
     authenticator,
     authorizer: policy.authorizer,
@@ -166,8 +201,17 @@ async function assembleGateway(
   const eraOf = createEraDetector();
   // A parked multi round-trip call waits as long as a person may take to answer an elicitation.
   const bridges = connectors.map((upstream) =>
-    createLegacyBridge({ connector: upstream, parkTimeoutMs: PARKED_CALL_TIMEOUT_MS }),
+    createLegacyBridge({
+      connector: upstream,
+      parkTimeoutMs: PARKED_CALL_TIMEOUT_MS,
+      maxIdlePerAgent: config.limits.maxSessionsPerAgent,
+      maxParkedPerAgent: config.limits.maxSessionsPerAgent,
+    }),
   );
+  opened.push({
+    name: 'legacy bridges',
+    close: () => Promise.all(bridges.map((bridge) => bridge.close())),
+  });
   const endpoints = new Map<string, McpEndpoint>(
     connectors.map((upstream, index) => [
       upstream.name,
@@ -184,15 +228,20 @@ async function assembleGateway(
 
   const revocationsApi = createRevocationsApi({
     authenticate: authenticateAdmin,
-    revoke: (revocation) => authentication.revocations.revoke(revocation),
-    retentionMs: config.auth.maxTokenLifetimeMs + config.auth.clockSkewMs,
-    onRevoked: (revocation) => {
+    revoke: async (request) => {
+      const revocation = await revokeCredential(
+        {
+          environment: config.environment,
+          now: Date.now,
+          record: auditLog.record,
+          auth: config.auth,
+          // In force on this replica at once, and on the others through the store.
+          revocations: { add: (entry) => authentication.revocations.revoke(entry) },
+        },
+        request,
+      );
       logger.warn({ event: 'token.revoked', ...revocation }, 'revoked');
-      auditLog.note({
-        event: 'token.revoked',
-        environment: config.environment,
-        details: { ...revocation },
-      });
+      return revocation;
     },
   });
   // The guard needs the bound port, known only after listen (port 0 in tests).
@@ -219,6 +268,11 @@ async function assembleGateway(
     guard: () => guard.current,
     logger,
     isReady: () => true,
+  });
+  // The listener drains exchanges within the grace before anything they use closes.
+  opened.push({
+    name: 'listener',
+    close: () => listener.close(config.limits.shutdownGraceMs),
   });
   guard.current = createOriginGuard({
     listenHost: config.listen.host,
@@ -258,20 +312,7 @@ async function assembleGateway(
     close() {
       closing ??= (async () => {
         logger.info({}, 'warden shutting down');
-        await listener.close(config.limits.shutdownGraceMs);
-        logger.debug({}, 'listener closed');
-        sessions.close();
-        await Promise.all(bridges.map((bridge) => bridge.close()));
-        await Promise.all(connectors.map((connector) => connector.close()));
-        logger.debug({}, 'upstreams stopped');
-        refusals.flush();
-        authentication.flush();
-        policy.close();
-        await approvals.close();
-        await auditLog.close();
-        logger.debug({}, 'audit log sealed');
-        await authentication.close();
-        await store.close();
+        await closeNewestFirst(opened, logger);
         logger.info({}, 'warden stopped');
       })();
       return closing;

@@ -24,6 +24,7 @@ import {
   resolveMetadataPath,
 } from '../identity/protected-resource-metadata.js';
 import { loadRevocationList, type RevocationList } from '../identity/revocation-list.js';
+import { describeKeyRotation } from '../identity/rotate-signing-keys.js';
 import type { AuditEntry } from '../domain/audit-record.js';
 import type { AgentConfig } from '../config/config.js';
 import {
@@ -34,6 +35,7 @@ import {
   describeAuthorizationServer,
 } from '../identity/token-endpoint.js';
 import { formatChallenge } from '../identity/www-authenticate.js';
+import { sendJson } from '../http/json-reply.js';
 import type { Store } from '../store/types.js';
 import { createAuthFailureReporter, type AuthFailure } from './auth-failure-reporter.js';
 import type { RouteHandler } from './http-server.js';
@@ -76,12 +78,7 @@ export async function setUpAuthentication(
       repository: store.signingKeys,
       config: builtinConfig,
       auth,
-      onRotated: ({ kid, scheduled }) =>
-        note({
-          event: 'key.rotated',
-          environment,
-          details: { kid, scheduled, issuer: builtinConfig.kind },
-        }),
+      onRotated: (rotation) => note(describeKeyRotation(rotation, environment)),
     });
   const issuer =
     builtinConfig && keyring
@@ -124,12 +121,15 @@ export async function setUpAuthentication(
             : tokenFailures.report(event),
       }),
     );
-    routes.set(
-      BUILTIN_ISSUER_PATHS.jwks,
-      createJwksHandler(keyring, {
-        onError: (error) => logger.error({ err: error }, 'jwks failed'),
-      }),
-    );
+    const jwks = createJwksHandler(keyring, {
+      onError: (error) => logger.error({ err: error }, 'jwks failed'),
+    });
+    routes.set(BUILTIN_ISSUER_PATHS.jwks, (request, response) => {
+      // A wrong method is refused by the listener, as on the other public routes: with a
+      // reference, and on the record.
+      requireReadMethod(request);
+      return jwks(request, response);
+    });
     const serverMetadata = describeAuthorizationServer({
       issuer: issuer.issuer,
       tokenEndpointUrl,
@@ -288,21 +288,19 @@ function oauthErrorCodeOf(error: TokenFailureEvent['error']): string {
   return `OAUTH_${error.toUpperCase()}`;
 }
 
+/** Public documents are read with GET or HEAD; anything else is WARDEN_METHOD_NOT_ALLOWED. */
+function requireReadMethod(request: IncomingMessage): void {
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    throw new WardenError('WARDEN_METHOD_NOT_ALLOWED', undefined, {
+      details: { allow: 'GET, HEAD' },
+    });
+  }
+}
+
 function serveJson(body: () => Record<string, unknown>): RouteHandler {
   return (request: IncomingMessage, response: ServerResponse) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      throw new WardenError('WARDEN_METHOD_NOT_ALLOWED', undefined, {
-        details: { allow: 'GET, HEAD' },
-      });
-    }
-    const text = JSON.stringify(body());
-    response
-      .writeHead(200, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(text),
-        'cache-control': 'public, max-age=300',
-      })
-      .end(request.method === 'HEAD' ? undefined : text);
+    requireReadMethod(request);
+    sendJson(response, 200, body(), { 'cache-control': 'public, max-age=300' });
     return Promise.resolve();
   };
 }

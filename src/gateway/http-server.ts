@@ -19,9 +19,10 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WardenError } from '../domain/errors.js';
 import type { Identity } from '../domain/identity.js';
-import { firstValue } from '../mcp/http-headers.js';
+import { firstValue } from '../http/http-headers.js';
+import { sendJson } from '../http/json-reply.js';
 import { refusalWrittenTo, writeError, writeErrorAndClose } from '../mcp/http-reply.js';
-import type { OriginGuard } from '../mcp/origin-guard.js';
+import type { OriginGuard } from '../http/origin-guard.js';
 import type { ExchangeHandle, McpEndpoint } from '../mcp/streamable-http-endpoint.js';
 import type { ExchangeFacts, ExchangeLedger } from './exchange-ledger.js';
 import type { Logger } from './logger.js';
@@ -331,14 +332,4 @@ function logExchange(
     },
     'exchange',
   );
-}
-
-function sendJson(response: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  response
-    .writeHead(status, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(text),
-    })
-    .end(text);
 }

@@ -6,35 +6,46 @@
  *   1. authenticate  identity/: bearer token or client certificate → Identity, else 401/403
  *   2. parse         by the endpoint: one valid JSON-RPC message within the size limit; a session
  *                    is bound to the identity that opened it
+ *   2b. classify     domain/mcp-call.ts: the message becomes one typed McpCall (tool call,
+ *                    resource read, prompt get, listing, completion, subscription, plumbing, or
+ *                    malformed); no later stage reads the raw params
  *   3. authorize     policy/: the pinned tool definition, the tool's own inputSchema, Cedar
- *                    (grants, scopes, hand-written rules, policy states, break-glass), quotas;
- *                    listings are filtered to what the caller may use
- *   4. record        audit/: the decision is durably in the hash-chained log before anything is
- *                    forwarded; if the log cannot take it, the call is refused (fail closed).
- *                    A denial is recorded, then answered with a specific error
- *   4b. approve      approvals/: an approval-gated call (whose quotas would still fit) is held
+ *                    (grants, scopes, hand-written rules, policy states, break-glass), quotas
+ *                    (checked, not yet charged); listings are filtered to what the caller may use
+ *   3b. approve      approvals/: an approval-gated call (whose quotas would still fit) is held
  *                    for a person; once granted it is decided again — revocations, policy,
  *                    states, break-glass, tool definition, quotas as they are then — and goes
  *                    only if nothing changed the outcome (else WARDEN_APPROVAL_STALE)
+ *   4. record        audit/: the decision is durably in the hash-chained log before anything is
+ *                    forwarded; if the log cannot take it, the call is refused (fail closed).
+ *                    A denial is recorded, then answered with a specific error
+ *   4b. charge       policy/: the call's quotas, only once its decision is recorded (an audit
+ *                    outage uses up no quota); a call that no longer fits is refused after all
+ *                    (WARDEN_QUOTA_EXCEEDED), and that refusal recorded
  *   5. forward       by the endpoint, with Warden's own upstream credential, never the client's
  *   6. record        audit/: the result or error, with latency, when the call ends
  */
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Identity } from '../domain/identity.js';
-import type { CallRecorder } from '../audit/call-recorder.js';
+import type { CallOutcome, CallRecorder } from '../audit/call-recorder.js';
 import type { CallFacts } from '../audit/call-entry.js';
 import type { Decision } from '../domain/decision.js';
 import { startCallSpan } from '../audit/call-spans.js';
 import { WardenError } from '../domain/errors.js';
-import type { JsonRpcMessage, JsonRpcRequest } from '../domain/jsonrpc.js';
+import { isNotification, type JsonRpcMessage } from '../domain/jsonrpc.js';
+import {
+  classifyMcpCall,
+  isRequestCall,
+  type McpRequestCall,
+  type ToolCall,
+} from '../domain/mcp-call.js';
 import type { Authorization, MessageAuthorizer } from '../policy/authorize-message.js';
-import { isNotification, isRequest } from '../domain/jsonrpc.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import type { RevocationList } from '../identity/revocation-list.js';
 import { describeClientCertificate } from '../identity/client-certificate.js';
-import { readHeader } from '../mcp/http-headers.js';
-import type { ClientMessageContext, MessageGate } from '../mcp/message-gate.js';
+import { readHeader } from '../http/http-headers.js';
+import type { CallObserver, ClientMessageContext, MessageGate } from '../mcp/message-gate.js';
 import type { Logger } from './logger.js';
 
 /** What the pipeline needs of the approvals service (approvals/approval-service.ts). */
@@ -79,7 +90,7 @@ export function createPipeline(options: {
   /** Whether a tool is configured to fail open (non-sensitive tools only) when the log is down. */
   failsOpen?: (upstream: string, tool: string | undefined) => boolean;
   /** Revocations in force now: a held call whose token, agent or user is revoked never goes. */
-  revocations?: Pick<RevocationList, 'find'>;
+  revocations?: Pick<RevocationList, 'find' | 'refresh'>;
 }): Pipeline {
   const { authenticator, authorizer, recorder, logger, approvals, failsOpen } = options;
   /**
@@ -87,13 +98,15 @@ export function createPipeline(options: {
    * tool definition other than the one the approver saw, refuses it (WARDEN_APPROVAL_STALE).
    */
   const decideAgain = async (
-    request: JsonRpcRequest,
+    call: ToolCall,
     ctx: ClientMessageContext,
     asked: Authorization,
   ): Promise<{ policyVersion: string; toolDefinitionHash: string | undefined }> => {
+    // From the store, not the last poll: a revocation made a moment ago still stops the call.
+    await options.revocations?.refresh();
     const revoked = revocationOf(options.revocations, ctx.identity);
     if (revoked !== undefined) throw staleApproval(`${revoked} while the call waited`);
-    const again = await authorizer.reauthorize(request, ctx.identity, ctx.upstreamName);
+    const again = await authorizer.reauthorize(call, ctx.identity, ctx.upstreamName);
     const { decision } = again;
     if (decision.effect === 'deny') {
       throw staleApproval(
@@ -116,20 +129,21 @@ export function createPipeline(options: {
   const heldCalls = new Map<string, AbortController>();
   /**
    * Stage 3b: an approval-gated call waits for a human (progress keeps the client from timing
-   * out); once granted, its quotas are charged and it proceeds as allowed, recorded as such.
+   * out); once granted and decided again, it proceeds as allowed, recorded as such.
    */
   const holdForApproval = async (
-    request: JsonRpcRequest,
+    call: McpRequestCall,
     ctx: ClientMessageContext,
     authorization: Authorization,
   ): Promise<Decision> => {
     const { decision } = authorization;
+    const facts = callFacts(call, ctx);
     const refuseUnavailable = async (cause?: unknown): Promise<never> => {
       // The approval service could not record the request: the log must still show the
       // refusal. If the log is down too, the recorder has raised its alert; the caller is
       // still told what it needs to know: the approval could not be asked for.
       await recorder
-        .recordDecision(callFacts(request, ctx), {
+        .recordDecision(facts, {
           ...decision,
           effect: 'deny',
           reasons: ['approval required, but the approval service is unavailable (fail closed)'],
@@ -137,26 +151,28 @@ export function createPipeline(options: {
         .catch(() => undefined);
       throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE', undefined, { cause });
     };
-    if (!approvals) return refuseUnavailable();
-    const progressRef = readProgressToken(request);
+    // Only a tool call is ever gated (policy-engine.ts); anything else cannot be held.
+    if (!approvals || call.kind !== 'tool_call') return refuseUnavailable();
     // Withdrawn when the client goes away or sends notifications/cancelled for this request.
     const cancellation = new AbortController();
-    const key = heldKey(ctx.sessionId, request.id);
+    const key = heldKey(ctx.sessionId, call.message.id);
     heldCalls.set(key, cancellation);
     const onGone = () => cancellation.abort(ctx.signal?.reason);
     ctx.signal?.addEventListener('abort', onGone, { once: true });
+    // The client's own progress token, if it asked for progress on this call.
+    const progressRef = call.progressToken;
     const approved = await approvals
       .hold({
         requestId: ctx.requestId,
         traceparent: ctx.traceparent,
         identity: ctx.identity,
         upstream: ctx.upstreamName,
-        tool: typeof request.params?.['name'] === 'string' ? request.params['name'] : '',
-        arguments: request.params?.['arguments'] ?? {},
+        tool: call.name,
+        arguments: call.arguments,
         decision,
         toolDefinitionHash: authorization.toolDefinitionHash,
         signal: cancellation.signal,
-        recheck: () => decideAgain(request, ctx, authorization),
+        recheck: () => decideAgain(call, ctx, authorization),
         onWaiting: ({ approvalId, elapsedMs }) => {
           if (progressRef === undefined) return;
           ctx.interim?.notify({
@@ -179,8 +195,7 @@ export function createPipeline(options: {
         heldCalls.delete(key);
         ctx.signal?.removeEventListener('abort', onGone);
       });
-    const refused = await authorizer.chargeQuotas(request, ctx.identity, ctx.upstreamName);
-    const allowed: Decision = {
+    return {
       effect: 'allow',
       reasons: [
         `approved by ${approved.approvers.join(' and ')} (approval ${approved.approval.id})`,
@@ -189,12 +204,70 @@ export function createPipeline(options: {
       ...(decision.policyVersion !== undefined && { policyVersion: decision.policyVersion }),
       ...(decision.approval !== undefined && { approval: decision.approval }),
     };
-    if (refused) {
-      const facts = callFacts(request, ctx);
-      await recorder.recordDecision(facts, refused.decision);
-      throw refused.error ?? new WardenError('WARDEN_QUOTA_EXCEEDED');
+  };
+
+  /** Stages 3 to 4b for one request; resolves once the call may be forwarded. */
+  const admitRequest = async (
+    call: McpRequestCall,
+    context: ClientMessageContext,
+  ): Promise<CallObserver> => {
+    const facts = callFacts(call, context);
+    const authorization = await authorizeWith(authorizer, logger, call, context);
+    const { decision, quotas } = authorization;
+    if (decision.effect === 'deny') {
+      await recorder.recordDecision(facts, decision);
+      startCallSpan(facts, decision).failed(authorization.error);
+      throw authorization.error ?? new WardenError('WARDEN_POLICY_DENIED');
     }
-    return allowed;
+    // The upstream gets the form the policy judged, and the log records that form.
+    const forward = authorization.rewriteRequest;
+    const forwardFacts =
+      forward === undefined ? facts : callFacts(classifyMcpCall(forward), context);
+    let allowed = decision;
+    let recorded: CallOutcome;
+    try {
+      if (decision.effect === 'approval_required') {
+        allowed = await holdForApproval(call, context, authorization).catch(
+          async (error: unknown) => {
+            // Refused at release (stale, revoked): the log says why, nothing is sent.
+            if (error instanceof WardenError && error.code === 'WARDEN_APPROVAL_STALE') {
+              const reasons = [String(error.details?.['reason'] ?? error.message)];
+              await recorder.recordDecision(facts, { ...decision, effect: 'deny', reasons });
+            }
+            throw error;
+          },
+        );
+      }
+      recorded = await recorder.recordDecision(forwardFacts, allowed, {
+        failOpen: failsOpen?.(context.upstreamName, toolNameOf(call)) ?? false,
+      });
+    } catch (error) {
+      // The call does not go ahead: its quotas stay unspent.
+      quotas?.release();
+      throw error;
+    }
+    // Charged only now that the log holds the decision: a call it could not take costs nothing.
+    const overQuota = await quotas?.charge();
+    if (overQuota !== undefined) {
+      // A concurrent call took the room since the check: refused after all, and recorded so.
+      await recorder.recordDecision(facts, overQuota.decision);
+      startCallSpan(facts, overQuota.decision).failed(overQuota.error);
+      throw overQuota.error ?? new WardenError('WARDEN_QUOTA_EXCEEDED');
+    }
+    const span = startCallSpan(facts, allowed);
+    const { rewrite } = authorization;
+    return {
+      ...(rewrite && { rewrite }),
+      ...(forward && { forward }),
+      answered(response) {
+        recorded.answered(response);
+        span.answered(response);
+      },
+      failed(error) {
+        recorded.failed(error);
+        span.failed(error);
+      },
+    };
   };
 
   return {
@@ -209,6 +282,8 @@ export function createPipeline(options: {
       });
     },
     async admitClientMessage(message: JsonRpcMessage, context: ClientMessageContext) {
+      // Stage 2b: what the message asks for, read once; every later stage reads this value.
+      const call = classifyMcpCall(message);
       if (logger.isLevelEnabled('debug')) {
         logger.debug(
           {
@@ -218,65 +293,27 @@ export function createPipeline(options: {
             agent: context.identity.agent,
             user: context.identity.user,
             method: 'method' in message ? message.method : undefined,
+            kind: call.kind,
           },
           'client message',
         );
       }
       // Only within a session (bound to the identity that opened it): nobody else can cancel.
-      if (
-        context.sessionId !== undefined &&
-        isNotification(message) &&
-        message.method === 'notifications/cancelled'
-      ) {
+      if (context.sessionId !== undefined && call.kind === 'cancellation') {
         // A client cancelling a call held for approval withdraws its approval request.
-        heldCalls.get(heldKey(context.sessionId, message.params?.['requestId']))?.abort();
+        heldCalls.get(heldKey(context.sessionId, call.requestId))?.abort();
       }
-      // Requests are calls with an outcome worth recording; notifications and replies are not.
-      if (!isRequest(message) || message.method === 'ping') return undefined;
-      const facts = callFacts(message, context);
-      const authorization = await authorizeWith(authorizer, logger, message, context);
-      const { decision } = authorization;
-      if (decision.effect === 'deny') {
-        await recorder.recordDecision(facts, decision);
-        startCallSpan(facts, decision).failed(authorization.error);
-        throw authorization.error ?? new WardenError('WARDEN_POLICY_DENIED');
-      }
-      let allowed = decision;
-      if (decision.effect === 'approval_required') {
-        allowed = await holdForApproval(message, context, authorization).catch(
-          async (error: unknown) => {
-            // Refused at release (stale, revoked, over quota): the log says why, nothing is sent.
-            if (error instanceof WardenError && error.code === 'WARDEN_APPROVAL_STALE') {
-              const reasons = [String(error.details?.['reason'] ?? error.message)];
-              await recorder.recordDecision(facts, { ...decision, effect: 'deny', reasons });
-            }
-            throw error;
-          },
+      // A notification is never decided, so it must not be able to name what a request does:
+      // `tools/call` without an id would reach the upstream with no policy in its way.
+      if (isNotification(message) && !message.method.startsWith('notifications/')) {
+        throw new WardenError(
+          'WARDEN_INVALID_MESSAGE',
+          `Invalid JSON-RPC message: "${message.method.slice(0, 100)}" is not a notification method; a request needs an id.`,
         );
       }
-      // The upstream gets the form the policy judged, and the log records that form.
-      const forward = authorization.rewriteRequest;
-      const recorded = await recorder.recordDecision(
-        forward === undefined ? facts : callFacts(forward, context),
-        allowed,
-        {
-          failOpen: failsOpen?.(context.upstreamName, toolName(message)) ?? false,
-        },
-      );
-      const span = startCallSpan(facts, allowed);
-      const { rewrite } = authorization;
-      return {
-        ...(rewrite && { rewrite }),
-        ...(forward && { forward }),
-        answered(response) {
-          recorded.answered(response);
-          span.answered(response);
-        },
-        failed(error) {
-          recorded.failed(error);
-          span.failed(error);
-        },
-      };
+      // Requests are calls with an outcome worth recording; notifications and replies are not.
+      if (!isRequestCall(call) || call.message.method === 'ping') return undefined;
+      return admitRequest(call, context);
     },
   };
 }
@@ -307,14 +344,13 @@ function staleApproval(reason: string, refusedWith?: string): WardenError {
   );
 }
 
-function callFacts(message: JsonRpcRequest, context: ClientMessageContext): CallFacts {
+function callFacts(call: McpRequestCall, context: ClientMessageContext): CallFacts {
   return {
     requestId: context.requestId,
     traceparent: context.traceparent,
     identity: context.identity,
     upstream: context.upstreamName,
-    method: message.method,
-    params: message.params,
+    call,
   };
 }
 
@@ -322,29 +358,20 @@ function heldKey(sessionId: string | undefined, rpcId: unknown): string {
   return `${sessionId ?? ''}\u0000${JSON.stringify(rpcId ?? null)}`;
 }
 
-function toolName(request: JsonRpcRequest): string | undefined {
-  const name = request.params?.['name'];
-  return request.method === 'tools/call' && typeof name === 'string' ? name : undefined;
-}
-
-/** The client's progress token, if it asked for progress on this request. */
-function readProgressToken(request: JsonRpcRequest): string | number | undefined {
-  const meta = request.params?.['_meta'];
-  if (meta === null || typeof meta !== 'object') return undefined;
-  const token = (meta as Record<string, unknown>)['progressToken'];
-  return typeof token === 'string' || typeof token === 'number' ? token : undefined;
+function toolNameOf(call: McpRequestCall): string | undefined {
+  return call.kind === 'tool_call' ? call.name : undefined;
 }
 
 /** A failure inside the policy stage denies (fail closed); it never lets the call through. */
 async function authorizeWith(
   authorizer: MessageAuthorizer,
   logger: Logger,
-  message: JsonRpcRequest,
+  call: McpRequestCall,
   context: ClientMessageContext,
 ): Promise<Authorization> {
   try {
     return await authorizer.authorize(
-      message,
+      call,
       context.identity,
       context.upstreamName,
       context.listTools,

@@ -13,7 +13,7 @@ import {
   type UpstreamGrantIndex,
 } from '../policy/may-use-upstream.js';
 import { createInputSchemaChecker } from '../policy/input-schema-check.js';
-import { PolicyLoadError } from '../policy/cedar-files.js';
+import { PolicyLoadError } from '../policy/policy-load-error.js';
 import { createPolicyEngine, type PolicyEngine } from '../policy/policy-engine.js';
 import { createPolicyInputs } from '../policy/policy-inputs.js';
 import { createToolCatalog } from '../policy/tool-catalog.js';

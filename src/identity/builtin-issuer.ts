@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { SCOPE_TOKEN_PATTERN } from '../config/auth-schema.js';
 import type { AgentConfig, AuthConfig, BuiltinIssuerConfig } from '../config/config.js';
+import { LocalError } from '../domain/errors.js';
 import type { SigningKeyRepository } from '../store/types.js';
 import { createSigningKeyring, type SigningKeyringOptions } from './signing-keys.js';
 import type { SigningKeyring } from './signing-keys.js';
@@ -29,13 +30,12 @@ export type IssuerErrorCode =
  * Why a token was not issued. Raised to the token endpoint (which answers with an OAuth error)
  * and to the CLI (which prints it); never sent to a client as is.
  */
-export class IssuerError extends Error {
-  readonly code: IssuerErrorCode;
+export class IssuerError extends LocalError {
+  declare readonly code: IssuerErrorCode;
 
   constructor(code: IssuerErrorCode, message: string) {
-    super(message);
+    super(code, message);
     this.name = 'IssuerError';
-    this.code = code;
   }
 }
 

@@ -7,6 +7,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { agentsSchema } from '../config/auth-schema.js';
+import { DEFAULT_DEV_HOSTS, DEFAULT_TRUST_DOMAIN } from './dev-certificate-defaults.js';
 import {
   issueCertificate,
   type IssuedCertificate,
@@ -51,9 +52,6 @@ export interface DevCertificateFiles {
   readonly serverKey: string;
   readonly agents: readonly DevAgentCertificate[];
 }
-
-export const DEFAULT_DEV_HOSTS: readonly string[] = ['localhost', '127.0.0.1', '::1'];
-export const DEFAULT_TRUST_DOMAIN = 'warden.local';
 
 export class DevCertificateError extends Error {
   readonly code = 'WARDEN_DEV_CERTIFICATE';

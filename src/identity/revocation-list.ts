@@ -20,6 +20,11 @@ export interface RevocationList {
   /** True while an agent revocation is in force: the agent may not be issued new tokens. */
   isAgentRevoked(agent: string, at: number): boolean;
   revoke(revocation: Revocation): Promise<void>;
+  /**
+   * Re-reads the revocations in force from the store now, rather than waiting for the feed
+   * (a SQLite store is polled): for a decision that must see a revocation made a moment ago.
+   */
+  refresh(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -62,6 +67,9 @@ export async function loadRevocationList(
     async revoke(revocation) {
       await repository.add(revocation);
       apply(revocation);
+    },
+    async refresh() {
+      for (const revocation of await repository.listActive(now())) apply(revocation);
     },
     close: unsubscribe,
   };

@@ -7,7 +7,8 @@ import { isGatewayAudience } from './jwt-verifier.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AgentConfig } from '../config/config.js';
 import { WardenError } from '../domain/errors.js';
-import { readBody } from '../mcp/read-body.js';
+import { sendJson } from '../http/json-reply.js';
+import { readBody } from '../http/read-body.js';
 import { IssuerError } from './builtin-issuer.js';
 import type { BuiltinIssuer } from './builtin-issuer.js';
 import {
@@ -295,7 +296,7 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
       writeOAuthError(response, error);
       return;
     }
-    writeJson(response, 200, body, { 'cache-control': 'no-store', pragma: 'no-cache' });
+    sendJson(response, 200, body, { 'cache-control': 'no-store', pragma: 'no-cache' });
   };
 }
 
@@ -314,7 +315,7 @@ export function createJwksHandler(
     }
     try {
       // Verifiers refetch on an unknown kid, so a short cache lifetime costs nothing at rotation.
-      writeJson(response, 200, await keyring.publicJwks(), {
+      sendJson(response, 200, await keyring.publicJwks(), {
         'cache-control': 'public, max-age=60',
       });
     } catch (error) {
@@ -463,26 +464,10 @@ function writeOAuthError(response: ServerResponse, error: unknown): void {
     response.end();
     return;
   }
-  writeJson(
+  sendJson(
     response,
     known.status,
     { error: known.error, error_description: known.message },
     { ...known.headers, 'cache-control': 'no-store', pragma: 'no-cache' },
   );
-}
-
-function writeJson(
-  response: ServerResponse,
-  status: number,
-  body: unknown,
-  headers: Readonly<Record<string, string>>,
-): void {
-  const text = JSON.stringify(body);
-  response
-    .writeHead(status, {
-      ...headers,
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(text),
-    })
-    .end(text);
 }

@@ -3,7 +3,8 @@ import type { ServerResponse } from 'node:http';
 import { toErrorResponse, toWireError, WardenError, type WireError } from '../domain/errors.js';
 import type { JsonRpcId, JsonRpcMessage } from '../domain/jsonrpc.js';
 import { isResponse } from '../domain/jsonrpc.js';
-import { drainBody } from './read-body.js';
+import { sendJson } from '../http/json-reply.js';
+import { drainBody } from '../http/read-body.js';
 import { formatSseEvent } from './sse.js';
 import type { UpstreamReply } from './upstream/types.js';
 
@@ -30,7 +31,7 @@ export function refusalWrittenTo(response: ServerResponse): WireError | undefine
 /**
  * Sends an error: before any response header was written, as an HTTP status plus a JSON-RPC
  * error; on a stream already started, in-band. The first refusal of an exchange is its answer;
- * later ones are dropped. A body still arriving is first drained within a bound (read-body.ts),
+ * later ones are dropped. A body still arriving is first drained within a bound (src/http/read-body.ts),
  * so the client can read the answer.
  */
 export function writeError(
@@ -84,20 +85,14 @@ function sendError(
 ): void {
   if (response.destroyed || response.headersSent) return;
   const wire = toWireError(error, requestId);
-  const body = JSON.stringify(toErrorResponse(error, requestId, rpcId));
-  const headers: Record<string, string | number> = {
-    ...extraHeaders,
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    'x-request-id': requestId,
-  };
+  const headers: Record<string, string> = { ...extraHeaders, 'x-request-id': requestId };
   if (wire.status === 405)
     headers['allow'] =
       typeof wire.data['allow'] === 'string' ? wire.data['allow'] : 'GET, POST, DELETE';
   // A body that did not arrive within the drain's bound would otherwise be read to its end,
   // however long the client makes it: close instead.
   if (close) headers['connection'] = 'close';
-  response.writeHead(wire.status, headers).end(body);
+  sendJson(response, wire.status, toErrorResponse(error, requestId, rpcId), headers);
 }
 
 export async function writeReply(

@@ -7,6 +7,7 @@ import { basename } from 'node:path';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { DetailedError } from '@cedar-policy/cedar-wasm/nodejs';
 import type { CompiledPolicy } from './compile-grants.js';
+import { PolicyLoadError } from './policy-load-error.js';
 
 export interface HandWrittenPolicy extends CompiledPolicy {
   readonly file: string;
@@ -68,18 +69,6 @@ export function loadCedarFiles(files: readonly string[]): HandWrittenPolicy[] {
   }
   if (problems.length > 0) throw new PolicyLoadError(problems);
   return policies;
-}
-
-/** A policy set that does not parse or validate: nothing of it is used. */
-export class PolicyLoadError extends Error {
-  readonly code = 'POLICY_LOAD_FAILED';
-  readonly problems: readonly string[];
-
-  constructor(problems: readonly string[]) {
-    super(`the policy does not load:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'PolicyLoadError';
-    this.problems = problems;
-  }
 }
 
 /** `file:line:column: message (help)` for a Cedar error with a source location in `text`. */

@@ -8,7 +8,7 @@
 import type { Constraint, GrantConfig, GrantTarget } from '../config/policy-config.js';
 import type { FactRegistry } from './cedar-expressions.js';
 import { cedarString, compileConstraint, readsArguments } from './cedar-expressions.js';
-import { PolicyLoadError } from './cedar-files.js';
+import { PolicyLoadError } from './policy-load-error.js';
 import type { PolicyAction } from './cedar-schema.js';
 import { NAMESPACE } from './cedar-schema.js';
 import { normaliseResourceUri } from './normalise-uri.js';

@@ -158,7 +158,7 @@ export function refuseWithoutUpstreamGrant(
 ): MessageAuthorizer {
   return {
     ...inner,
-    async authorize(request, identity, upstream, listTools) {
+    async authorize(call, identity, upstream, listTools) {
       const use = decide(identity, upstream);
       if (use.effect === 'deny') {
         return {
@@ -168,7 +168,7 @@ export function refuseWithoutUpstreamGrant(
           }),
         };
       }
-      return inner.authorize(request, identity, upstream, listTools);
+      return inner.authorize(call, identity, upstream, listTools);
     },
   };
 }

@@ -8,6 +8,9 @@
  * (`//`), encoded dots, slashes and backslashes, backslashes, double encoding, invalid or non-UTF-8
  * escapes, control, whitespace, invisible and Unicode-compatibility characters (fullwidth dots),
  * user information and escapes in the authority, fragments, and a `.`/`..` piece in the query.
+ * A URI of a special scheme (http, https, ws, wss, ftp, file) then takes the form a WHATWG URL
+ * parser gives it, as an SDK server's lookup does: default port dropped, `file://localhost/` and
+ * `file:/` as `file:///`, numeric IPv4 hosts dotted.
  */
 import type { Decision } from '../domain/decision.js';
 
@@ -49,6 +52,8 @@ const PLACEHOLDER_BASE = 0xe000;
 const MAX_TEMPLATE_EXPRESSIONS = 1000;
 const QUERY_PIECE_SEPARATORS = /[/\\?&=;]/;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** The schemes a WHATWG URL parser treats specially (normalising host, port and path). */
+const SPECIAL_SCHEMES: ReadonlySet<string> = new Set(['http', 'https', 'ws', 'wss', 'ftp', 'file']);
 
 /**
  * The normal form of a resource URI, or why it is refused. Idempotent: a normal form normalises
@@ -89,17 +94,38 @@ function normalise(text: string, options: UriNormalisationOptions): string {
   const queryAt = rest.indexOf('?');
   const path = queryAt === -1 ? rest : rest.slice(0, queryAt);
   const query = queryAt === -1 ? undefined : rest.slice(queryAt + 1);
+  const schemeName = (scheme[1] ?? '').toLowerCase();
   const normal =
-    `${(scheme[1] ?? '').toLowerCase()}:` +
+    `${schemeName}:` +
     (authority === undefined ? '' : `//${normaliseAuthority(authority)}`) +
     normalisePath(path, authority !== undefined, options) +
     (query === undefined ? '' : `?${normaliseQuery(query)}`);
-  return expressions.length === 0
-    ? normal
-    : normal.replace(
-        /[\ue000-\uf8ff]/g,
-        (ch) => expressions[ch.charCodeAt(0) - PLACEHOLDER_BASE] ?? ch,
-      );
+  if (expressions.length === 0) {
+    return SPECIAL_SCHEMES.has(schemeName) && !options.prefix ? asUrlParserReadsIt(normal) : normal;
+  }
+  return normal.replace(
+    /[\ue000-\uf8ff]/g,
+    (ch) => expressions[ch.charCodeAt(0) - PLACEHOLDER_BASE] ?? ch,
+  );
+}
+
+/**
+ * A URI of a special scheme as the WHATWG URL parser reads it, which is how an SDK server looks a
+ * resource up (`new URL(uri)`): it folds spellings RFC 3986 keeps apart into one URL
+ * (`file:/etc/passwd`, `file://localhost/etc/passwd` and `file:etc/passwd` are
+ * `file:///etc/passwd`; `https://host:443/x` and `https:host/x` are `https://host/x`; a numeric
+ * IPv4 host is dotted), so a rule on the one form would miss the others. A host ending in a dot
+ * (the same DNS name) is refused; so is what the parser refuses.
+ */
+function asUrlParserReadsIt(uri: string): string {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    refuse('a URL parser cannot read it');
+  }
+  if (url.hostname.endsWith('.')) refuse('its host ends with a dot');
+  return url.href;
 }
 
 /** Characters refused wherever they stand, before the URI is taken apart. */

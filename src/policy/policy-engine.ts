@@ -23,7 +23,8 @@ import type { Decision } from '../domain/decision.js';
 import type { ErrorCode } from '../domain/errors.js';
 import type { Identity } from '../domain/identity.js';
 import { FactRegistry, toDecimalText, type ArgumentFact } from './cedar-expressions.js';
-import { loadCedarFiles, PolicyLoadError, type HandWrittenPolicy } from './cedar-files.js';
+import { loadCedarFiles, type HandWrittenPolicy } from './cedar-files.js';
+import { PolicyLoadError } from './policy-load-error.js';
 import {
   buildCedarSchema,
   comparedArgumentPaths,
@@ -110,6 +111,8 @@ interface Slice {
   readonly valuePaths: readonly { path: string; type: 'number' | 'string' | 'boolean' }[];
   /** Argument paths whose text is refused when suspicious (compared by a grant, not `text: raw`). */
   readonly textPaths: readonly string[];
+  /** Every argument path the slice reads (values, presence, facts): none may have a look-alike key. */
+  readonly keyPaths: readonly string[];
   /**
    * The context attributes the slice's policies read (undefined: all). Cedar's per-call cost
    * grows with the request it is handed, so a call carries only what its slice can look at.
@@ -131,6 +134,8 @@ interface LoadedPolicy {
    */
   readonly everyValuePath: readonly { path: string; type: 'number' | 'string' | 'boolean' }[];
   readonly everyPresencePath: readonly string[];
+  /** The arguments quotas sum (quotas.ts reads them exactly too), by the tool they count. */
+  readonly quotaSums: readonly { readonly tool: string | undefined; readonly path: string }[];
 }
 
 let nextEngineId = 0;
@@ -192,8 +197,18 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
     request: PolicyRequest,
   ): { decision: Decision; slice: Slice; unexplained?: true; refused?: true } => {
     const slice = sliceFor(request);
-    if (request.action === 'call_tool' && slice.textPaths.length > 0) {
-      const suspicious = suspiciousArguments(request.arguments, slice.textPaths);
+    if (request.action === 'call_tool') {
+      const target = `${request.upstream}.${request.name}`;
+      const summed = loaded.quotaSums.filter(
+        (sum) => sum.tool === undefined || sum.tool === target,
+      );
+      const suspicious = [
+        ...lookalikeArguments(request.arguments, [
+          ...slice.keyPaths,
+          ...summed.map((sum) => sum.path),
+        ]),
+        ...suspiciousArguments(request.arguments, slice.textPaths),
+      ];
       if (suspicious.length > 0) {
         return { decision: refuseSuspiciousText(suspicious, version), slice, refused: true };
       }
@@ -353,6 +368,9 @@ function compilePolicy(policy: PolicyConfig): LoadedPolicy {
     facts,
     everyValuePath: withHandWritten ? comparedArgumentPaths(policy) : [],
     everyPresencePath: withHandWritten ? [...everyPresencePath] : [],
+    quotaSums: policy.quotas.flatMap((quota) =>
+      quota.sum === undefined ? [] : [{ tool: quota.tool, path: quota.sum }],
+    ),
   };
 }
 
@@ -483,6 +501,7 @@ function prepareSlice(
     presencePaths: [...presence],
     valuePaths: [...values].map(([path, type]) => ({ path, type })),
     textPaths: [...textPaths],
+    keyPaths: [...new Set([...presence, ...values.keys(), ...factPaths])],
   };
 }
 
@@ -611,9 +630,52 @@ function suspiciousArguments(args: unknown, paths: readonly string[]): string[] 
   for (const path of paths) {
     const value = valueAt(args, path);
     const problem = typeof value === 'string' ? findSuspiciousText(value) : undefined;
-    if (problem !== undefined) found.push(`argument ${path} holds ${describeSuspicious(problem)}`);
+    if (problem !== undefined) {
+      found.push(
+        `argument ${path} holds ${describeSuspicious(problem)}, which the tool could read differently from the policy (an operator may allow it with text: raw)`,
+      );
+    }
   }
   return found;
+}
+
+/**
+ * The arguments the policy reads that are also sent under a look-alike key: one equal to it in
+ * normal form (another case, a fullwidth form, an invisible character, edge whitespace). Many
+ * tools match keys loosely (Go's encoding/json ignores case, the last match winning), and would
+ * read the key the policy never judged. Names paths, never the keys or values sent.
+ */
+function lookalikeArguments(args: unknown, paths: readonly string[]): string[] {
+  if (paths.length === 0 || !isRecord(args)) return [];
+  const foldedKeys = new Map<Record<string, unknown>, Map<string, number>>();
+  const countFolded = (node: Record<string, unknown>, key: string): number => {
+    let counts = foldedKeys.get(node);
+    if (counts === undefined) {
+      counts = new Map();
+      for (const name of Object.keys(node)) {
+        const folded = normaliseText(name);
+        counts.set(folded, (counts.get(folded) ?? 0) + 1);
+      }
+      foldedKeys.set(node, counts);
+    }
+    return counts.get(normaliseText(key)) ?? 0;
+  };
+  const found = new Set<string>();
+  for (const path of new Set(paths)) {
+    let node: unknown = args;
+    for (const part of path.split('.')) {
+      if (!isRecord(node)) break;
+      const exact = Object.hasOwn(node, part);
+      if (countFolded(node, part) > (exact ? 1 : 0)) {
+        found.add(
+          `argument ${path} is also sent under a look-alike key (another case or width, or an invisible character), which the tool could read in its place`,
+        );
+        break;
+      }
+      node = exact ? node[part] : undefined;
+    }
+  }
+  return [...found];
 }
 
 function describeSuspicious(problem: NonNullable<ReturnType<typeof findSuspiciousText>>): string {
@@ -631,10 +693,7 @@ function describeSuspicious(problem: NonNullable<ReturnType<typeof findSuspiciou
 function refuseSuspiciousText(found: readonly string[], version: string): Decision {
   return {
     effect: 'deny',
-    reasons: found.map(
-      (text) =>
-        `${text}, which the tool could read differently from the policy (an operator may allow it with text: raw)`,
-    ),
+    reasons: [...found],
     policies: [SUSPICIOUS_TEXT_POLICY],
     policyVersion: version,
   };

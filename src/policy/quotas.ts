@@ -1,38 +1,38 @@
 /**
  * Quotas held in the store: call rates and cumulative budgets (e.g. the sum of `amount` one agent
- * issues per day). All the quotas a call falls under are charged in one atomic store operation,
- * so concurrent calls (on any replica) can never pass a limit together.
+ * issues per day). Pure: which quotas a call falls under and what it would charge each. All of a
+ * call's charges go to the store in one atomic operation (quota-ledger.ts), so concurrent calls
+ * (on any replica) can never pass a limit together.
  */
 import type { QuotaConfig } from '../config/policy-config.js';
 import type { Identity } from '../domain/identity.js';
-import type { QuotaCharge, Store } from '../store/types.js';
+import type { QuotaCharge } from '../store/types.js';
 import { valueAt } from './policy-engine.js';
 
-export type QuotaVerdict =
-  | { readonly admitted: true; readonly charged: readonly string[] }
-  | { readonly admitted: false; readonly quota: string; readonly reason: string };
+/** A call as its quotas see it. */
+export interface QuotaCall {
+  readonly identity: Pick<Identity, 'agent' | 'user' | 'roles'>;
+  /** `upstream.tool` */
+  readonly target: string;
+  readonly arguments: unknown;
+}
 
-/**
- * Charges every quota that applies to this call; none is charged when any would overflow.
- * With `dryRun`, only tells whether the call would fit now and charges nothing.
- */
-export async function chargeQuotas(
-  quotas: readonly QuotaConfig[],
-  store: Pick<Store, 'quotas'>,
-  call: {
-    readonly identity: Pick<Identity, 'agent' | 'user' | 'roles'>;
-    readonly target: string;
-    readonly arguments: unknown;
-    readonly now: number;
-  },
-  options: { readonly dryRun?: boolean } = {},
-): Promise<QuotaVerdict> {
+/** What a call would charge: one charge per applying quota, in the same order. */
+export type QuotaPlan =
+  | {
+      readonly ok: true;
+      readonly quotas: readonly QuotaConfig[];
+      readonly charges: readonly QuotaCharge[];
+    }
+  | { readonly ok: false; readonly quota: string; readonly reason: string };
+
+/** The charges of every quota that applies to this call, or why one cannot be charged at all. */
+export function planQuotaCharges(quotas: readonly QuotaConfig[], call: QuotaCall): QuotaPlan {
   const applying = quotas.filter(
     (quota) =>
       (quota.tool === undefined || quota.tool === call.target) &&
       (quota.role === undefined || call.identity.roles.includes(quota.role)),
   );
-  if (applying.length === 0) return { admitted: true, charged: [] };
   const charges: QuotaCharge[] = [];
   for (const quota of applying) {
     let amount = 1;
@@ -40,7 +40,7 @@ export async function chargeQuotas(
       const value = valueAt(call.arguments, quota.sum);
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
         return {
-          admitted: false,
+          ok: false,
           quota: quota.name,
           reason: `quota ${quota.name} sums ${quota.sum}, which must be a non-negative number`,
         };
@@ -54,23 +54,16 @@ export async function chargeQuotas(
       windowMs: quota.windowMs,
     });
   }
-  const outcome = await store.quotas.charge(charges, call.now, options);
-  if (outcome.admitted) return { admitted: true, charged: applying.map((q) => q.name) };
-  const index = outcome.exceeded ?? 0;
-  const quota = applying[index] as QuotaConfig;
-  const used = outcome.used[index] ?? 0;
-  const what = quota.sum === undefined ? 'calls' : `total ${quota.sum}`;
-  return {
-    admitted: false,
-    quota: quota.name,
-    reason: `quota ${quota.name} exceeded: ${what} at most ${quota.limit} per ${describeWindow(quota.windowMs)} (used ${used})`,
-  };
+  return { ok: true, quotas: applying, charges };
 }
 
-function quotaKey(
-  quota: QuotaConfig,
-  call: { identity: Pick<Identity, 'agent' | 'user' | 'roles'>; target: string },
-): string {
+/** Why a call does not fit `quota`, of which `used` is already taken in its window. */
+export function describeExceeded(quota: QuotaConfig, used: number): string {
+  const what = quota.sum === undefined ? 'calls' : `total ${quota.sum}`;
+  return `quota ${quota.name} exceeded: ${what} at most ${quota.limit} per ${describeWindow(quota.windowMs)} (used ${used})`;
+}
+
+function quotaKey(quota: QuotaConfig, call: QuotaCall): string {
   const scope = quota.tool ?? 'all';
   switch (quota.per) {
     case 'agent':

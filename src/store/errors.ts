@@ -2,6 +2,7 @@
  * Errors raised by the storage layer. They are local errors: the gateway maps them to a wire
  * error (never forwarding SQL, paths or connection strings to a client).
  */
+import { LocalError } from '../domain/errors.js';
 
 /** Stable codes of every StoreError; callers branch on these, never on messages. */
 export const STORE_ERROR_CODES = [
@@ -31,14 +32,13 @@ export interface StoreErrorOptions {
   readonly target?: string;
 }
 
-export class StoreError extends Error {
-  readonly code: StoreErrorCode;
+export class StoreError extends LocalError {
+  declare readonly code: StoreErrorCode;
   readonly target: string | undefined;
 
   constructor(code: StoreErrorCode, message: string, options: StoreErrorOptions = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'StoreError';
-    this.code = code;
     this.target = options.target;
   }
 }

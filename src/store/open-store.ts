@@ -1,7 +1,9 @@
-/** Opens the configured store, choosing the backend by the URL's scheme. */
+/**
+ * Opens the configured store, choosing the backend by the URL's scheme. The backend is loaded
+ * only when chosen: a command on a SQLite store never loads the PostgreSQL driver, nor the other
+ * way round, so a short-lived CLI command starts fast.
+ */
 import { StoreError } from './errors.js';
-import { openPostgresStore } from './postgres/postgres-store.js';
-import { openSqliteStore } from './sqlite/sqlite-store.js';
 import type { OpenStoreOptions, Store } from './types.js';
 
 /**
@@ -14,6 +16,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     if (options.schema !== undefined) {
       throw new StoreError('STORE_URL_INVALID', 'the schema option applies to PostgreSQL only');
     }
+    const { openSqliteStore } = await import('./sqlite/sqlite-store.js');
     return openSqliteStore(url, options);
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
@@ -21,6 +24,7 @@ export async function openStore(url: string, options: OpenStoreOptions = {}): Pr
     const parsed = new URL(url);
     const schema = parsed.searchParams.get('schema') ?? undefined;
     parsed.searchParams.delete('schema');
+    const { openPostgresStore } = await import('./postgres/postgres-store.js');
     return openPostgresStore(parsed.toString(), {
       ...options,
       ...(schema !== undefined && options.schema === undefined && { schema }),

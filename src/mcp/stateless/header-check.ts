@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { WardenError } from '../../domain/errors.js';
-import { firstValue } from '../http-headers.js';
+import { firstValue } from '../../http/http-headers.js';
 import type { JsonRpcNotification, JsonRpcRequest } from '../../domain/jsonrpc.js';
 
 /** Methods whose target is mirrored in Mcp-Name, and the param it mirrors. */

@@ -8,7 +8,7 @@ import type { Identity } from '../../domain/identity.js';
 import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from '../../domain/jsonrpc.js';
 import { isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { STATELESS_REQUEST_METHODS, STATELESS_REVISION } from '../../domain/protocol.js';
-import { firstValue } from '../http-headers.js';
+import { firstValue } from '../../http/http-headers.js';
 import { writeReply } from '../http-reply.js';
 import { createInterimChannel } from '../interim-channel.js';
 import { observeReply } from '../observe-reply.js';
@@ -109,9 +109,12 @@ export async function handleModernMessage(
     if (era === 'modern') {
       reply = await options.upstream.openSession().send(forwarded, context);
     } else if (isRequest(forwarded)) {
-      const owner = ownerOf(exchange.identity);
-      release = options.shares.holdExchange(options.upstream.name, exchange.identity.agent);
-      const events = options.bridge.exchange(forwarded, envelope, context, owner);
+      const { agent } = exchange.identity;
+      release = options.shares.holdExchange(options.upstream.name, agent);
+      const events = options.bridge.exchange(forwarded, envelope, context, {
+        owner: ownerOf(exchange.identity),
+        agent,
+      });
       reply = await toReply(events);
     } else {
       // Cancellation in 2026-07-28 is closing the stream; other notifications have no bridged meaning.

@@ -9,7 +9,7 @@ import type { HttpUpstreamConfig } from '../../config/config.js';
 import { WardenError } from '../../domain/errors.js';
 import type { JsonRpcMessage } from '../../domain/jsonrpc.js';
 import { isRequest } from '../../domain/jsonrpc.js';
-import { firstValue } from '../http-headers.js';
+import { firstValue } from '../../http/http-headers.js';
 import { parseUpstreamMessage } from '../jsonrpc-parse.js';
 import { parseSseStream } from '../sse.js';
 import { createCredentialSource, type CredentialSource } from './credential.js';

@@ -1,5 +1,5 @@
 /**
- * Reads a request body up to a limit; a larger body is refused without buffering it all.
+ * Reading request bodies up to a limit; a larger body is refused without buffering it all.
  *
  * A refused request's body may still be arriving. Closing the connection at once would reset it
  * (TCP RST, as the kernel does for a socket closed with unread data), and a client still sending
@@ -28,6 +28,20 @@ export async function readBody(request: IncomingMessage, maxBytes: number): Prom
     throw new WardenError('WARDEN_BODY_TOO_LARGE');
   }
   return body;
+}
+
+/**
+ * Reads a JSON body up to a limit: undefined when it is empty, WARDEN_PARSE_ERROR when it is not
+ * JSON. What the value must look like is the caller's to check.
+ */
+export async function readJsonBody(request: IncomingMessage, maxBytes: number): Promise<unknown> {
+  const body = await readBody(request, maxBytes);
+  if (body.trim() === '') return undefined;
+  try {
+    return JSON.parse(body) as unknown;
+  } catch {
+    throw new WardenError('WARDEN_PARSE_ERROR');
+  }
 }
 
 /**

@@ -1,0 +1,170 @@
+/**
+ * The audit records of an approval, every one with the call's requestId so that
+ * `warden audit show` tells the whole story: `approval.requested`, `approval.granted` (one per
+ * approve vote), `approval.refused`, `approval.expired` and `approval.invalidated`.
+ */
+import { identityFields } from '../audit/call-entry.js';
+import type { AuditEntry } from '../domain/audit-record.js';
+import type { ApprovalRequest } from '../store/types.js';
+import type { ApprovalState } from './approval-state.js';
+import { approvingVoters, isoTime } from './approval-view.js';
+import type { Approver, HeldCall } from './held-call.js';
+
+/** What one vote did: counted (still pending), granted, refused, or found the request expired. */
+export type VoteOutcome = 'voted' | 'granted' | 'refused' | 'expired';
+
+/** Records an event whose outcome stands whether or not it is recorded (the call is refused). */
+export async function recordLate(
+  state: Pick<ApprovalState, 'record' | 'onError'>,
+  entry: AuditEntry,
+): Promise<void> {
+  try {
+    await state.record(entry);
+  } catch (error) {
+    state.onError(error, `could not record ${entry.event} for request ${entry.requestId ?? '?'}`);
+  }
+}
+
+/** `approval.requested`: approval.approvers names the roles that may approve. */
+export function requestedEntry(call: HeldCall, request: ApprovalRequest): AuditEntry {
+  return {
+    ...heldCallEntryBase(call, request),
+    event: 'approval.requested',
+    time: isoTime(request.createdAt),
+    argumentsHash: request.argumentsHash,
+    decision: call.decision,
+    approval: {
+      id: request.id,
+      approvers: request.approverRoles,
+      argumentsHash: request.argumentsHash,
+    },
+    details: {
+      expiresAt: isoTime(request.expiresAt),
+      approvalsRequired: request.approvalsRequired,
+    },
+  };
+}
+
+/**
+ * The record of one vote: `approval.granted` for every approve vote, with details
+ * `{ votes, required, final }` (`final: false` while a two-person approval stays pending);
+ * `approval.refused` for a deny; `approval.expired` for a vote that came too late.
+ */
+export function decisionEntry(
+  request: ApprovalRequest,
+  approver: Approver,
+  outcome: VoteOutcome,
+  reason: string,
+  at: number,
+  environment: string | undefined,
+): AuditEntry {
+  const base = { time: isoTime(at), ...requestEntryBase(request, environment) };
+  const approval = (approvers: readonly string[]) => ({
+    id: request.id,
+    approvers,
+    decidedAt: isoTime(at),
+    argumentsHash: request.argumentsHash,
+  });
+  switch (outcome) {
+    case 'expired':
+      return {
+        ...base,
+        event: 'approval.expired',
+        approval: { id: request.id, argumentsHash: request.argumentsHash },
+        details: { noticedBy: approver.user },
+      };
+    case 'refused':
+      return {
+        ...base,
+        event: 'approval.refused',
+        approval: approval([approver.user]),
+        details: { reason },
+      };
+    case 'voted':
+    case 'granted': {
+      const final = outcome === 'granted';
+      const voters = approvingVoters(request);
+      return {
+        ...base,
+        event: 'approval.granted',
+        approval: approval(final ? voters : [approver.user]),
+        details: {
+          votes: voters.length,
+          required: request.approvalsRequired,
+          final,
+          ...(reason !== '' && { reason }),
+        },
+      };
+    }
+  }
+}
+
+/** `approval.expired`, noticed by the holder when the timeout passed. */
+export function expiredEntry(call: HeldCall, request: ApprovalRequest, at: number): AuditEntry {
+  return {
+    ...heldCallEntryBase(call, request),
+    event: 'approval.expired',
+    time: isoTime(at),
+    approval: { id: request.id, argumentsHash: request.argumentsHash },
+  };
+}
+
+/** `approval.refused` for a request the client withdrew (it cancelled or went away). */
+export function withdrawnEntry(call: HeldCall, request: ApprovalRequest, at: number): AuditEntry {
+  const decidedAt = isoTime(at);
+  return {
+    ...heldCallEntryBase(call, request),
+    event: 'approval.refused',
+    time: decidedAt,
+    approval: {
+      id: request.id,
+      approvers: [],
+      decidedAt,
+      argumentsHash: request.argumentsHash,
+    },
+    details: { withdrawn: true, by: 'client' },
+  };
+}
+
+/** `approval.invalidated`, from the held call when it is at hand, else from the request. */
+export function invalidatedEntry(
+  request: ApprovalRequest,
+  reason: string,
+  at: number,
+  from: { call: HeldCall } | { environment: string | undefined },
+): AuditEntry {
+  return {
+    ...('call' in from
+      ? heldCallEntryBase(from.call, request)
+      : requestEntryBase(request, from.environment)),
+    event: 'approval.invalidated',
+    time: isoTime(at),
+    approval: { id: request.id, argumentsHash: request.argumentsHash },
+    details: { reason },
+  };
+}
+
+/** The facts every record of a held call shares. */
+function heldCallEntryBase(call: HeldCall, request: ApprovalRequest) {
+  return {
+    requestId: call.requestId,
+    ...(call.traceId !== undefined && { traceId: call.traceId }),
+    ...identityFields(call.identity),
+    upstream: request.upstream,
+    tool: request.tool,
+  };
+}
+
+/** The facts every record about a request shares, when the held call is not at hand. */
+function requestEntryBase(request: ApprovalRequest, environment: string | undefined) {
+  return {
+    requestId: request.requestId,
+    ...(environment !== undefined && { environment }),
+    ...(request.user !== undefined && { user: request.user }),
+    agent: request.agent,
+    roles: request.roles,
+    ...(request.model !== undefined && { model: request.model }),
+    upstream: request.upstream,
+    tool: request.tool,
+  };
+}

@@ -1,0 +1,118 @@
+/**
+ * Ends a request nobody granted, or one that may no longer be used: expired (the timeout
+ * passed), withdrawn (the client went away), invalidated (the policy or the tool definition
+ * changed). Each records what happened; a request already decided is left as it is.
+ */
+import type { ApprovalRequest } from '../store/types.js';
+import { expiredEntry, invalidatedEntry, recordLate, withdrawnEntry } from './approval-records.js';
+import { wakeHolders, type ApprovalState } from './approval-state.js';
+import type { HeldCall } from './held-call.js';
+
+/** Moves a pending request to `status`; undefined when it was not pending any more. */
+export async function settleApproval(
+  state: Pick<ApprovalState, 'store' | 'now'>,
+  request: ApprovalRequest,
+  status: 'expired' | 'withdrawn',
+): Promise<ApprovalRequest | undefined> {
+  const at = state.now();
+  let changed = false as boolean;
+  const updated = await state.store.approvals.update(request.id, (current) => {
+    changed = current.status === 'pending';
+    return changed ? { ...current, status, decidedAt: at } : current;
+  });
+  return changed ? updated : undefined;
+}
+
+/** Marks a still-pending request expired; false when a decision got there first. */
+export async function expireApproval(
+  state: Pick<ApprovalState, 'store' | 'now' | 'record' | 'onError'>,
+  call: HeldCall,
+  request: ApprovalRequest,
+): Promise<boolean> {
+  const settled = await settleOrReport(state, request, 'expired');
+  // The call is refused either way (fail closed); the request stays pending but unusable.
+  if (settled === 'failed') return true;
+  if (settled === undefined) return false;
+  await recordLate(state, expiredEntry(call, request, settled.decidedAt ?? state.now()));
+  return true;
+}
+
+/** Marks the request of a client that went away withdrawn, then rejects with its reason. */
+export async function withdrawApproval(
+  state: Pick<ApprovalState, 'store' | 'now' | 'record' | 'onError'>,
+  call: HeldCall,
+  request: ApprovalRequest,
+): Promise<never> {
+  const settled = await settleOrReport(state, request, 'withdrawn');
+  if (settled !== 'failed' && settled !== undefined) {
+    await recordLate(state, withdrawnEntry(call, request, settled.decidedAt ?? state.now()));
+  }
+  throw call.signal.reason;
+}
+
+/** `settleApproval`, with a store failure reported (and told as 'failed') instead of thrown. */
+async function settleOrReport(
+  state: Pick<ApprovalState, 'store' | 'now' | 'onError'>,
+  request: ApprovalRequest,
+  status: 'expired' | 'withdrawn',
+): Promise<ApprovalRequest | undefined | 'failed'> {
+  try {
+    return await settleApproval(state, request, status);
+  } catch (error) {
+    state.onError(error, `could not mark approval ${request.id} ${status}`);
+    return 'failed';
+  }
+}
+
+/**
+ * Marks a pending or granted-but-unused request invalidated, records why, tells approvers and
+ * wakes its holder; undefined when it was in neither state (decided, used, or gone).
+ */
+export async function invalidateApproval(
+  state: ApprovalState,
+  id: string,
+  reason: string,
+  call?: HeldCall,
+): Promise<ApprovalRequest | undefined> {
+  const at = state.now();
+  let changed = false as boolean;
+  const updated = await state.store.approvals.update(id, (current) => {
+    changed =
+      current.status === 'pending' ||
+      (current.status === 'granted' && current.consumedAt === undefined);
+    return changed ? { ...current, status: 'invalidated', decidedAt: at } : current;
+  });
+  if (!changed || updated === undefined) return undefined;
+  await recordLate(
+    state,
+    invalidatedEntry(
+      updated,
+      reason,
+      at,
+      call === undefined ? { environment: state.environment } : { call },
+    ),
+  );
+  try {
+    state.notifyInvalidated?.(updated, reason);
+  } catch (error) {
+    state.onError(error, `announcing the invalidation of approval ${id} failed`);
+  }
+  wakeHolders(state.holders, id);
+  return updated;
+}
+
+/** Invalidates every pending request `affected` picks; resolves with the ids invalidated. */
+export async function invalidatePendingApprovals(
+  state: ApprovalState,
+  affected: (request: ApprovalRequest) => boolean,
+  reason: string,
+): Promise<string[]> {
+  const pending = await state.store.approvals.list({ status: 'pending', limit: 1000 });
+  const invalidated: string[] = [];
+  for (const request of pending.filter(affected)) {
+    if ((await invalidateApproval(state, request.id, reason)) !== undefined) {
+      invalidated.push(request.id);
+    }
+  }
+  return invalidated;
+}

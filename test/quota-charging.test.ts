@@ -15,7 +15,7 @@ import type { QuotaConfig } from '../src/config/policy-config.js';
 import type { Decision } from '../src/domain/decision.js';
 import { WardenError } from '../src/domain/errors.js';
 import type { Identity } from '../src/domain/identity.js';
-import { createPipeline } from '../src/gateway/pipeline.js';
+import { createMessageStages } from '../src/gateway/pipeline/index.js';
 import { createLogger } from '../src/gateway/logger.js';
 import type { ClientMessageContext } from '../src/mcp/message-gate.js';
 import { createMessageAuthorizer } from '../src/policy/authorize-message.js';
@@ -164,8 +164,7 @@ describe('the pipeline charges quotas only after the decision is recorded', () =
     params: { name: 'pay', arguments: { amount: 1 } },
   });
   const pipelineWith = (recorder: CallRecorder, store: Pick<Store, 'quotas'>) =>
-    createPipeline({
-      authenticator: {} as never,
+    createMessageStages({
       authorizer: createMessageAuthorizer({
         engine: () => allowAll,
         policy: () => ({ quotas: [quota] }) as never,

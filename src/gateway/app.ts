@@ -19,13 +19,17 @@ import type { BuiltinIssuer } from '../identity/builtin-issuer.js';
 import { revokeCredential } from '../identity/revoke-credential.js';
 import { openStore } from '../store/open-store.js';
 import type { Revocation } from '../store/types.js';
-import { createAdminAuthenticator } from './admin-authentication.js';
 import { setUpAuditLog } from './audit-log.js';
 import { setUpAuthentication } from './authentication.js';
 import { createExchangeLedger, noteDecisionsIn, noteRecordsIn } from './exchange-ledger.js';
 import { startListener } from './http-server.js';
 import { createLogger, type Logger } from './logger.js';
-import { createPipeline } from './pipeline.js';
+import {
+  authenticateRequest,
+  createAdminAccessCheck,
+  createMessageStages,
+  type GatewayRoute,
+} from './pipeline/index.js';
 import { setUpPolicy, type PolicyReload } from './policy.js';
 import { createRefusalRecords } from './refusal-records.js';
 import { ADMIN_APPROVALS_PATH, setUpApprovals } from './approvals.js';
@@ -125,11 +129,8 @@ async function assembleGateway(
   });
   // Its pending summaries are recorded before the audit log closes.
   opened.push({ name: 'refusal records', close: () => refusals.flush() });
-  const authenticateAdmin = createAdminAuthenticator({
-    authenticate: (request) => pipeline.authenticate(request, undefined),
-    ledger,
-    refusals,
-  });
+  // The admin API's role check, on the caller the pipeline's authenticate stage named.
+  const authenticateAdmin = createAdminAccessCheck({ ledger, refusals });
   const authentication = await setUpAuthentication(config, store, logger, auditLog.note);
   // Its close records pending summaries of refused token requests, before the audit log closes.
   opened.push({ name: 'authentication', close: () => authentication.close() });
@@ -185,8 +186,7 @@ async function assembleGateway(
     },
   );
   opened.push({ name: 'client sessions', close: () => sessions.close() });
-  const pipeline = createPipeline({
-    authenticator,
+  const messageStages = createMessageStages({
     authorizer: policy.authorizer,
     recorder:
       dependencies.recorder === undefined
@@ -220,7 +220,7 @@ async function assembleGateway(
         sessions,
         maxBodyBytes: config.limits.maxBodyBytes,
         maxJsonDepth: config.limits.maxJsonDepth,
-        gate: pipeline,
+        gate: messageStages,
         modern: { bridge: bridges[index] as LegacyBridge, eraOf },
       }),
     ]),
@@ -250,24 +250,31 @@ async function assembleGateway(
     host: config.listen.host,
     port: config.listen.port,
     tls: config.listen.tls ? buildTlsServerOptions(config.listen.tls) : undefined,
-    endpoints,
-    route: (path) =>
-      path === ADMIN_REVOCATIONS_PATH
-        ? revocationsApi
-        : path === ADMIN_APPROVALS_PATH || path.startsWith(`${ADMIN_APPROVALS_PATH}/`)
-          ? approvals.api
-          : authentication.route(path),
-    authenticate: (request, upstream) => pipeline.authenticate(request, upstream),
-    challenge: (error, upstream) => authentication.challenge(error, upstream),
-    refusals,
+    stages: {
+      endpoints,
+      route: (path): GatewayRoute | undefined => {
+        if (path === ADMIN_REVOCATIONS_PATH) {
+          return { handler: revocationsApi, access: 'authenticated' };
+        }
+        if (path === ADMIN_APPROVALS_PATH || path.startsWith(`${ADMIN_APPROVALS_PATH}/`)) {
+          return { handler: approvals.api, access: 'authenticated' };
+        }
+        const handler = authentication.route(path);
+        return handler && { handler, access: 'public' };
+      },
+      authenticate: (request, upstream) => authenticateRequest(authenticator, request, upstream),
+      isCallerRefusal: (error) => authentication.isCallerRefusal(error),
+      challenge: (error, upstream) => authentication.challenge(error, upstream),
+      refusals,
+      guard: () => guard.current,
+      isReady: () => true,
+    },
     ledger,
     timeouts: {
       headersMs: config.limits.headersTimeoutMs,
       requestMs: config.limits.requestTimeoutMs,
     },
-    guard: () => guard.current,
     logger,
-    isReady: () => true,
   });
   // The listener drains exchanges within the grace before anything they use closes.
   opened.push({

@@ -13,7 +13,7 @@ import type { Identity } from '../domain/identity.js';
 import type { Store } from '../store/types.js';
 import type { GatewayAuditLog } from './audit-log.js';
 import type { Logger } from './logger.js';
-import type { ApprovalHolder } from './pipeline.js';
+import type { ApprovalHolder } from './pipeline/index.js';
 
 export const ADMIN_APPROVALS_PATH = '/admin/approvals';
 

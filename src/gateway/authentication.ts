@@ -38,7 +38,7 @@ import { formatChallenge } from '../identity/www-authenticate.js';
 import { sendJson } from '../http/json-reply.js';
 import type { Store } from '../store/types.js';
 import { createAuthFailureReporter, type AuthFailure } from './auth-failure-reporter.js';
-import type { RouteHandler } from './http-server.js';
+import type { RouteHandler } from './pipeline/index.js';
 import type { Logger } from './logger.js';
 
 export interface GatewayAuthentication {
@@ -48,6 +48,8 @@ export interface GatewayAuthentication {
   readonly issuer: BuiltinIssuer | undefined;
   /** Public routes by exact path, plus the metadata paths. */
   route(path: string): RouteHandler | undefined;
+  /** Whether an error refuses the caller's credentials (recorded as `auth.failed`). */
+  isCallerRefusal(error: unknown): boolean;
   /** The WWW-Authenticate value for an error refusing a call to `upstream`, if it needs one. */
   challenge(error: unknown, upstream: string): string | undefined;
   /** Records the pending summaries of refused token requests; call before the audit log closes. */
@@ -154,6 +156,7 @@ export async function setUpAuthentication(
       if (resource === undefined) return undefined;
       return serveJson(() => describeProtectedResource(auth, resource, { mtls }));
     },
+    isCallerRefusal: (error) => error instanceof WardenError && CHALLENGED.has(error.code),
     challenge(error, upstream) {
       if (!(error instanceof WardenError) || !CHALLENGED.has(error.code)) return undefined;
       const resourceMetadataUrl = metadataUrlFor(endpointResource(auth, upstream));

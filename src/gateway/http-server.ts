@@ -1,7 +1,8 @@
 /**
- * The listener: routes /mcp/<upstream> to that upstream's endpoint, serves health probes,
- * guards Host/Origin, bounds how long a request may take to arrive, records every refusal no
- * other record tells, and drains in-flight exchanges on shutdown.
+ * The listener: an adapter between node:http and the pipeline (pipeline/index.ts). It creates
+ * each exchange (its reference, its trace, its abort signal, its entry in the ledger), runs the
+ * pipeline's stages on it, finishes it (recording a refusal no record tells, logging it), bounds
+ * how long a request may take to arrive, and drains in-flight exchanges on shutdown.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import {
@@ -18,51 +19,29 @@ import {
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WardenError } from '../domain/errors.js';
-import type { Identity } from '../domain/identity.js';
 import { firstValue } from '../http/http-headers.js';
-import { sendJson } from '../http/json-reply.js';
 import { refusalWrittenTo, writeError, writeErrorAndClose } from '../mcp/http-reply.js';
-import type { OriginGuard } from '../http/origin-guard.js';
-import type { ExchangeHandle, McpEndpoint } from '../mcp/streamable-http-endpoint.js';
 import type { ExchangeFacts, ExchangeLedger } from './exchange-ledger.js';
 import type { Logger } from './logger.js';
-import type { RefusalRecords } from './refusal-records.js';
-
-/** What a gateway route is told of its exchange: the reference its records should carry. */
-export interface RouteExchange {
-  readonly requestId: string;
-  /** The client's address. */
-  readonly source: string;
-}
-
-/** A plain HTTP handler for the gateway's own routes (metadata, JWKS, token endpoint, admin). */
-export type RouteHandler = (
-  request: IncomingMessage,
-  response: ServerResponse,
-  exchange: RouteExchange,
-) => Promise<void>;
+import {
+  finishExchange,
+  runExchange,
+  type Exchange,
+  type ExchangeStageContext,
+} from './pipeline/index.js';
 
 export interface ListenerOptions {
   readonly host: string;
   readonly port: number;
   /** HTTPS (and client certificates) when set; plain HTTP otherwise. */
   readonly tls: HttpsServerOptions | undefined;
-  readonly endpoints: ReadonlyMap<string, McpEndpoint>;
-  /** The gateway's own routes; each authenticates its callers itself where it needs to. */
-  readonly route: (path: string) => RouteHandler | undefined;
-  /** Stage 1 of the pipeline, run before any MCP endpoint sees the request. */
-  readonly authenticate: (request: IncomingMessage, upstream: string) => Promise<Identity>;
-  /** The WWW-Authenticate challenge for a refused request to an upstream's endpoint. */
-  readonly challenge: (error: unknown, upstream: string) => string | undefined;
-  /** Where refusals are recorded: stage 1's, and at the end, any no other record tells. */
-  readonly refusals: Pick<RefusalRecords, 'reportAuthFailure' | 'recordRefusal'>;
+  /** What the pipeline's stages need: routes, endpoints, the guard, authentication, records. */
+  readonly stages: Omit<ExchangeStageContext, 'isDraining'>;
   /** The open exchanges, and whether a record tells each. */
   readonly ledger: ExchangeLedger;
   /** How long a request's headers, and the whole request, may take to arrive. */
   readonly timeouts: { readonly headersMs: number; readonly requestMs: number };
-  readonly guard: () => OriginGuard;
   readonly logger: Logger;
-  readonly isReady: () => boolean;
 }
 
 export interface Listener {
@@ -117,27 +96,26 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       if (!response.writableFinished) controller.abort();
       inFlight.delete(controller);
       serverStreams.delete(controller);
-      recordUntoldRefusal(facts, response);
+      finishExchange(facts, response, options.stages.refusals);
       options.ledger.close(facts);
       logExchange(options.logger, facts, response, started);
     });
-    const exchange: Omit<ExchangeHandle, 'identity'> = {
-      requestId,
+    const exchange: Exchange = {
+      request,
+      response,
+      path: pathOf(request),
+      facts,
       signal: controller.signal,
       markServerStream: () => serverStreams.add(controller),
+      target: undefined,
+      challenge: undefined,
     };
-    handle(request, response, exchange, facts).catch((error: unknown) => {
+    runExchange(exchange, stageContext).catch((error: unknown) => {
       options.logger.error({ requestId, err: error }, 'unhandled error in request handler');
       writeError(response, error, requestId, null);
     });
   };
-
-  /** The one place a refusal becomes a record when no stage wrote one for its exchange. */
-  const recordUntoldRefusal = (facts: ExchangeFacts, response: ServerResponse): void => {
-    const refusal = refusalWrittenTo(response);
-    if (refusal === undefined || facts.told) return;
-    options.refusals.recordRefusal(facts, { code: refusal.data.code, status: refusal.status });
-  };
+  const stageContext: ExchangeStageContext = { ...options.stages, isDraining: () => draining };
 
   // Node's own timeouts, checked often enough to hold them within a quarter of the shorter one.
   const timeouts = {
@@ -172,66 +150,6 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
     }
     answerClientError(error, socket, open?.response.headersSent ?? false);
   });
-
-  async function handle(
-    request: IncomingMessage,
-    response: ServerResponse,
-    exchange: Omit<ExchangeHandle, 'identity'>,
-    facts: ExchangeFacts,
-  ): Promise<void> {
-    const path = pathOf(request);
-    if (path === '/healthz') return sendJson(response, 200, { status: 'ok' });
-    if (path === '/readyz') {
-      const ready = !draining && options.isReady();
-      return sendJson(response, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
-    }
-    let upstream: string | undefined;
-    try {
-      options.guard().check(request.headers.host, firstValue(request.headers.origin));
-      if (draining) throw new WardenError('WARDEN_SHUTTING_DOWN');
-      // Checked once here, so no route or endpoint decoding the path later can fail on it.
-      decodePath(path);
-      const route = options.route(path);
-      if (route) {
-        return await route(request, response, { requestId: facts.requestId, source: facts.source });
-      }
-      const match = /^\/mcp\/([^/]+)\/?$/.exec(path);
-      if (!match) {
-        throw new WardenError(
-          path === '/mcp' || path.startsWith('/mcp/')
-            ? 'WARDEN_UNKNOWN_UPSTREAM'
-            : 'WARDEN_NOT_FOUND',
-        );
-      }
-      const name = decodePath(match[1] ?? '');
-      const endpoint = options.endpoints.get(name);
-      if (!endpoint) throw new WardenError('WARDEN_UNKNOWN_UPSTREAM');
-      upstream = name;
-      facts.upstream = name;
-      const identity = await options.authenticate(request, name);
-      facts.identity = identity;
-      await endpoint(request, response, { ...exchange, identity });
-    } catch (error) {
-      const challenge = upstream === undefined ? undefined : options.challenge(error, upstream);
-      if (challenge !== undefined) {
-        const wardenError = error instanceof WardenError ? error : undefined;
-        options.refusals.reportAuthFailure(facts, {
-          code: wardenError?.code ?? 'unknown',
-          reason:
-            typeof wardenError?.details?.['reason'] === 'string'
-              ? wardenError.details['reason']
-              : undefined,
-        });
-      }
-      writeError(
-        response,
-        error,
-        exchange.requestId,
-        null,
-        challenge === undefined ? {} : { 'www-authenticate': challenge },
-      );
-    }
-  }
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -277,15 +195,6 @@ async function waitUntil(done: () => boolean, ms: number): Promise<void> {
 /** The request's path without its query. */
 function pathOf(request: IncomingMessage): string {
   return (request.url ?? '/').split('?')[0] ?? '/';
-}
-
-/** A path, or a segment of it, decoded; a broken percent-encoding is the client's error. */
-function decodePath(text: string): string {
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    throw new WardenError('WARDEN_INVALID_PATH');
-  }
 }
 
 /**

@@ -670,6 +670,10 @@ describe('every refusal a request can bring about is recorded under its referenc
         records.some((record) => record.errorCode === code || TOLD_BY_STAGE.has(record.event)),
         `${code}: no record tells the refusal of ${reference}; found ${summarise(records)}`,
       );
+      // A denial names the code the caller was refused with, so the log can be queried by it.
+      for (const denied of records.filter((record) => record.event === 'call.denied')) {
+        assert.equal(denied.errorCode, code, `${code}: ${summarise(records)}`);
+      }
       // The records a refusal leaves, printed for the error reference in docs/errors.md.
       t.diagnostic(`records: ${summarise(records)}`);
     });

@@ -27,7 +27,11 @@ export interface CallRecorder {
   recordDecision(
     facts: CallFacts,
     decision: Decision,
-    options?: { readonly failOpen?: boolean },
+    options?: {
+      readonly failOpen?: boolean;
+      /** For a denial: the code the caller was refused with, so the log can be queried by it. */
+      readonly errorCode?: string;
+    },
   ): Promise<CallOutcome>;
   /** Tries once more to record what is spooled, then stops retrying. */
   close(): Promise<void>;
@@ -121,6 +125,7 @@ export function createCallRecorder(options: CallRecorderOptions): CallRecorder {
         time: time(),
         ...(redacted && { arguments: redacted.arguments, argumentsHash: redacted.argumentsHash }),
         decision,
+        ...(recordOptions.errorCode !== undefined && { errorCode: recordOptions.errorCode }),
       };
       try {
         await options.chain.record(entry);

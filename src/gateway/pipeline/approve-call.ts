@@ -76,11 +76,11 @@ export async function approveCall(
       // Refused at release (stale, revoked): the log says why, nothing is sent.
       if (error instanceof WardenError && error.code === 'WARDEN_APPROVAL_STALE') {
         const reasons = [String(error.details?.['reason'] ?? error.message)];
-        await options.recorder.recordDecision(callFacts(call, context), {
-          ...decision,
-          effect: 'deny',
-          reasons,
-        });
+        await options.recorder.recordDecision(
+          callFacts(call, context),
+          { ...decision, effect: 'deny', reasons },
+          { errorCode: error.code },
+        );
       }
       throw error;
     },
@@ -101,11 +101,15 @@ async function holdForApproval(
     // refusal. If the log is down too, the recorder has raised its alert; the caller is
     // still told what it needs to know: the approval could not be asked for.
     await recorder
-      .recordDecision(callFacts(call, ctx), {
-        ...decision,
-        effect: 'deny',
-        reasons: ['approval required, but the approval service is unavailable (fail closed)'],
-      })
+      .recordDecision(
+        callFacts(call, ctx),
+        {
+          ...decision,
+          effect: 'deny',
+          reasons: ['approval required, but the approval service is unavailable (fail closed)'],
+        },
+        { errorCode: 'WARDEN_APPROVAL_UNAVAILABLE' },
+      )
       .catch(() => undefined);
     throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE', undefined, { cause });
   };

@@ -7,6 +7,7 @@ import type { CallFacts } from '../../audit/call-entry.js';
 import type { CallOutcome, CallRecorder } from '../../audit/call-recorder.js';
 import { startCallSpan } from '../../audit/call-spans.js';
 import type { Decision } from '../../domain/decision.js';
+import { WardenError } from '../../domain/errors.js';
 import { classifyMcpCall, type McpRequestCall } from '../../domain/mcp-call.js';
 import type { ClientMessageContext } from '../../mcp/message-gate.js';
 import type { Authorization } from '../../policy/authorize-message.js';
@@ -19,7 +20,9 @@ export async function recordDenial(
   decision: Decision,
   error: unknown,
 ): Promise<never> {
-  await recorder.recordDecision(facts, decision);
+  await recorder.recordDecision(facts, decision, {
+    ...(error instanceof WardenError && { errorCode: error.code }),
+  });
   startCallSpan(facts, decision).failed(error);
   throw error;
 }

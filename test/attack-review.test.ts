@@ -34,6 +34,7 @@ import {
 import { startTestGateway, TESTER_ROLE, type TestGateway } from './support/gateway.js';
 import { startMcpHttpUpstream, type McpHttpUpstream } from './support/mcp-http-upstream.js';
 import {
+  modernRequest,
   answerIn,
   assertWardenError,
   initializeRequest,
@@ -90,30 +91,13 @@ async function postModern(
   mcpName?: string,
 ): Promise<{ reply: RawReply; id: number }> {
   const id = nextId++;
-  const reply = await postMcp(
-    url,
-    {
-      jsonrpc: '2.0',
-      id,
-      method,
-      params: {
-        ...params,
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': MODERN,
-          'io.modelcontextprotocol/clientCapabilities': {},
-          'io.modelcontextprotocol/clientInfo': { name: 'attack-review', version: '1' },
-        },
-      },
-    },
-    {
-      headers: {
-        ...headers,
-        'mcp-protocol-version': MODERN,
-        'mcp-method': method,
-        ...(mcpName !== undefined && { 'mcp-name': mcpName }),
-      },
-    },
-  );
+  const request = modernRequest(id, method, params, {
+    clientName: 'attack-review',
+    mcpName: mcpName ?? null,
+  });
+  const reply = await postMcp(url, request.body, {
+    headers: { ...headers, ...request.headers },
+  });
   return { reply, id };
 }
 

@@ -26,6 +26,7 @@ import { openStore } from '../src/store/open-store.js';
 import type { Store } from '../src/store/types.js';
 import { startTestGateway, TEST_RESOURCE, type TestGateway } from './support/gateway.js';
 import {
+  modernRequest,
   answerIn,
   assertWardenError,
   initializeRequest,
@@ -41,7 +42,6 @@ const pidServer = (tag: string, extra: Record<string, unknown> = {}) => ({
   command: [process.execPath, '--import', 'tsx', PID_SERVER, `--warden-test-upstream=${tag}`],
   ...extra,
 });
-const MODERN = '2026-07-28';
 /** Room for a loaded 2-core machine, where one stdio child takes 1–3 s to start. */
 const GATEWAY_TEST = { timeout: 180_000 };
 
@@ -116,31 +116,10 @@ async function postModern(
   clientName = 'fair-sessions',
 ): Promise<{ reply: RawReply; id: number }> {
   const id = nextId++;
-  const name = params['name'];
-  const reply = await postMcp(
-    url,
-    {
-      jsonrpc: '2.0',
-      id,
-      method,
-      params: {
-        ...params,
-        _meta: {
-          'io.modelcontextprotocol/protocolVersion': MODERN,
-          'io.modelcontextprotocol/clientCapabilities': {},
-          'io.modelcontextprotocol/clientInfo': { name: clientName, version: '1' },
-        },
-      },
-    },
-    {
-      headers: {
-        ...headers,
-        'mcp-protocol-version': MODERN,
-        'mcp-method': method,
-        ...(typeof name === 'string' && { 'mcp-name': name }),
-      },
-    },
-  );
+  const request = modernRequest(id, method, params, { clientName });
+  const reply = await postMcp(url, request.body, {
+    headers: { ...headers, ...request.headers },
+  });
   return { reply, id };
 }
 

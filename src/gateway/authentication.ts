@@ -52,8 +52,7 @@ export interface GatewayAuthentication {
   isCallerRefusal(error: unknown): boolean;
   /** The WWW-Authenticate value for an error refusing a call to `upstream`, if it needs one. */
   challenge(error: unknown, upstream: string): string | undefined;
-  /** Records the pending summaries of refused token requests; call before the audit log closes. */
-  flush(): void;
+  /** Also records the pending summaries of refused token requests: close before the audit log. */
   close(): Promise<void>;
 }
 
@@ -182,7 +181,6 @@ export async function setUpAuthentication(
         description: error.message,
       });
     },
-    flush: () => tokenFailures.flush(),
     close: async () => {
       tokenFailures.flush();
       await revocations.close();

@@ -144,6 +144,42 @@ export function postMcp(
   });
 }
 
+/**
+ * A 2026-07-28 request: no session, the envelope in `_meta`, and the Mcp-* headers mirroring the
+ * body. Mcp-Name mirrors `params.name` unless `mcpName` is given (`null` sends none).
+ */
+export function modernRequest(
+  id: string | number,
+  method: string,
+  params: Record<string, unknown>,
+  options: { readonly clientName?: string; readonly mcpName?: string | null } = {},
+): { body: unknown; headers: Record<string, string> } {
+  const name = options.mcpName === undefined ? params['name'] : options.mcpName;
+  return {
+    body: {
+      jsonrpc: '2.0',
+      id,
+      method,
+      params: {
+        ...params,
+        _meta: {
+          'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+          'io.modelcontextprotocol/clientCapabilities': {},
+          'io.modelcontextprotocol/clientInfo': {
+            name: options.clientName ?? 'test',
+            version: '1',
+          },
+        },
+      },
+    },
+    headers: {
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': method,
+      ...(typeof name === 'string' && { 'mcp-name': name }),
+    },
+  };
+}
+
 /** The JSON-RPC messages in a reply: the JSON body, or every `data:` payload of an SSE body. */
 export function messagesOf(reply: RawReply): WireMessage[] {
   if (reply.text.trim() === '') return [];

@@ -4,9 +4,10 @@
  *
  *   node --import tsx bench/audit-bench.ts [--seconds 3] [--batches 16,256]
  *     [--backends sqlite,sqlite-inline,postgres] [--postgres postgres://root@127.0.0.1:5432/test]
- *     [--markdown]
+ *     [--markdown] [--json FILE]
  *
- * --markdown prints the table as Markdown (bench/run.ts runs it so at the end of `npm run bench`).
+ * --markdown prints the table as Markdown (bench/run.ts runs it so at the end of `npm run bench`);
+ * --json also writes the rows to FILE (bench/run.ts reads one durable commit's p50 from it).
  *
  * - sqlite: the store as shipped: a file in a temp dir, WAL, synchronous=FULL, writes on the audit
  *   writer thread.
@@ -24,7 +25,7 @@
  * delay seen (including the bench's own batch building).
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -45,6 +46,7 @@ interface Settings {
   readonly backends: readonly BackendName[];
   readonly postgresUrl: string;
   readonly markdown: boolean;
+  readonly json: string | undefined;
 }
 
 /** Appends one batch durably; resolves when committed. */
@@ -77,6 +79,7 @@ function parseSettings(): Settings {
       batches: { type: 'string', default: '16,256' },
       backends: { type: 'string', default: 'sqlite,sqlite-inline,postgres' },
       markdown: { type: 'boolean', default: false },
+      json: { type: 'string' },
       postgres: {
         type: 'string',
         default: process.env['WARDEN_TEST_POSTGRES_URL'] ?? 'postgres://root@127.0.0.1:5432/test',
@@ -94,6 +97,7 @@ function parseSettings(): Settings {
     backends,
     postgresUrl: values.postgres,
     markdown: values.markdown,
+    json: values.json,
   };
 }
 
@@ -284,3 +288,4 @@ for (const backend of settings.backends) {
   for (const batch of settings.batches) results.push(await measure(backend, batch, settings));
 }
 printTable(results, settings.markdown);
+if (settings.json !== undefined) writeFileSync(settings.json, `${JSON.stringify(results)}\n`);

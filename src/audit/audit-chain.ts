@@ -16,12 +16,17 @@
  */
 import type { AuditCheckpoint, AuditEntry, AuditRecord } from '../domain/audit-record.js';
 import { AUDIT_EVENTS } from '../domain/audit-record.js';
-import { canonicalJson } from '../domain/canonical-json.js';
+import { rememberRecordText } from '../domain/audit-record-text.js';
+import {
+  canonicalMembers,
+  joinCanonicalMembers,
+  type CanonicalMember,
+} from '../domain/canonical-json.js';
 import type { AuditRepository } from '../store/types.js';
 import type { CheckpointSigner } from './checkpoint.js';
 import { AuditError, AuditUnavailableError } from './errors.js';
 import { resumeHashOf } from './pruned-prefix.js';
-import { GENESIS_HASH, hashRecord } from './record-hash.js';
+import { GENESIS_HASH, hashCanonicalText } from './record-hash.js';
 
 export interface AuditChainOptions {
   readonly repository: AuditRepository;
@@ -63,7 +68,7 @@ const DEFAULTS = {
 } as const;
 
 interface PendingRecord {
-  readonly entry: AuditEntry;
+  readonly entry: NormalisedEntry;
   readonly resolve: (record: AuditRecord) => void;
   readonly reject: (error: Error) => void;
 }
@@ -164,10 +169,13 @@ export function createAuditChain(options: AuditChainOptions): AuditChain {
       const records: AuditRecord[] = [];
       let prevHash = current.hash;
       for (const [index, { entry }] of batch.entries()) {
-        const unhashed = { ...entry, stream, seq: current.seq + index + 1, prevHash };
-        const record = Object.freeze({ ...unhashed, hash: hashRecord(unhashed) });
+        // The entry's members were serialised once (normaliseEntry): only the chain's are added.
+        const chained = { stream, seq: current.seq + index + 1, prevHash };
+        const hash = hashCanonicalText(joinCanonicalMembers(entry.members, chained));
+        const record: AuditRecord = Object.freeze({ ...entry.data, ...chained, hash });
+        rememberRecordText(record, joinCanonicalMembers(entry.members, { ...chained, hash }));
         records.push(record);
-        prevHash = record.hash;
+        prevHash = hash;
       }
       const headSeq = current.seq + records.length;
       const sinceCheckpoint = headSeq - (current.lastCheckpoint?.seq ?? 0);
@@ -216,7 +224,7 @@ export function createAuditChain(options: AuditChainOptions): AuditChain {
       if (closed) {
         return Promise.reject(new AuditError('AUDIT_CLOSED', 'the audit chain is closed'));
       }
-      let normalised: AuditEntry;
+      let normalised: NormalisedEntry;
       try {
         normalised = normaliseEntry(entry);
       } catch (error) {
@@ -253,13 +261,19 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+
 /** Fields a store copies into indexed text columns: they must be strings when present. */
 const TEXT_FIELDS = ['requestId', 'traceId', 'user', 'agent', 'tool', 'upstream'] as const;
 
+/** An entry as plain JSON data, with its members' canonical text. */
+interface NormalisedEntry {
+  readonly data: AuditEntry;
+  readonly members: readonly CanonicalMember[];
+}
+
 /**
  * Checks the entry as a store would and reduces it to plain JSON data, so that what is hashed is
  * exactly what a store keeps and gives back (no undefined members, no Dates, no shared objects).
  * Checking here refuses a malformed entry to its own caller, instead of letting the store refuse
  * the whole batch it would share with other callers.
  */
-function normaliseEntry(entry: AuditEntry): AuditEntry {
+function normaliseEntry(entry: AuditEntry): NormalisedEntry {
   const invalid = (problem: string): AuditError =>
     new AuditError('AUDIT_INVALID_ENTRY', `cannot record ${String(entry.event)}: ${problem}`);
   if (!(AUDIT_EVENTS as readonly string[]).includes(entry.event)) {
@@ -292,7 +306,8 @@ function normaliseEntry(entry: AuditEntry): AuditEntry {
     hash: undefined,
   };
   try {
-    return JSON.parse(canonicalJson(plain)) as AuditEntry;
+    const members = canonicalMembers(plain);
+    return { data: JSON.parse(joinCanonicalMembers(members)) as AuditEntry, members };
   } catch (cause) {
     throw new AuditError('AUDIT_INVALID_ENTRY', `the ${entry.event} entry is not JSON data`, {
       cause,

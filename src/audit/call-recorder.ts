@@ -109,9 +109,26 @@ export function createCallRecorder(options: CallRecorderOptions): CallRecorder {
       spool.add(entry);
     });
   };
+  // An outcome is digested and recorded after the answer has gone to the client: the reply does
+  // not wait for the result's hash and canonical form. close() records what is still waiting.
+  const deferred = new Map<NodeJS.Immediate, () => void>();
+  const later = (work: () => void): void => {
+    const immediate = setImmediate(() => {
+      deferred.delete(immediate);
+      work();
+    });
+    deferred.set(immediate, work);
+  };
 
   return {
-    close: () => spool.close(),
+    async close() {
+      for (const [immediate, work] of deferred) {
+        clearImmediate(immediate);
+        work();
+      }
+      deferred.clear();
+      await spool.close();
+    },
     async recordDecision(facts, decision, recordOptions = {}) {
       const { tool, args } = describeTarget(facts.call);
       const base = {
@@ -148,27 +165,30 @@ export function createCallRecorder(options: CallRecorderOptions): CallRecorder {
           if (settled) return;
           settled = true;
           const latencyMs = now() - started;
+          const at = time();
           if ('error' in response) {
             recordOutcome({
               ...base,
               event: 'call.error',
-              time: time(),
+              time: at,
               latencyMs,
               errorCode: String(response.error.code),
               details: { message: options.redactor.redactValue(response.error.message) },
             });
             return;
           }
-          recordOutcome({
-            ...base,
-            event: 'call.result',
-            time: time(),
-            latencyMs,
-            result: digestResult(response.result, {
-              excerptBytes: options.excerptBytes,
-              redactor: options.redactor,
+          later(() =>
+            recordOutcome({
+              ...base,
+              event: 'call.result',
+              time: at,
+              latencyMs,
+              result: digestResult(response.result, {
+                excerptBytes: options.excerptBytes,
+                redactor: options.redactor,
+              }),
             }),
-          });
+          );
         },
         failed(error) {
           if (settled) return;

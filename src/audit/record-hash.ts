@@ -16,6 +16,10 @@ export type UnhashedAuditRecord = Omit<AuditRecord, 'hash'>;
 /** SHA-256 (hex) of the canonical JSON of `record`; a `hash` field, if present, is ignored. */
 export function hashRecord(record: UnhashedAuditRecord | AuditRecord): string {
   // canonicalJson drops undefined members: this hashes the record without `hash`.
-  const unhashed = { ...record, hash: undefined };
-  return createHash('sha256').update(canonicalJson(unhashed), 'utf8').digest('hex');
+  return hashCanonicalText(canonicalJson({ ...record, hash: undefined }));
+}
+
+/** The hash of a record already written as canonical JSON without its `hash` member. */
+export function hashCanonicalText(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
 }

@@ -18,6 +18,47 @@ export function canonicalJson(value: unknown): string {
   return serialise(value, '') ?? 'null';
 }
 
+/** One member of a canonical object: its name and its `"name":value` text. */
+export interface CanonicalMember {
+  readonly name: string;
+  readonly text: string;
+}
+
+/**
+ * A plain object's members in canonical order. With `joinCanonicalMembers` a caller can add
+ * members later (the audit chain adds seq and hashes) without serialising the rest again.
+ */
+export function canonicalMembers(value: Readonly<Record<string, unknown>>): CanonicalMember[] {
+  const members: CanonicalMember[] = [];
+  for (const name of Object.keys(value).sort()) {
+    const member = serialise(value[name], name);
+    if (member !== undefined) members.push({ name, text: `${JSON.stringify(name)}:${member}` });
+  }
+  return members;
+}
+
+/**
+ * The canonical JSON of the object `members` came from, with `extra` merged in order (an extra
+ * member replaces a member of the same name; an undefined one is dropped, as canonicalJson does).
+ */
+export function joinCanonicalMembers(
+  members: readonly CanonicalMember[],
+  extra: Readonly<Record<string, unknown>> = {},
+): string {
+  const added = canonicalMembers(extra);
+  const replaced = new Set(Object.keys(extra));
+  const texts: string[] = [];
+  let next = 0;
+  for (const member of members) {
+    while (next < added.length && (added[next] as CanonicalMember).name < member.name) {
+      texts.push((added[next++] as CanonicalMember).text);
+    }
+    if (!replaced.has(member.name)) texts.push(member.text);
+  }
+  while (next < added.length) texts.push((added[next++] as CanonicalMember).text);
+  return `{${texts.join(',')}}`;
+}
+
 /** Undefined when the value is dropped (undefined, function, symbol), as with JSON.stringify. */
 function serialise(value: unknown, key: string): string | undefined {
   if (value !== null && typeof value === 'object') {

@@ -4,7 +4,7 @@
  * pipeline's stages on it, finishes it (recording a refusal no record tells, logging it), bounds
  * how long a request may take to arrive, and drains in-flight exchanges on shutdown.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import {
   createServer,
   STATUS_CODES,
@@ -23,6 +23,7 @@ import { firstValue } from '../http/http-headers.js';
 import { refusalWrittenTo, writeError, writeErrorAndClose } from '../mcp/http-reply.js';
 import type { ExchangeFacts, ExchangeLedger } from './exchange-ledger.js';
 import type { Logger } from './logger.js';
+import { newTraceparent } from './trace-ids.js';
 import {
   finishExchange,
   runExchange,
@@ -78,7 +79,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
     const requestId = randomUUID();
     // Every call is traced: the client's W3C traceparent if valid, else a new trace started here.
     if (!VALID_TRACEPARENT.test(firstValue(request.headers.traceparent) ?? '')) {
-      request.headers.traceparent = `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-01`;
+      request.headers.traceparent = newTraceparent();
     }
     const started = performance.now();
     const facts = options.ledger.open(request, {

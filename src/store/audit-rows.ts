@@ -6,6 +6,7 @@
  * hashed, and reading parses that text, never the indexed copies.
  */
 import type { AuditCheckpoint, AuditRecord } from '../domain/audit-record.js';
+import { recordText } from '../domain/audit-record-text.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { StoreError, describeCause } from './errors.js';
 import type { Row } from './row-mapping.js';
@@ -93,7 +94,7 @@ export function toAuditRecordParams(record: AuditRecord): AuditValue[] {
     optionalText('tool', record.tool),
     optionalText('upstream', record.upstream),
     optionalText('decision.effect', record.decision?.effect),
-    serialise(`record ${record.stream}#${record.seq}`, record),
+    serialise(`record ${record.stream}#${record.seq}`, record, recordText),
     toIndexText(record.prevHash),
     toIndexText(record.hash),
   ];
@@ -247,9 +248,9 @@ export function toIndexText(value: string): string {
   return value.replace(LONE_SURROGATE, '\uFFFD').replaceAll('\0', '\uFFFD');
 }
 
-function serialise(what: string, value: unknown): string {
+function serialise<T>(what: string, value: T, write: (value: T) => string = canonicalJson): string {
   try {
-    return canonicalJson(value);
+    return write(value);
   } catch (cause) {
     throw new StoreError('STORE_INVALID_VALUE', `${what} is not JSON: ${describeCause(cause)}`, {
       cause,

@@ -1,8 +1,10 @@
 /**
  * What one policy decision costs, measured in-process (no HTTP, no store), with 10 grants and
- * with 1,000 grants, against the goal of p99 ≤ 50 µs with 1,000 grants:
+ * with 1,000 grants, against the goal of p99 ≤ 20 µs with 1,000 grants; and whether the
+ * compiled-grants path decides as Cedar does:
  *
- *   node --import tsx bench/policy-bench.ts [--samples 20000] [--warmup 5000] [--markdown]
+ *   node --import tsx bench/policy-bench.ts [--samples 20000] [--warmup 5000]
+ *     [--differential-runs 10000] [--markdown]
  *
  * --markdown prints the tables as Markdown (bench/run.ts runs it so at the end of `npm run bench`).
  *
@@ -11,30 +13,53 @@
  * (vendor list and amount cap, tenant and working hours, reference pattern and freeze switch);
  * every fifth requires approval. One agent holding three roles calls a fixed mix of targets, in
  * turn: eight granted calls within their constraints, two granted calls that break one (a denial
- * with its explanation, which costs a second Cedar evaluation) and two tools never granted. Every
+ * with its explanation, which costs a second evaluation) and two tools never granted. Every
  * target is called during the warm-up, so policy-set slices are prepared before timing starts.
  *
- * Two floors, measured in the same run, show how much of a decision is the bridge into Cedar's
- * WebAssembly: one statefulIsAuthorized call with an empty policy set and an empty request, and
- * one with an empty policy set and the request the engine sends for a scoped call (its context
- * attributes, arguments and roles). CPU µs per run is reported beside wall time: on a machine
- * other work shares, wall-time percentiles also count the time the core was taken away.
+ * Each engine row is measured twice: on the Cedar path (every decision a call into Cedar's
+ * WebAssembly, `decideWith: 'cedar'`) and on the compiled path (grant-only slices decided in
+ * plain JavaScript, the default), so the rows show what the lever is worth. Two floors, measured
+ * in the same run, show how much of a Cedar decision is the bridge into the WebAssembly: one
+ * statefulIsAuthorized call with an empty policy set and an empty request, and one with an empty
+ * policy set and the request the engine sends for a scoped call (its context attributes,
+ * arguments and roles). CPU µs per run is reported beside wall time: on a machine other work
+ * shares, wall-time percentiles also count the time the core was taken away. To tell that apart
+ * from the decision's own tail, the compiled decisions are timed once more in turn with a loop
+ * of arithmetic as long: the arithmetic's p99 is what the machine alone added to work that long.
+ *
+ * Last, the differential check of test/policy-compiled-differential.test.ts runs
+ * --differential-runs times (fast-check runs, each a generated request against one of a pool of
+ * generated configs): the compiled path must give Cedar's decision and explanation every time.
+ * A disagreement is printed with its config and request, and the bench exits non-zero.
  */
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
+import { isDeepStrictEqual, parseArgs } from 'node:util';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
 import type { StatefulAuthorizationCall } from '@cedar-policy/cedar-wasm/nodejs';
 import { parseConfig } from '../src/config/load.js';
 import type { Effect } from '../src/domain/decision.js';
-import { createPolicyEngine, type PolicyRequest } from '../src/policy/policy-engine.js';
+import fc from 'fast-check';
+import {
+  createPolicyEngine,
+  type Evaluator,
+  type PolicyRequest,
+} from '../src/policy/policy-engine.js';
+import {
+  answersOf,
+  buildEnginePairs,
+  pairAndRequest,
+  type DifferentialTally,
+} from '../test/support/policy-differential.js';
 
-const GOAL_P99_US = 50;
+const GOAL_P99_US = 20;
 const GOAL_GRANTS = 1000;
 const GRANTS_PER_ROLE = 20;
 const UPSTREAMS = 10;
 const TOOLS_PER_UPSTREAM = 20;
 const APPROVAL_EVERY = 5;
+/** Generated configs the differential runs share (each costs Cedar's validation of its set). */
+const DIFFERENTIAL_CONFIGS = 50;
 /** Wednesday 10:00 UTC: inside the working hours the generated scopes ask for. */
 const NOW = Date.parse('2026-06-03T10:00:00Z');
 
@@ -50,6 +75,7 @@ const VALID_ARGUMENTS = { vendor: 'acme', amount: 250.5, currency: 'EUR', refere
 interface Settings {
   readonly samples: number;
   readonly warmup: number;
+  readonly differentialRuns: number;
   readonly markdown: boolean;
 }
 
@@ -79,15 +105,20 @@ function readSettings(): Settings {
     options: {
       samples: { type: 'string', default: '20000' },
       warmup: { type: 'string', default: '5000' },
+      'differential-runs': { type: 'string', default: '10000' },
       markdown: { type: 'boolean', default: false },
     },
   });
   const samples = Number(values.samples);
   const warmup = Number(values.warmup);
+  const differentialRuns = Number(values['differential-runs']);
   if (!Number.isInteger(samples) || samples < 100 || !Number.isInteger(warmup) || warmup < 0) {
     throw new Error('--samples must be an integer of at least 100, --warmup one of at least 0');
   }
-  return { samples, warmup, markdown: values.markdown };
+  if (!Number.isInteger(differentialRuns) || differentialRuns < 0) {
+    throw new Error('--differential-runs must be an integer of at least 0');
+  }
+  return { samples, warmup, differentialRuns, markdown: values.markdown };
 }
 
 function toolOf(index: number): { upstream: string; name: string } {
@@ -162,16 +193,38 @@ function callMix(grantCount: number): PolicyRequest[] {
   ];
 }
 
-function measureEngine(label: string, grantCount: number, settings: Settings): Row {
+/** A row, and for the compiled path the same decisions timed in turn with arithmetic as long. */
+interface EngineMeasurement extends Row {
+  readonly alternating: AlternatingStats | undefined;
+}
+
+interface AlternatingStats {
+  readonly decisions: Stats;
+  readonly arithmetic: Stats;
+}
+
+function measureEngine(
+  grantCount: number,
+  decideWith: Evaluator,
+  settings: Settings,
+): EngineMeasurement {
+  const label = `engine, ${grantCount.toLocaleString('en-US')} grants, ${decideWith} path`;
   const config = parseConfig(generatePolicyConfig(grantCount), 'bench');
-  const engine = createPolicyEngine(config.policy);
+  const evaluators = new Set<Evaluator>();
+  const engine = createPolicyEngine(config.policy, {
+    decideWith,
+    onEvaluated: (evaluator) => evaluators.add(evaluator),
+  });
   const mix = callMix(grantCount);
   const requestAt = (i: number) => mix[i % mix.length] as PolicyRequest;
   const effects = mix.map((request) => engine.decide(request).effect);
   const expectedGranted = Math.min(grantCount, 8);
+  // Otherwise the rows would time some other mix, or another path, than the one described.
   if (effects.filter((effect) => effect !== 'deny').length !== expectedGranted) {
-    // Otherwise the rows would time some other mix than the one described.
     throw new Error(`${label}: the call mix decided ${effects.join(', ')}`);
+  }
+  if (evaluators.size !== 1 || !evaluators.has(decideWith)) {
+    throw new Error(`${label}: the mix was answered by ${[...evaluators].join(' and ')}`);
   }
   for (let i = 0; i < settings.warmup; i++) engine.decide(requestAt(i));
   const loop = sample(settings.samples, (i) => {
@@ -181,13 +234,52 @@ function measureEngine(label: string, grantCount: number, settings: Settings): R
     loop.times.filter((_, i) => wanted(effects[i % mix.length] ?? 'deny'));
   const denied = pick((effect) => effect === 'deny');
   const granted = pick((effect) => effect !== 'deny');
+  const all = statsOf(loop.times, loop);
   return {
     label,
     policies: engine.policyCount,
-    all: statsOf(loop.times, loop),
+    all,
     granted: granted.length > 0 ? statsOf(granted) : undefined,
     denied: denied.length > 0 ? statsOf(denied) : undefined,
+    alternating:
+      decideWith === 'compiled'
+        ? measureAlternating((i) => engine.decide(requestAt(i)), all.p50Us, settings)
+        : undefined,
   };
+}
+
+/**
+ * The machine's own tail at this length of work: decisions timed in turn with a loop of
+ * arithmetic (no allocation, no memory beyond a few variables) calibrated to the decisions'
+ * median, so both see the same moments of the machine.
+ */
+function measureAlternating(
+  decide: (i: number) => void,
+  medianUs: number,
+  settings: Settings,
+): AlternatingStats {
+  let sink = 0;
+  const spin = (iterations: number) => {
+    let sum = sink;
+    for (let i = 0; i < iterations; i++) sum += Math.sqrt(i + sum);
+    sink = sum % 7;
+  };
+  const probe = 100_000;
+  spin(probe);
+  const perIteration = statsOf(sample(50, () => spin(probe)).times).p50Us / probe;
+  const iterations = Math.max(1, Math.round(medianUs / perIteration));
+  const decisions = new Float64Array(settings.samples);
+  const arithmetic = new Float64Array(settings.samples);
+  for (let i = 0; i < settings.samples; i++) {
+    const t0 = performance.now();
+    decide(i);
+    const t1 = performance.now();
+    spin(iterations);
+    const t2 = performance.now();
+    decisions[i] = (t1 - t0) * 1000;
+    arithmetic[i] = (t2 - t1) * 1000;
+  }
+  return { decisions: statsOf(decisions), arithmetic: statsOf(arithmetic) };
 }
 
 function measureFloor(label: string, call: StatefulAuthorizationCall, settings: Settings): Row {
@@ -329,18 +421,100 @@ function render(rows: readonly Row[], settings: Settings, loadBefore: number): s
   return `${lines.join('\n')}\n`;
 }
 
-function verdict(small: Row, large: Row, floor: Row): string {
+function verdict(rows: EngineRows, floor: Row): string {
   const grants = GOAL_GRANTS.toLocaleString('en-US');
+  const { large, largeCedar, small } = rows;
   const met = large.all.p99Us <= GOAL_P99_US;
-  const bridge = (floor.all.p50Us / large.all.p50Us) * 100;
+  const bridge = (floor.all.p50Us / largeCedar.all.p50Us) * 100;
   return [
     '',
-    `p99 with ${grants} grants / p99 with 10 grants: ${(large.all.p99Us / small.all.p99Us).toFixed(2)}x ` +
-      `(p50 ${(large.all.p50Us / small.all.p50Us).toFixed(2)}x).`,
+    `Compiled path against Cedar path with ${grants} grants: p50 ` +
+      `${(largeCedar.all.p50Us / large.all.p50Us).toFixed(1)}x, p99 ` +
+      `${(largeCedar.all.p99Us / large.all.p99Us).toFixed(1)}x, CPU per run ` +
+      `${((largeCedar.all.cpuUs ?? 0) / (large.all.cpuUs ?? 1)).toFixed(1)}x faster.`,
+    `Compiled path, p99 with ${grants} grants / p99 with 10 grants: ` +
+      `${(large.all.p99Us / small.all.p99Us).toFixed(2)}x (p50 ` +
+      `${(large.all.p50Us / small.all.p50Us).toFixed(2)}x).`,
     `The engine-shaped wasm call with no policies at all takes ${bridge.toFixed(0)}% of the p50 ` +
-      `decision with ${grants} grants.`,
+      `Cedar-path decision with ${grants} grants.`,
     `Goal: p99 ≤ ${GOAL_P99_US} µs per decision with ${grants} grants: ` +
       `${large.all.p99Us.toFixed(1)} µs, ${met ? 'met' : 'NOT met'}.`,
+    ...(large.alternating === undefined ? [] : [describeAlternating(large.alternating)]),
+    '',
+  ].join('\n');
+}
+
+function describeAlternating({ decisions, arithmetic }: AlternatingStats): string {
+  const us = (value: number) => value.toFixed(1);
+  return (
+    `Tail check: timed in turn with a loop of arithmetic as long (p50 ${us(arithmetic.p50Us)} ` +
+    `µs), the compiled decisions had p50 ${us(decisions.p50Us)} / p99 ${us(decisions.p99Us)} µs ` +
+    `and the arithmetic p99 ${us(arithmetic.p99Us)} µs, what the machine alone added to work ` +
+    "that long meanwhile; the rest of the decisions' tail is their own (allocation, memory)."
+  );
+}
+
+interface EngineRows {
+  readonly small: EngineMeasurement;
+  readonly smallCedar: EngineMeasurement;
+  readonly large: EngineMeasurement;
+  readonly largeCedar: EngineMeasurement;
+}
+
+interface DifferentialOutcome {
+  readonly runs: number;
+  readonly agreed: number;
+  readonly disagreed: number;
+  readonly tally: DifferentialTally;
+  readonly seed: number;
+  /** The first disagreement: its config, request and both answers. */
+  readonly first: string | undefined;
+}
+
+/**
+ * The differential check (test/support/policy-differential.ts): every run a generated request
+ * against one of a pool of generated configs, decided and explained by both paths. Runs go on
+ * after a disagreement, so the count is of all of them.
+ */
+function checkAgainstCedar(runs: number): DifferentialOutcome {
+  const seed = Date.now() % 1_000_000;
+  const tally: DifferentialTally = { compiled: 0, cedar: 0 };
+  const pairs = buildEnginePairs(DIFFERENTIAL_CONFIGS, seed, tally);
+  let agreed = 0;
+  let disagreed = 0;
+  let first: string | undefined;
+  fc.check(
+    fc.property(pairAndRequest(pairs), ([pair, request]) => {
+      const { cedar, compiled } = answersOf(pair, request);
+      if (isDeepStrictEqual(cedar, compiled)) {
+        agreed += 1;
+      } else {
+        disagreed += 1;
+        first ??= [
+          `config: ${fc.stringify(pair.config)}`,
+          `request: ${fc.stringify(request)}`,
+          `Cedar: ${fc.stringify(cedar)}`,
+          `compiled: ${fc.stringify(compiled)}`,
+        ].join('\n');
+      }
+      return true;
+    }),
+    { numRuns: runs, seed },
+  );
+  return { runs: agreed + disagreed, agreed, disagreed, tally, seed, first };
+}
+
+function describeDifferential(outcome: DifferentialOutcome): string {
+  const { runs, agreed, disagreed, tally, seed, first } = outcome;
+  const count = (n: number) => n.toLocaleString('en-US');
+  const answered = (tally.compiled / Math.max(1, tally.compiled + tally.cedar)) * 100;
+  return [
+    `Differential check, compiled path against Cedar: ${count(runs)} fast-check runs over ` +
+      `${DIFFERENTIAL_CONFIGS} generated configs (seed ${seed}), each a generated request decided ` +
+      `and explained by both: ${count(agreed)} agree, ${count(disagreed)} disagree. The compiled ` +
+      `path answered ${answered.toFixed(0)}% of those decisions and explanations itself and left ` +
+      'the rest to Cedar (requests it cannot read exactly as Cedar would).',
+    ...(first === undefined ? [] : ['First disagreement:', first]),
     '',
   ].join('\n');
 }
@@ -368,11 +542,22 @@ const shapedFloor = measureFloor(
   engineShapedCall(emptySet),
   settings,
 );
-const small = measureEngine('engine, 10 grants', 10, settings);
-const large = measureEngine(
-  `engine, ${GOAL_GRANTS.toLocaleString('en-US')} grants`,
-  GOAL_GRANTS,
-  settings,
+const engines: EngineRows = {
+  smallCedar: measureEngine(10, 'cedar', settings),
+  small: measureEngine(10, 'compiled', settings),
+  largeCedar: measureEngine(GOAL_GRANTS, 'cedar', settings),
+  large: measureEngine(GOAL_GRANTS, 'compiled', settings),
+};
+process.stdout.write(
+  render(
+    [emptyFloor, shapedFloor, engines.smallCedar, engines.small, engines.largeCedar, engines.large],
+    settings,
+    loadBefore,
+  ),
 );
-process.stdout.write(render([emptyFloor, shapedFloor, small, large], settings, loadBefore));
-process.stdout.write(verdict(small, large, shapedFloor));
+process.stdout.write(verdict(engines, shapedFloor));
+if (settings.differentialRuns > 0) {
+  const outcome = checkAgainstCedar(settings.differentialRuns);
+  process.stdout.write(describeDifferential(outcome));
+  if (outcome.disagreed > 0) process.exitCode = 1;
+}

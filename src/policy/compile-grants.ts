@@ -116,15 +116,28 @@ function resourceScope(target: GrantTarget): string {
  * Resources are named by URI in the context, in the normal form requests are judged in (see
  * normalise-uri.ts): exact, or by prefix. A grant naming an ambiguous URI does not load.
  */
-function targetConditions({ target, keyPath }: GrantConfig): string[] {
-  if (target.kind !== 'resource' || target.upstream === '*') return [];
-  const uri = normaliseResourceUri(target.uri, { template: true, prefix: target.prefix });
-  if (!uri.ok) throw new PolicyLoadError([`${keyPath}.resource: the URI ${uri.problem}`]);
-  const qualified = `${target.upstream}:${uri.uri}`;
-  if (!target.prefix) return [`context.target == ${cedarString(qualified)}`];
+function targetConditions(grant: GrantConfig): string[] {
+  const named = namedResourceTarget(grant);
+  if (named === undefined) return [];
+  const { qualified, prefix } = named;
+  if (!prefix) return [`context.target == ${cedarString(qualified)}`];
   // In a Cedar pattern `*` is the wildcard; a literal star is written `\*`.
   const literal = JSON.stringify(qualified).slice(1, -1).replace(/\*/g, '\\*');
   return [`context.target like "${literal}*"`];
+}
+
+/**
+ * The `upstream:uri` (normal form) a resource grant of one upstream names, exactly or as a
+ * prefix; undefined for other grants.
+ */
+export function namedResourceTarget({
+  target,
+  keyPath,
+}: GrantConfig): { readonly qualified: string; readonly prefix: boolean } | undefined {
+  if (target.kind !== 'resource' || target.upstream === '*') return undefined;
+  const uri = normaliseResourceUri(target.uri, { template: true, prefix: target.prefix });
+  if (!uri.ok) throw new PolicyLoadError([`${keyPath}.resource: the URI ${uri.problem}`]);
+  return { qualified: `${target.upstream}:${uri.uri}`, prefix: target.prefix };
 }
 
 function permitText(

@@ -14,17 +14,35 @@
  * plus every hand-written rule. Slices are prepared once, on first use, and shared by all calls
  * to that target; a tool no grant names shares its upstream's slice, so unknown names cannot grow
  * the cache.
+ *
+ * A slice made only of grants (no hand-written rule) is decided in plain JavaScript, with the
+ * answer Cedar gives for the grants' compiled text (compiled-grants-decision.ts): the bridge into
+ * Cedar's WebAssembly costs more than the whole decision otherwise. Requests that path cannot
+ * read exactly as Cedar would, and every slice with a hand-written rule, still go to Cedar.
  */
 import { createHash } from 'node:crypto';
 import * as cedar from '@cedar-policy/cedar-wasm/nodejs';
-import type { AuthorizationAnswer, EntityJson } from '@cedar-policy/cedar-wasm/nodejs';
 import type { GrantConfig, PolicyConfig } from '../config/policy-config.js';
 import type { Decision } from '../domain/decision.js';
 import type { ErrorCode } from '../domain/errors.js';
 import type { Identity } from '../domain/identity.js';
-import { FactRegistry, toDecimalText, type ArgumentFact } from './cedar-expressions.js';
+import { isRecord } from '../domain/json-object.js';
+import { FactRegistry } from './cedar-expressions.js';
 import { loadCedarFiles, type HandWrittenPolicy } from './cedar-files.js';
-import { PolicyLoadError } from './policy-load-error.js';
+import {
+  askCedar,
+  checksCedarFinds,
+  prepareCedarSet,
+  type CedarSlice,
+  type SliceAnswer,
+} from './ask-cedar.js';
+import {
+  isCedarText,
+  targetOf,
+  valueAt,
+  type ArgumentPath,
+  type ArgumentType,
+} from './cedar-request.js';
 import {
   buildCedarSchema,
   comparedArgumentPaths,
@@ -40,10 +58,26 @@ import {
   type CompiledPolicy,
   type GrantCheck,
 } from './compile-grants.js';
+import {
+  checkHolds,
+  decideCompiledGrants,
+  planCompiledSlice,
+  readCompiledRequest,
+  type CompiledSlice,
+} from './compiled-grants-decision.js';
 import { describeCheck } from './describe-check.js';
-import { isRecord } from '../domain/json-object.js';
+import {
+  compileGrantRule,
+  type FactLookup,
+  type GrantInput,
+  type GrantRule,
+} from './grant-conditions.js';
 import { findSuspiciousText, normaliseText } from './normalise-text.js';
 import { normaliseResourceUri, refuseResourceUri, RESOURCE_URI_POLICY } from './normalise-uri.js';
+import { PolicyLoadError } from './policy-load-error.js';
+
+/** Where the quotas (and other readers of a call's arguments) find the value at a path. */
+export { valueAt };
 
 /** The id under which a refusal of suspicious argument text is recorded in a decision's policies. */
 export const SUSPICIOUS_TEXT_POLICY = 'warden.suspicious_text';
@@ -101,26 +135,13 @@ export interface PolicyEngine {
   explain(request: PolicyRequest): Explanation;
 }
 
-interface Slice {
-  readonly setId: string;
-  readonly grants: readonly CompiledGrant[];
-  readonly facts: readonly ArgumentFact[];
-  /** Argument paths whose presence a constraint checks. */
-  readonly presencePaths: readonly string[];
-  /** Argument paths whose values reach Cedar, with the type they are compared as. */
-  readonly valuePaths: readonly { path: string; type: 'number' | 'string' | 'boolean' }[];
+interface Slice extends CedarSlice {
   /** Argument paths whose text is refused when suspicious (compared by a grant, not `text: raw`). */
   readonly textPaths: readonly string[];
   /** Every argument path the slice reads (values, presence, facts): none may have a look-alike key. */
   readonly keyPaths: readonly string[];
-  /**
-   * The context attributes the slice's policies read (undefined: all). Cedar's per-call cost
-   * grows with the request it is handed, so a call carries only what its slice can look at.
-   */
-  readonly attributes: ReadonlySet<string> | undefined;
-  /** Whether a policy of the slice asks which upstream a resource belongs to. */
-  readonly needsResourceEntity: boolean;
-  explainSetId?: string;
+  /** The slice for the compiled path; undefined when Cedar decides it. */
+  readonly compiledPath: CompiledSlice | undefined;
 }
 
 interface LoadedPolicy {
@@ -132,7 +153,7 @@ interface LoadedPolicy {
    * one checks. A hand-written forbid reads `context.arguments` whatever the caller's grants
    * constrain, so a caller whose own grant names no argument must not hand Cedar an empty record.
    */
-  readonly everyValuePath: readonly { path: string; type: 'number' | 'string' | 'boolean' }[];
+  readonly everyValuePath: readonly ArgumentPath[];
   readonly everyPresencePath: readonly string[];
   /** The arguments quotas sum (quotas.ts reads them exactly too), by the tool they count. */
   readonly quotaSums: readonly { readonly tool: string | undefined; readonly path: string }[];
@@ -142,8 +163,30 @@ let nextEngineId = 0;
 /** Prepared slices kept per engine: targets × the role combinations callers hold. */
 const MAX_SLICES = 10_000;
 
+/** How the engine evaluates requests. */
+export interface PolicyEngineOptions {
+  /**
+   * `compiled` (the default): a slice made only of grants is decided in plain JavaScript with
+   * Cedar's answer for their compiled text (compiled-grants-decision.ts); a slice with a
+   * hand-written rule, and any request Cedar could read otherwise, goes to Cedar. `cedar`: every
+   * request goes to Cedar, the oracle the compiled path is tested against.
+   */
+  readonly decideWith?: 'compiled' | 'cedar';
+  /** Told which evaluator answered each decision (and its explanation): for tests and benchmarks. */
+  readonly onEvaluated?: (evaluator: Evaluator) => void;
+}
+
+export type Evaluator = 'compiled' | 'cedar';
+
 /** Compiles, validates and prepares the policy; throws PolicyLoadError naming each problem. */
-export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
+export function createPolicyEngine(
+  policy: PolicyConfig,
+  options: PolicyEngineOptions = {},
+): PolicyEngine {
+  const settings = Object.freeze({
+    decideWith: options.decideWith ?? 'compiled',
+    onEvaluated: options.onEvaluated,
+  });
   const loaded = compilePolicy(policy);
   const schema = buildCedarSchema(policy);
   const every: Record<string, string> = {};
@@ -164,72 +207,89 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
   const slices = new Map<string, Slice>();
   const roles = policy.roles;
   const region = policy.region ?? '';
+  const rules =
+    settings.decideWith === 'compiled' && loaded.handWritten.length === 0 && isCedarText(region)
+      ? compileRules(loaded)
+      : undefined;
 
   const named = namedTargets(loaded.compiled);
   const sliceFor = (request: PolicyRequest): Slice => {
     // Grants of roles the caller does not hold can never match: they are left out of its slice.
-    const held = request.identity.roles.filter((role) => roles.has(role));
-    const key = `${sliceKey(request, named)}|${[...new Set(held)].sort().join(',')}`;
+    const key = `${sliceKey(request, named)}|${heldRolesKey(request.identity.roles, roles)}`;
     let slice = slices.get(key);
     if (slice === undefined) {
-      slice = prepareSlice(`${engineId}:${key}`, request, loaded, BREAKGLASS_POLICY);
+      const prepared = prepareSlice(`${engineId}:${key}`, request, loaded, BREAKGLASS_POLICY);
+      slice = {
+        ...prepared,
+        compiledPath:
+          rules &&
+          planCompiledSlice(
+            prepared.grants.map((g) => rules.get(g.grant.id)),
+            prepared,
+          ),
+      };
       if (slices.size >= MAX_SLICES) slices.delete(slices.keys().next().value as string);
       slices.set(key, slice);
     }
     return slice;
   };
 
-  const evaluate = (request: PolicyRequest, slice: Slice, setId: string): AuthorizationAnswer =>
-    cedar.statefulIsAuthorized({
-      principal: { type: `${NAMESPACE}::Agent`, id: request.identity.agent },
-      action: { type: `${NAMESPACE}::Action`, id: request.action },
-      resource: resourceOf(request),
-      context: buildContext(request, slice, region),
-      preparsedPolicySetId: setId,
-      entities: entitiesOf(request, slice.needsResourceEntity),
-    });
+  /** The slice's satisfied permits: by the compiled path when it can read the request, else Cedar. */
+  const answer = (
+    request: PolicyRequest,
+    slice: Slice,
+  ): { answer: SliceAnswer; input?: GrantInput } => {
+    const input = slice.compiledPath && readCompiledRequest(request, slice.compiledPath, region);
+    if (slice.compiledPath !== undefined && input !== undefined) {
+      settings.onEvaluated?.('compiled');
+      const determining = decideCompiledGrants(slice.compiledPath, input, request.breakglass);
+      return { answer: { allowed: determining.length > 0, determining, errors: [] }, input };
+    }
+    settings.onEvaluated?.('cedar');
+    return { answer: askCedar(request, slice, region) };
+  };
 
   /**
    * `unexplained`: a default denial whose reasons the explanation set still has to find.
    * `refused`: the input was refused before Cedar; monitor mode never softens that.
+   * `input`: the request as the compiled path read it, when that path decided.
    */
   const decide = (
     request: PolicyRequest,
-  ): { decision: Decision; slice: Slice; unexplained?: true; refused?: true } => {
+  ): {
+    decision: Decision;
+    slice: Slice;
+    unexplained?: true;
+    refused?: true;
+    input?: GrantInput;
+  } => {
     const slice = sliceFor(request);
     if (request.action === 'call_tool') {
       const target = `${request.upstream}.${request.name}`;
       const summed = loaded.quotaSums.filter(
         (sum) => sum.tool === undefined || sum.tool === target,
       );
-      const suspicious = [
-        ...lookalikeArguments(request.arguments, [
-          ...slice.keyPaths,
-          ...summed.map((sum) => sum.path),
-        ]),
-        ...suspiciousArguments(request.arguments, slice.textPaths),
-      ];
-      if (suspicious.length > 0) {
-        return { decision: refuseSuspiciousText(suspicious, version), slice, refused: true };
+      const lookalikes = lookalikeArguments(
+        request.arguments,
+        summed.length === 0 ? slice.keyPaths : [...slice.keyPaths, ...summed.map((s) => s.path)],
+      );
+      const suspicious = suspiciousArguments(request.arguments, slice.textPaths);
+      if (lookalikes.length > 0 || suspicious.length > 0) {
+        return {
+          decision: refuseSuspiciousText([...lookalikes, ...suspicious], version),
+          slice,
+          refused: true,
+        };
       }
     }
-    let answer: AuthorizationAnswer;
-    try {
-      answer = evaluate(request, slice, slice.setId);
-    } catch (error) {
-      return { decision: engineFailure(String(error), version), slice };
+    const { answer: answered, input } = answer(request, slice);
+    if ('failure' in answered) {
+      return { decision: engineFailure(answered.failure, version), slice };
     }
-    if (answer.type === 'failure') {
-      return {
-        decision: engineFailure(answer.errors.map((e) => e.message).join('; '), version),
-        slice,
-      };
-    }
-    const { decision: cedarDecision, diagnostics } = answer.response;
-    const errors = diagnostics.errors.map((e) => `${e.policyId}: ${e.error.message}`);
-    const determining = diagnostics.reason;
+    const errors = answered.errors.map((e) => `${e.policyId}: ${e.message}`);
+    const determining = answered.determining;
     // Cedar skips a policy that errors; a forbid that could not be evaluated must still deny.
-    const brokenForbids = diagnostics.errors
+    const brokenForbids = answered.errors
       .map((e) => e.policyId)
       .filter((id) => handWrittenById.get(id)?.effect === 'forbid');
     if (brokenForbids.length > 0) {
@@ -244,10 +304,11 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
         slice,
       };
     }
-    if (cedarDecision === 'allow') {
+    if (answered.allowed) {
       return {
         decision: allowDecision(determining, grantsById, request, version, errors),
         slice,
+        ...(input !== undefined && { input }),
       };
     }
     const forbids = determining.filter((id) => handWrittenById.get(id)?.effect === 'forbid');
@@ -261,36 +322,47 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
       },
       slice,
       ...(forbids.length === 0 && { unexplained: true as const }),
+      ...(input !== undefined && { input }),
     };
   };
 
-  const explainGrants = (request: PolicyRequest, slice: Slice): GrantExplanation[] => {
+  /** Which explanation checks hold: by the compiled path with the request it read, else Cedar. */
+  const checksHolding = (
+    request: PolicyRequest,
+    slice: Slice,
+    input: GrantInput | undefined,
+  ): ((grant: CompiledGrant, checkId: string) => boolean) => {
+    const read =
+      input ?? (slice.compiledPath && readCompiledRequest(request, slice.compiledPath, region));
+    if (rules !== undefined && slice.compiledPath !== undefined && read !== undefined) {
+      settings.onEvaluated?.('compiled');
+      return (grant, checkId) => {
+        const rule = rules.get(grant.grant.id);
+        return rule !== undefined && checkHolds(rule, checkId, read);
+      };
+    }
+    settings.onEvaluated?.('cedar');
+    const satisfied = checksCedarFinds(request, slice, region);
+    return (_grant, checkId) => satisfied.has(checkId);
+  };
+
+  const explainGrants = (
+    request: PolicyRequest,
+    slice: Slice,
+    input: GrantInput | undefined,
+  ): GrantExplanation[] => {
     const relevant = slice.grants.filter(
       (grant) =>
         request.identity.roles.includes(grant.grant.role) &&
         grantAction(grant.grant.target) === actionForGrants(request.action),
     );
     if (relevant.length === 0) return [];
-    if (slice.explainSetId === undefined) {
-      const set: Record<string, string> = {};
-      for (const grant of slice.grants) {
-        for (const { policy: check } of grant.checks) set[check.id] = check.text;
-      }
-      slice.explainSetId = `${slice.setId}!explain`;
-      prepare(slice.explainSetId, set);
-    }
-    let satisfied = new Set<string>();
-    try {
-      const answer = evaluate(request, slice, slice.explainSetId);
-      if (answer.type === 'success') satisfied = new Set(answer.response.diagnostics.reason);
-    } catch {
-      // Every check then counts as failed: the explanation errs on the side of the denial.
-    }
+    const holds = checksHolding(request, slice, input);
     return relevant.map((grant) => {
       const passed: string[] = [];
       const failed: string[] = [];
       for (const { policy: check, check: what } of applicableChecks(grant, request.action)) {
-        (satisfied.has(check.id) ? passed : failed).push(describeCheck(what, request));
+        (holds(grant, check.id) ? passed : failed).push(describeCheck(what, request));
       }
       return { grant: grant.grant.id, role: grant.grant.role, passed, failed };
     });
@@ -299,14 +371,14 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
   /** Adds a default denial's reasons (from `grants`, computed here unless given) and monitor mode. */
   const finish = (
     request: PolicyRequest,
-    { decision, slice, unexplained, refused }: ReturnType<typeof decide>,
+    { decision, slice, unexplained, refused, input }: ReturnType<typeof decide>,
     grants?: readonly GrantExplanation[],
   ): Decision => {
     if (refused) return decision;
     const result = unexplained
       ? {
           ...decision,
-          reasons: denialReasons(request, grants ?? explainGrants(request, slice)),
+          reasons: denialReasons(request, grants ?? explainGrants(request, slice, input)),
         }
       : decision;
     return applyMonitorMode(result, request.identity.roles, roles);
@@ -333,10 +405,21 @@ export function createPolicyEngine(policy: PolicyConfig): PolicyEngine {
       const target = judged(request);
       if (!('action' in target)) return { decision: target, grants: [] };
       const decided = decide(target);
-      const grants = explainGrants(target, decided.slice);
+      const grants = explainGrants(target, decided.slice, decided.input);
       return { decision: finish(target, decided, grants), grants };
     },
   };
+}
+
+/** Every grant as predicates for the compiled path, by grant id (undefined: Cedar decides it). */
+function compileRules(loaded: LoadedPolicy): ReadonlyMap<string, GrantRule | undefined> {
+  const factsById = new Map(loaded.facts.facts().map((fact) => [fact.id, fact]));
+  // The ids compileGrant registered: registering the same parameters again returns them.
+  const factFor: FactLookup = (kind, path, parameter) =>
+    factsById.get(loaded.facts.register(kind, path, parameter));
+  return new Map(
+    loaded.compiled.map((grant) => [grant.grant.id, compileGrantRule(grant, factFor)]),
+  );
 }
 
 function compilePolicy(policy: PolicyConfig): LoadedPolicy {
@@ -403,13 +486,6 @@ function validatePolicies(
   );
 }
 
-function prepare(setId: string, policies: Record<string, string>): void {
-  const answer = cedar.preparsePolicySet(setId, { staticPolicies: policies });
-  if (answer.type === 'failure') {
-    throw new PolicyLoadError(answer.errors.map((error) => `${setId}: ${error.message}`));
-  }
-}
-
 /** `tool:payments.issue_payment`, … for every target a grant names exactly. */
 function namedTargets(compiled: readonly CompiledGrant[]): ReadonlySet<string> {
   const named = new Set<string>();
@@ -419,6 +495,24 @@ function namedTargets(compiled: readonly CompiledGrant[]): ReadonlySet<string> {
     }
   }
   return named;
+}
+
+/**
+ * The configured roles the caller holds, sorted and without repeats, joined by commas (role
+ * names hold none). Callers' roles mostly come sorted already: those are joined as they are.
+ */
+function heldRolesKey(callerRoles: readonly string[], roles: ReadonlyMap<string, unknown>): string {
+  let key = '';
+  let previous: string | undefined;
+  for (const role of callerRoles) {
+    if (!roles.has(role)) continue;
+    if (previous !== undefined && role <= previous) {
+      return [...new Set(callerRoles.filter((held) => roles.has(held)))].sort().join(',');
+    }
+    key = previous === undefined ? role : `${key},${role}`;
+    previous = role;
+  }
+  return key;
 }
 
 function sliceKey(request: PolicyRequest, named: ReadonlySet<string>): string {
@@ -433,17 +527,17 @@ function prepareSlice(
   request: PolicyRequest,
   loaded: LoadedPolicy,
   breakglass: CompiledPolicy,
-): Slice {
+): Omit<Slice, 'compiledPath'> {
   const grants = loaded.compiled.filter(
     (c) => request.identity.roles.includes(c.grant.role) && grantCouldMatch(c.grant, request),
   );
   const set: Record<string, string> = { [breakglass.id]: breakglass.text };
   for (const grant of grants) for (const p of policiesOf(grant)) set[p.id] = p.text;
   for (const handWritten of loaded.handWritten) set[handWritten.id] = handWritten.text;
-  prepare(setId, set);
+  prepareCedarSet(setId, set);
 
   const presence = new Set<string>(loaded.everyPresencePath);
-  const values = new Map<string, 'number' | 'string' | 'boolean'>(
+  const values = new Map<string, ArgumentType>(
     loaded.everyValuePath.map(({ path, type }) => [path, type]),
   );
   const factPaths = new Set<string>();
@@ -473,10 +567,7 @@ function prepareSlice(
           compared(constraint.path);
           break;
         case 'one_of':
-          values.set(
-            constraint.path,
-            typeof constraint.values[0] as 'number' | 'string' | 'boolean',
-          );
+          values.set(constraint.path, typeof constraint.values[0] as ArgumentType);
           compared(constraint.path);
           break;
         case 'pattern':
@@ -541,89 +632,6 @@ function grantCouldMatch(grant: GrantConfig, request: PolicyRequest): boolean {
   );
 }
 
-function resourceOf(request: PolicyRequest): { type: string; id: string } {
-  switch (request.action) {
-    case 'read_resource':
-      return { type: `${NAMESPACE}::Resource`, id: `${request.upstream}:${request.name}` };
-    case 'get_prompt':
-      return { type: `${NAMESPACE}::Prompt`, id: `${request.upstream}.${request.name}` };
-    default:
-      return { type: `${NAMESPACE}::Tool`, id: `${request.upstream}.${request.name}` };
-  }
-}
-
-function targetOf(request: PolicyRequest): string {
-  return request.action === 'read_resource'
-    ? `${request.upstream}:${request.name}`
-    : `${request.upstream}.${request.name}`;
-}
-
-function entitiesOf(request: PolicyRequest, withResource: boolean): EntityJson[] {
-  const agent: EntityJson = {
-    uid: { type: `${NAMESPACE}::Agent`, id: request.identity.agent },
-    attrs: {},
-    parents: request.identity.roles.map((role) => ({ type: `${NAMESPACE}::Role`, id: role })),
-  };
-  if (!withResource) return [agent];
-  return [
-    agent,
-    {
-      uid: resourceOf(request),
-      attrs: {},
-      parents: [{ type: `${NAMESPACE}::Upstream`, id: request.upstream }],
-    },
-  ];
-}
-
-const MINUTES_PER_DAY = 1440;
-
-function buildContext(request: PolicyRequest, slice: Slice, region: string): Record<string, never> {
-  const wanted = slice.attributes;
-  const wants = (name: string) => wanted === undefined || wanted.has(name);
-  const context: Record<string, unknown> = {};
-  const put = (name: string, value: () => unknown) => {
-    if (wants(name)) context[name] = value();
-  };
-  put('user', () => request.identity.user ?? '');
-  put('agent', () => request.identity.agent);
-  put('tenant', () => request.identity.tenant ?? '');
-  put('environment', () => request.identity.environment);
-  put('region', () => region);
-  put('model', () => request.identity.declaredModel ?? '');
-  put('upstream', () => request.upstream);
-  put('now', () => Math.floor(request.now / 1000));
-  // Monday = 0, as the config's day names are numbered.
-  put('weekday', () => (new Date(request.now).getUTCDay() + 6) % 7);
-  put('minute', () => Math.floor((request.now / 60_000) % MINUTES_PER_DAY));
-  put('states', () => Object.fromEntries(request.states));
-  if (request.breakglass.size > 0) {
-    context['breakglass'] = [...request.breakglass];
-    context['target'] = targetOf(request);
-  } else {
-    put('target', () => targetOf(request));
-  }
-  if (request.action === 'call_tool') {
-    const args = isRecord(request.arguments) ? request.arguments : {};
-    put('arguments', () => argumentValues(args, slice.valuePaths));
-    put('normalized', () => ({ arguments: normalizedTexts(args, slice.valuePaths) }));
-    put('present', () => slice.presencePaths.filter((path) => valueAt(args, path) !== undefined));
-    put('facts', () =>
-      slice.facts.filter((fact) => fact.test(valueAt(args, fact.path))).map((fact) => fact.id),
-    );
-  }
-  return context as Record<string, never>;
-}
-
-/** The normal form of every text argument compared as text: `context.normalized.arguments`. */
-function normalizedTexts(
-  args: Record<string, unknown>,
-  paths: Slice['valuePaths'],
-): Record<string, unknown> {
-  return collectArguments(args, paths, (value, type) =>
-    type === 'string' && typeof value === 'string' ? normaliseText(value) : undefined,
-  );
-}
-
 /** The compared text arguments a tool could read otherwise than the policy, and why. */
 function suspiciousArguments(args: unknown, paths: readonly string[]): string[] {
   const found: string[] = [];
@@ -653,12 +661,12 @@ function lookalikeArguments(args: unknown, paths: readonly string[]): string[] {
     if (counts === undefined) {
       counts = new Map();
       for (const name of Object.keys(node)) {
-        const folded = normaliseText(name);
+        const folded = foldKey(name);
         counts.set(folded, (counts.get(folded) ?? 0) + 1);
       }
       foldedKeys.set(node, counts);
     }
-    return counts.get(normaliseText(key)) ?? 0;
+    return counts.get(foldKey(key)) ?? 0;
   };
   const found = new Set<string>();
   for (const path of new Set(paths)) {
@@ -676,6 +684,18 @@ function lookalikeArguments(args: unknown, paths: readonly string[]): string[] {
     }
   }
   return [...found];
+}
+
+/** Printable ASCII without space: text normaliseText only lower-cases. */
+const PLAIN_KEY = /^[!-~]*$/;
+
+/**
+ * A key's normal form (normaliseText). Most keys are plain ASCII names, which normalise to their
+ * lower case (NFKC keeps ASCII, which has no invisible, spacing or control character here):
+ * that answer is found without the Unicode passes, which cost more than the rest of a decision.
+ */
+function foldKey(key: string): string {
+  return PLAIN_KEY.test(key) ? key.toLowerCase() : normaliseText(key);
 }
 
 function describeSuspicious(problem: NonNullable<ReturnType<typeof findSuspiciousText>>): string {
@@ -699,62 +719,6 @@ function refuseSuspiciousText(found: readonly string[], version: string): Decisi
   };
 }
 
-/**
- * The arguments Cedar compares, converted to the type each is compared as. A value of another
- * type (or a number Cedar's decimal cannot hold exactly) is left out, so its constraint fails.
- */
-function argumentValues(
-  args: Record<string, unknown>,
-  paths: Slice['valuePaths'],
-): Record<string, unknown> {
-  return collectArguments(args, paths, (value, type) => {
-    if (type === 'number' && typeof value === 'number') {
-      const text = toDecimalText(value);
-      return text === undefined ? undefined : { __extn: { fn: 'decimal', arg: text } };
-    }
-    return typeof value === type ? value : undefined;
-  });
-}
-
-/** A record of the converted value at each path; paths whose value converts to undefined are left out. */
-function collectArguments(
-  args: Record<string, unknown>,
-  paths: Slice['valuePaths'],
-  convert: (value: unknown, type: Slice['valuePaths'][number]['type']) => unknown,
-): Record<string, unknown> {
-  const result: Record<string, unknown> = {};
-  for (const { path, type } of paths) {
-    const converted = convert(valueAt(args, path), type);
-    if (converted !== undefined) setAt(result, path, converted);
-  }
-  return result;
-}
-
-export function valueAt(value: unknown, path: string): unknown {
-  let current = value;
-  for (const part of path.split('.')) {
-    if (!isRecord(current) || !Object.hasOwn(current, part)) return undefined;
-    current = current[part];
-  }
-  return current;
-}
-
-function setAt(target: Record<string, unknown>, path: string, value: unknown): void {
-  const parts = path.split('.');
-  let node = target;
-  for (const part of parts.slice(0, -1)) {
-    const next = node[part];
-    if (isRecord(next)) {
-      node = next;
-    } else {
-      const created: Record<string, unknown> = {};
-      node[part] = created;
-      node = created;
-    }
-  }
-  node[parts[parts.length - 1] ?? ''] = value;
-}
-
 function allowDecision(
   determining: readonly string[],
   grantsById: ReadonlyMap<string, CompiledGrant>,
@@ -764,43 +728,40 @@ function allowDecision(
 ): Decision {
   const grantOf = (id: string) =>
     grantsById.get(id.endsWith(VISIBILITY_SUFFIX) ? id.slice(0, -VISIBILITY_SUFFIX.length) : id);
-  const gated = determining
-    .map(grantOf)
-    .filter((grant): grant is CompiledGrant => grant !== undefined && grant.grant.requiresApproval);
-  const breakglass = determining.includes(BREAKGLASS_POLICY.id) ? [targetOf(request)] : undefined;
-  const base = {
-    policies: determining,
-    ...(errors.length > 0 && { errors }),
-    policyVersion: version,
-    ...(breakglass && { breakglass }),
-  };
+  const gated: CompiledGrant[] = [];
+  for (const id of determining) {
+    const grant = grantOf(id);
+    if (grant?.grant.requiresApproval) gated.push(grant);
+  }
+  // Built key by key (not spread), in the order decisions have always had: this runs per call.
+  const base: { -readonly [K in keyof Decision]?: Decision[K] } = { policies: determining };
+  if (errors.length > 0) base.errors = errors;
+  base.policyVersion = version;
+  if (determining.includes(BREAKGLASS_POLICY.id)) base.breakglass = [targetOf(request)];
   // Approval is needed only when every permit that matched asks for it; list_tools never waits.
   if (request.action === 'call_tool' && gated.length > 0 && gated.length === determining.length) {
     const strictest = [...gated].sort(
       (a, b) =>
         b.grant.approvalsRequired - a.grant.approvalsRequired || (a.grant.id < b.grant.id ? -1 : 1),
     )[0] as CompiledGrant;
-    return {
-      ...base,
-      effect: 'approval_required',
-      reasons: gated.map((g) => `grant ${g.grant.id} allows this call after approval`),
-      approval: {
-        approverRoles: strictest.grant.approvers,
-        approvalsRequired: strictest.grant.approvalsRequired,
-        timeoutMs: strictest.grant.approvalTimeoutMs,
-        grants: gated.map((g) => g.grant.id),
-        scopes: [...new Set(gated.flatMap((g) => g.grant.scopes))],
-      },
+    base.effect = 'approval_required';
+    base.reasons = gated.map((g) => `grant ${g.grant.id} allows this call after approval`);
+    base.approval = {
+      approverRoles: strictest.grant.approvers,
+      approvalsRequired: strictest.grant.approvalsRequired,
+      timeoutMs: strictest.grant.approvalTimeoutMs,
+      grants: gated.map((g) => g.grant.id),
+      scopes: [...new Set(gated.flatMap((g) => g.grant.scopes))],
     };
+    return base as Decision;
   }
-  const reasons = determining.map((id) =>
-    id === BREAKGLASS_POLICY.id
-      ? `break-glass grant for ${targetOf(request)}`
-      : grantOf(id)
-        ? `grant ${grantOf(id)?.grant.id} allows it`
-        : `policy ${id} allows it`,
-  );
-  return { ...base, effect: 'allow', reasons };
+  base.effect = 'allow';
+  base.reasons = determining.map((id) => {
+    if (id === BREAKGLASS_POLICY.id) return `break-glass grant for ${targetOf(request)}`;
+    const grant = grantOf(id);
+    return grant ? `grant ${grant.grant.id} allows it` : `policy ${id} allows it`;
+  });
+  return base as Decision;
 }
 
 function engineFailure(message: string, version: string): Decision {

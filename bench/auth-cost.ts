@@ -40,6 +40,7 @@ const config = parseConfig(
       issuers: [{ builtin: { token_ttl: '1h', max_ttl: '1h' } }],
     },
     agents: { 'bench-agent': { roles: ['bench'] } },
+    roles: { bench: {} },
     upstreams: { bench: { url: 'http://127.0.0.1:9/mcp' } },
   },
   'bench',

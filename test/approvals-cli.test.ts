@@ -61,6 +61,7 @@ before(async () => {
       `audit: { hash_key_file: ${join(dir, 'hash.key')} }`,
       'auth: { resource: "https://warden.example.com/mcp", issuers: [{ builtin: {} }] }',
       'agents: { finance-bot: { roles: [finance_executor] } }',
+      'roles: { finance_executor: {} }',
       'upstreams: { payments: { url: "http://127.0.0.1:9/mcp" } }',
       'approvals:',
       '  approvers:',

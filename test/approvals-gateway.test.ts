@@ -74,6 +74,8 @@ before(async () => {
         'alan@example.com': { roles: ['finance_approver'] },
         'dave@example.com': { roles: ['auditor'] },
       },
+      // These tests hold the call open; approvals-delivery.test.ts covers `retry`.
+      delivery: 'hold',
       poll_interval: '50ms',
       progress_interval: '100ms',
     },

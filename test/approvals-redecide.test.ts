@@ -77,6 +77,8 @@ function rawConfig(maxAmount: number): Record<string, unknown> {
     ],
     approvals: {
       approvers: { 'carol@example.com': { roles: ['finance_approver'] } },
+      // These tests hold the call open; approvals-delivery.test.ts covers `retry`.
+      delivery: 'hold',
       poll_interval: '50ms',
       progress_interval: '100ms',
     },

@@ -777,6 +777,7 @@ test('webhook: a secret_env that is not set stops the start instead of sending u
 const BASE_CONFIG = {
   auth: { resource: 'https://warden.example.com/mcp', issuers: [{ builtin: {} }] },
   agents: { 'finance-bot': { roles: ['finance_executor'] } },
+  roles: { finance_executor: {} },
   upstreams: { payments: { url: 'http://127.0.0.1:9/mcp' } },
 };
 

@@ -237,6 +237,7 @@ before(async () => {
     approvals: {
       approvers: { 'carol@example.com': { roles: ['finance_approver'] } },
       poll_interval: '50ms',
+      delivery: 'hold', // these attacks race a call held open
     },
   });
   store = await openStore(storeUrl);

@@ -212,7 +212,8 @@ describe('every call is told in the audit log', () => {
         { id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'pay' } } },
         headers,
       );
-      assert.equal(refused.status, 503, refused.text);
+      // Answered in band: a JSON-RPC error with HTTP 200 (see ANSWERED_IN_BAND).
+      assert.equal(refused.status, 200, refused.text);
       assert.equal(
         (JSON.parse(refused.text) as { error: { data: { code: string } } }).error.data.code,
         'WARDEN_AUDIT_UNAVAILABLE',

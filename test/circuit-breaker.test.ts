@@ -255,6 +255,7 @@ function parseUpstream(upstream: Record<string, unknown>) {
     {
       auth: { resource: 'https://warden.test/mcp', issuers: [{ builtin: {} }] },
       agents: { bot: { roles: ['r'] } },
+      roles: { r: {} },
       upstreams: { a: upstream },
     },
     'test',

@@ -38,6 +38,7 @@ function writeDeployment(prefix: string): { dir: string; config: string } {
       `audit: { hash_key_file: ${join(dir, 'hash.key')} }`,
       'auth: { resource: "https://warden.example.com/mcp", issuers: [{ builtin: {} }] }',
       'agents: { invoice-bot: { roles: [finance_executor] } }',
+      'roles: { finance_executor: {} }',
       'upstreams: { payments: { url: "http://127.0.0.1:9/mcp" } }',
       '',
     ].join('\n'),

@@ -219,13 +219,15 @@ test(
           currency: 'EUR',
           memo: 'demo approval',
         };
-        // Held until a person decides; progress keeps the client's request alive meanwhile.
-        const call = client.callTool({ name: 'issue_payment', arguments: payment }, undefined, {
-          onprogress: () => undefined,
-          resetTimeoutOnProgress: true,
-        });
-        // If an assertion below fails first, the pending call must not become an unhandled rejection.
-        call.catch(() => undefined);
+        // Answered at once (approvals.delivery: auto, i.e. retry), so no client timeout applies:
+        // held for approval; the same call made again once a person approved goes.
+        const pay = () => client.callTool({ name: 'issue_payment', arguments: payment });
+        const pending = (await pay()) as { isError?: boolean };
+        assert.equal(pending.isError, true);
+        assert.match(
+          JSON.stringify(pending),
+          /Held for approval .*Call again with the same arguments/,
+        );
         const config = join(dir, '.warden', 'demo.yaml');
         const cli = (args: string[]) =>
           promisify(execFile)(process.execPath, [CLI, ...args, '--config', config], {
@@ -247,7 +249,7 @@ test(
         assert.match(shown.stdout, /Acme Supplies GmbH/, 'the approver sees the full arguments');
         const approved = await cli(['approvals', 'approve', id, '--as', 'controller@example.com']);
         assert.match(approved.stdout, /granted|approved/i);
-        const result = (await call) as { isError?: boolean; structuredContent?: unknown };
+        const result = (await pay()) as { isError?: boolean; structuredContent?: unknown };
         assert.notEqual(result.isError, true, JSON.stringify(result));
         assert.match(JSON.stringify(result), /Acme Supplies GmbH/);
       } finally {

@@ -16,6 +16,8 @@ auth:
   issuers: [{ builtin: {} }]
 agents:
   research-bot: { roles: [research] }
+roles:
+  research: {}
 upstreams:
   everything: { url: http://127.0.0.1:3001/mcp }
   files: { command: [npx, -y, "@modelcontextprotocol/server-filesystem", ./data] }
@@ -41,6 +43,7 @@ function writeConfig(name: string, text: string): string {
 const AUTH = {
   auth: { resource: 'https://warden.example.com/mcp', issuers: [{ builtin: {} }] },
   agents: { 'research-bot': { roles: ['research'] } },
+  roles: { research: {} },
 };
 
 function withAuth(raw: unknown): unknown {
@@ -243,7 +246,7 @@ test('names the file in every error, including one it cannot read', () => {
     (error: unknown) =>
       error instanceof ConfigError &&
       error.message.startsWith(`invalid configuration in ${path}:`) &&
-      error.issues.includes('(top level): unknown key "stor"'),
+      error.issues.includes('(top level): unknown key "stor"; did you mean "store"?'),
   );
 });
 

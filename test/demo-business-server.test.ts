@@ -1,5 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
@@ -8,6 +11,7 @@ import { CallToolResultSchema, McpError } from '@modelcontextprotocol/sdk/types.
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { createBusinessServer } from '../src/demo/business-server.js';
 import type { BusinessServerOptions } from '../src/demo/business-server.js';
+import { openBusinessStoreFile } from '../src/demo/business-store.js';
 
 const FROZEN_NOW = new Date('2026-02-01T09:30:00.000Z');
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -429,4 +433,100 @@ test('serves the tools over a real stdio child process', async (t) => {
 
   // Any non-protocol line on stdout would surface here as a parse error.
   assert.deepEqual(transportErrors, []);
+});
+
+/** A data file in a fresh folder, removed after the test. */
+function dataFile(t: { after: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-demo-data-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'demo-business.db');
+}
+
+/** A server on the shared file, as one gateway session's child process has it. */
+async function connectToFile(
+  t: { after: (fn: () => Promise<void> | void) => void },
+  file: string,
+): Promise<Client> {
+  const store = openBusinessStoreFile(file);
+  t.after(() => store.close());
+  return connectClient(t, { now: () => FROZEN_NOW, store });
+}
+
+test('with a data file, payments keep counting and an update stays, from one session to the next', async (t) => {
+  const file = dataFile(t);
+  const first = await connectToFile(t, file);
+  const paid = structuredOf(await callTool(first, 'issue_payment', ACME_OPEN));
+  assert.equal(paid['payment_id'], 'PAY-0001');
+  structuredOf(
+    await callTool(first, 'update_record', {
+      customer_id: 'CUS-1004',
+      fields: { email: 'carlos.new@mendeslog.example' },
+    }),
+  );
+
+  // A second session (its own server, as the gateway starts a child per session).
+  const second = await connectToFile(t, file);
+  const next = structuredOf(
+    await callTool(second, 'issue_payment', {
+      vendor: 'Acme Supplies GmbH',
+      amount: 12,
+      currency: 'EUR',
+    }),
+  );
+  assert.equal(next['payment_id'], 'PAY-0002');
+  const found = structuredOf(await callTool(second, 'search_customers', { query: 'CUS-1004' }));
+  assert.equal(
+    (found['customers'] as Record<string, unknown>[])[0]?.['email'],
+    'carlos.new@mendeslog.example',
+  );
+  const twice = await callTool(second, 'issue_payment', ACME_OPEN);
+  assert.equal(twice.isError, true, 'the invoice the first session paid stays paid');
+  assert.match(textOf(twice), /already paid \(PAY-0001\)/);
+});
+
+test('with a data file, the state survives a restart; without one, each server starts afresh', async (t) => {
+  const file = dataFile(t);
+  const before = openBusinessStoreFile(file);
+  before.update((state) => {
+    state.nextPaymentNumber = 41;
+  });
+  before.close();
+  const restarted = await connectToFile(t, file);
+  const payment = structuredOf(await callTool(restarted, 'issue_payment', ACME_OPEN));
+  assert.equal(payment['payment_id'], 'PAY-0041');
+  const fresh = await connectClient(t);
+  const seeded = structuredOf(await callTool(fresh, 'issue_payment', ACME_OPEN));
+  assert.equal(seeded['payment_id'], 'PAY-0001');
+});
+
+test('two stdio server processes on one data file share payment numbers', async (t) => {
+  const file = dataFile(t);
+  const ids: unknown[] = [];
+  for (let session = 0; session < 2; session++) {
+    const transport = new StdioClientTransport({
+      command: process.execPath,
+      args: [
+        '--import',
+        'tsx',
+        'src/demo/business-server-stdio.ts',
+        '--domain',
+        'payments',
+        '--data',
+        file,
+      ],
+      cwd: REPO_ROOT,
+      stderr: 'pipe',
+    });
+    const client = new Client({ name: 'demo-business-session', version: '0.0.0' });
+    await client.connect(transport);
+    try {
+      const payment = structuredOf(
+        await callTool(client, 'issue_payment', { vendor: 'Globex', amount: 5, currency: 'USD' }),
+      );
+      ids.push(payment['payment_id']);
+    } finally {
+      await client.close();
+    }
+  }
+  assert.deepEqual(ids, ['PAY-0001', 'PAY-0002']);
 });

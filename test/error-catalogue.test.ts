@@ -2,7 +2,13 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { ERROR_CATALOGUE, WardenError, toWireError } from '../src/domain/errors.js';
+import {
+  ANSWERED_IN_BAND,
+  ERROR_CATALOGUE,
+  httpStatusOf,
+  WardenError,
+  toWireError,
+} from '../src/domain/errors.js';
 
 const DOC = readFileSync(new URL('../docs/errors.md', import.meta.url), 'utf8');
 
@@ -62,4 +68,17 @@ test('details cannot overwrite the code or the reference', () => {
   );
   assert.equal(wire.data.code, 'WARDEN_PARSE_ERROR');
   assert.equal(wire.data.reference, 'ref-3');
+});
+
+test('the docs mark exactly the refusals answered in band (HTTP 200, a JSON-RPC error)', () => {
+  const marked = new Set(
+    [...DOC.matchAll(/^\|\s*`([A-Z_]+)`\s*\|[^|]*\|[^|]*\|\s*In band\./gm)].map((m) => m[1]),
+  );
+  assert.deepEqual([...marked].sort(), [...ANSWERED_IN_BAND].sort());
+  for (const code of ANSWERED_IN_BAND) {
+    assert.equal(httpStatusOf(new WardenError(code), 7), 200, code);
+    assert.equal(httpStatusOf(new WardenError(code), null), ERROR_CATALOGUE[code].status, code);
+  }
+  assert.equal(httpStatusOf(new WardenError('WARDEN_INVALID_TOKEN'), 7), 401);
+  assert.equal(httpStatusOf(new WardenError('WARDEN_SESSION_NOT_FOUND'), 7), 404);
 });

@@ -28,6 +28,7 @@ import { startTestGateway, TEST_RESOURCE, type TestGateway } from './support/gat
 import {
   modernRequest,
   answerIn,
+  answeredWithResult,
   assertWardenError,
   initializeRequest,
   openSession,
@@ -424,8 +425,8 @@ describe('the grant gate, the per-agent cap and the bridge, through a real gatew
       await endSession(payments(), finance, financeSession);
 
       const outcomes = await Promise.all(flood);
-      const answered = outcomes.filter(({ reply }) => reply.status === 200);
-      const refused = outcomes.filter(({ reply }) => reply.status !== 200);
+      const answered = outcomes.filter(({ reply, id }) => answeredWithResult(reply, id));
+      const refused = outcomes.filter(({ reply, id }) => !answeredWithResult(reply, id));
       assert.equal(answered.length, 2, 'as many calls as its cap');
       for (const { reply, id } of answered) {
         assert.deepEqual(answerIn(reply, id).result?.['content'], [

@@ -134,6 +134,7 @@ test('agents.<id>.scopes is read from the config, and a malformed scope does not
     {
       ...base,
       agents: { 'research-bot': { roles: ['research'], scopes: ['research:read'] }, plain: {} },
+      roles: { research: {} },
     },
     'warden.yaml',
   );
@@ -185,6 +186,7 @@ test(
         `audit: { hash_key_file: ${join(dir, 'hash.key')} }`,
         'auth: { resource: "https://warden.example.com/mcp", issuers: [{ builtin: {} }] }',
         'agents: { research-bot: { roles: [research], scopes: [research:read] } }',
+        'roles: { research: {} }',
         'upstreams: { docs: { url: "http://127.0.0.1:9/mcp" } }',
         '',
       ].join('\n'),

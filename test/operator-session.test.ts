@@ -22,6 +22,7 @@ function deployment(extra: Record<string, unknown> = {}) {
       store: `sqlite:${join(dir, 'warden.db')}`,
       auth: { resource: 'https://warden.test/mcp', issuers: [{ builtin: {} }] },
       agents: { 'invoice-bot': { roles: ['finance_executor'] } },
+      roles: { finance_executor: {} },
       upstreams: { payments: { url: 'http://127.0.0.1:9/mcp' } },
       policy_states: { payments_freeze: { default: 'off' } },
       ...extra,

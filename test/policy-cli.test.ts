@@ -80,6 +80,8 @@ function writeDeployment(
       'auth: { resource: "https://warden.test/mcp", issuers: [{ builtin: {} }] }',
       ...POLICY,
       `policy: { files: [${Object.keys(cedar).join(', ')}], breakglass_max_ttl: 2h }`,
+      // research-bot's role, unless the test declares roles of its own.
+      ...(extra.some((line) => line.startsWith('roles:')) ? [] : ['roles: { research: {} }']),
       ...extra,
       '',
     ].join('\n'),

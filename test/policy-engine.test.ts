@@ -26,7 +26,8 @@ const SATURDAY_10 = Date.parse('2026-06-06T10:00:00Z');
 
 const ENGINE_BASE = {
   auth: { resource: 'https://warden.test/mcp', issuers: [{ builtin: {} }] },
-  agents: { 'finance-bot': { roles: ['finance_executor'] } },
+  // The registry plays no part here: each decision is given its identity (see decide).
+  agents: { 'finance-bot': {} },
 };
 
 /** The policy part of a config; `upstreams` defaults to one upstream, `payments`. */

@@ -31,6 +31,7 @@ import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startMcpHttpUpstream, type McpHttpUpstream } from './support/mcp-http-upstream.js';
 import {
   answerIn,
+  answeredWithResult,
   assertWardenError,
   initializeRequest,
   openSession,
@@ -210,6 +211,7 @@ describe('the demo company: roles, scopes and schemas', () => {
       roles: { ...DEMO_POLICY.roles, admin: { trusted: true, grants: [{ tool: '*' }] } },
       // Should approvals hold the call, nobody approves: it must end, refused, within seconds.
       policy: { approval_timeout: APPROVAL_TIMEOUT },
+      approvals: { delivery: 'hold' },
       upstreams: Object.fromEntries(
         [...upstreams].map(([domain, upstream]) => [domain, { url: upstream.url }]),
       ),
@@ -580,9 +582,9 @@ describe('scripted upstreams: pagination, rug pulls, quotas, policy states', () 
     const exchanges = await Promise.all(
       Array.from({ length: 10 }, () => agent.callTool('echo', {})),
     );
-    const passed = exchanges.filter((exchange) => exchange.reply.status === 200);
+    const passed = exchanges.filter((e) => answeredWithResult(e.reply, e.id));
     assert.equal(passed.length, 3);
-    for (const exchange of exchanges.filter((e) => e.reply.status !== 200)) {
+    for (const exchange of exchanges.filter((e) => !answeredWithResult(e.reply, e.id))) {
       assert.equal(
         (await assertRefused(store, exchange, 'WARDEN_QUOTA_EXCEEDED')).quota,
         'per_min',
@@ -608,7 +610,7 @@ describe('scripted upstreams: pagination, rug pulls, quotas, policy states', () 
     // Policy states are re-read every half second.
     await waitUntil(REREAD_BOUND_MS, 'the freeze applying', async () => {
       const exchange = await agent.callTool('transfer', {});
-      if (exchange.reply.status === 200) return false;
+      if (answeredWithResult(exchange.reply, exchange.id)) return false;
       denied = exchange;
       return true;
     });
@@ -620,11 +622,10 @@ describe('scripted upstreams: pagination, rug pulls, quotas, policy states', () 
     assert.deepEqual((await agent.listToolNames()).names, ['echo'], 'hidden while frozen');
 
     await setFreeze(false);
-    await waitUntil(
-      REREAD_BOUND_MS,
-      'the thaw applying',
-      async () => (await agent.callTool('transfer', {})).reply.status === 200,
-    );
+    await waitUntil(REREAD_BOUND_MS, 'the thaw applying', async () => {
+      const exchange = await agent.callTool('transfer', {});
+      return answeredWithResult(exchange.reply, exchange.id);
+    });
   });
 
   test('a call sent before any listing is still checked against the input schema', async () => {

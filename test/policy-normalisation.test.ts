@@ -63,7 +63,8 @@ function policyOf(raw: Record<string, unknown>): PolicyConfig {
   return parseConfig(
     {
       auth: { resource: 'https://warden.test/mcp', issuers: [{ builtin: {} }] },
-      agents: { 'attacker-bot': { roles: ['reader', 'payer'] } },
+      // The registry plays no part here: each decision is given its identity.
+      agents: { 'attacker-bot': {} },
       upstreams: {
         demo: { url: 'http://127.0.0.1:3001/mcp' },
         payments: { url: 'http://127.0.0.1:3002/mcp' },

@@ -33,6 +33,7 @@ before(async () => {
       store: 'sqlite::memory:',
       auth: { resource: 'https://warden.test/mcp', issuers: [{ builtin: {} }] },
       agents: { 'research-bot': { roles: ['research'] } },
+      roles: { research: {} },
       upstreams: { payments: { url: 'http://127.0.0.1:9/mcp' } },
       policy_states: { payments_freeze: { default: 'off' } },
       policy: { breakglass_max_ttl: '2h' },

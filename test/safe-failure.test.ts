@@ -14,7 +14,12 @@ import Database from 'better-sqlite3';
 import { repositoryVerifyInput, snapshotStreams } from '../src/audit/read-stream.js';
 import { verifyAuditLog } from '../src/audit/verify.js';
 import type { AuditEvent, AuditRecord } from '../src/domain/audit-record.js';
-import { ERROR_CATALOGUE, type ErrorCode } from '../src/domain/errors.js';
+import {
+  ERROR_CATALOGUE,
+  httpStatusOf,
+  WardenError,
+  type ErrorCode,
+} from '../src/domain/errors.js';
 import { openStore } from '../src/store/open-store.js';
 import type { Store } from '../src/store/types.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
@@ -101,7 +106,8 @@ function assertAnsweredWith(call: Call, code: ErrorCode): string {
   assert.equal(answer.error?.code, spec.rpcCode, `expected ${code} (${spec.rpcCode}), got ${told}`);
   assert.equal(answer.error?.data?.code, code, told);
   if (String(reply.headers['content-type']).startsWith('application/json')) {
-    assert.equal(reply.status, spec.status, told);
+    // Decided about a request: answered in band (HTTP 200); else the code's own status.
+    assert.equal(reply.status, httpStatusOf(new WardenError(code), answer.id ?? null), told);
   }
   const reference = answer.error?.data?.reference;
   assert.equal(typeof reference, 'string', `no data.reference: ${told}`);
@@ -438,6 +444,7 @@ describe('the PostgreSQL store becomes unreachable', () => {
           approvals: {
             approvers: { 'tess@example.com': { roles: ['treasurer'] } },
             poll_interval: '50ms',
+            delivery: 'hold',
           },
         };
       },

@@ -189,6 +189,7 @@ export function toWardenError(error: ApprovalError): WardenError {
       return notFound(error.approvalId);
     case 'APPROVAL_SELF_APPROVAL':
     case 'APPROVAL_NOT_AN_APPROVER':
+    case 'APPROVAL_CLI_DECISIONS_OFF': // not from here: the API's approver is authenticated
       return new WardenError('WARDEN_FORBIDDEN', error.message, { details });
     case 'APPROVAL_ALREADY_DECIDED':
     case 'APPROVAL_ALREADY_VOTED':

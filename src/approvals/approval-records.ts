@@ -48,7 +48,8 @@ export function requestedEntry(call: HeldCall, request: ApprovalRequest): AuditE
 /**
  * The record of one vote: `approval.granted` for every approve vote, with details
  * `{ votes, required, final }` (`final: false` while a two-person approval stays pending);
- * `approval.refused` for a deny; `approval.expired` for a vote that came too late.
+ * `approval.refused` for a deny; `approval.expired` for a vote that came too late. A vote by an
+ * asserted approver (the CLI's `--as`) also carries `assertedBy: { osUser, host }`.
  */
 export function decisionEntry(
   request: ApprovalRequest,
@@ -65,20 +66,25 @@ export function decisionEntry(
     decidedAt: isoTime(at),
     argumentsHash: request.argumentsHash,
   });
+  const { assertedBy } = approver;
+  const asserted =
+    assertedBy === undefined
+      ? {}
+      : { assertedBy: { osUser: assertedBy.osUser, host: assertedBy.host } };
   switch (outcome) {
     case 'expired':
       return {
         ...base,
         event: 'approval.expired',
         approval: { id: request.id, argumentsHash: request.argumentsHash },
-        details: { noticedBy: approver.user },
+        details: { noticedBy: approver.user, ...asserted },
       };
     case 'refused':
       return {
         ...base,
         event: 'approval.refused',
         approval: approval([approver.user]),
-        details: { reason },
+        details: { reason, ...asserted },
       };
     case 'voted':
     case 'granted': {
@@ -93,6 +99,7 @@ export function decisionEntry(
           required: request.approvalsRequired,
           final,
           ...(reason !== '' && { reason }),
+          ...asserted,
         },
       };
     }
@@ -144,10 +151,14 @@ export function invalidatedEntry(
   };
 }
 
-/** The facts every record of a held call shares. */
+/**
+ * The facts every record of a held call shares. Under the request id that asked for the
+ * approval: a call delivered by retry is made again under another, which its `call.allowed`
+ * names, and the approval's story stays in one place.
+ */
 function heldCallEntryBase(call: HeldCall, request: ApprovalRequest) {
   return {
-    requestId: call.requestId,
+    requestId: request.requestId,
     ...(call.traceId !== undefined && { traceId: call.traceId }),
     ...identityFields(call.identity),
     upstream: request.upstream,

@@ -2,8 +2,9 @@
  * Human approvals for sensitive calls. A call whose decision is `approval_required` is held:
  * `hold` stores an approval request, records `approval.requested` durably, announces it
  * (`notify`), and waits until approvers decide (`decide`, from the admin API or the CLI), the
- * timeout passes, or the client goes away. A granted approval releases exactly the call it was
- * given for, once.
+ * timeout passes, or the client goes away. `answerRetry` asks the same without waiting, and
+ * releases the call when it is made again once granted. A granted approval releases exactly the
+ * call it was given for, once.
  *
  * The service composes one module per concern, each a set of plain functions over the explicit
  * `ApprovalState` (approval-state.ts):
@@ -11,6 +12,7 @@
  *   - await-decision.ts: waiting (holders woken in this process, polling for the rest,
  *     progress, the timeout, the client going away);
  *   - decide-approval.ts: a vote under the separation-of-duties rules, in one transaction;
+ *   - retry-approval.ts: a call delivered by retry, answered pending or released;
  *   - release-approval.ts: the recheck at release, consuming the approval, its binding;
  *   - settle-approval.ts: expiring, withdrawing, invalidating;
  *   - approval-records.ts: the audit records of every step.
@@ -21,19 +23,29 @@ import type { AuditEntry } from '../domain/audit-record.js';
 import type { ApprovalRequest, ApprovalStatus, Store } from '../store/types.js';
 import type { ApprovalState } from './approval-state.js';
 import { decideApproval } from './decide-approval.js';
-import type { ApprovalBinding, ApprovedCall, Approver, HeldCall, Verdict } from './held-call.js';
+import type {
+  ApprovalBinding,
+  ApprovedCall,
+  Approver,
+  AssertedBy,
+  HeldCall,
+  Verdict,
+} from './held-call.js';
 import { bindingOf, consumeApproval } from './release-approval.js';
 import { requestApproval } from './request-approval.js';
+import { answerRetriedCall, type RetryAnswer } from './retry-approval.js';
 import { invalidatePendingApprovals } from './settle-approval.js';
 
-export type { ApprovalBinding, ApprovedCall, Approver, HeldCall, Verdict };
+export type { ApprovalBinding, ApprovedCall, Approver, AssertedBy, HeldCall, RetryAnswer, Verdict };
 export { bindingOf };
 
 const DEFAULT_PROGRESS_EVERY_MS = 5000;
 
 export interface ApprovalServiceOptions {
   readonly store: Pick<Store, 'approvals'>;
-  readonly config: Pick<ApprovalsConfig, 'pollIntervalMs'>;
+  /** `cliDecisions` defaults to true: asserted approvers may decide. */
+  readonly config: Pick<ApprovalsConfig, 'pollIntervalMs'> &
+    Partial<Pick<ApprovalsConfig, 'cliDecisions'>>;
   readonly now: () => number;
   readonly newId?: () => string;
   /** Appends one audit record durably; rejects when it cannot. */
@@ -58,11 +70,20 @@ export interface ApprovalService {
    */
   hold(call: HeldCall): Promise<ApprovedCall>;
   /**
+   * One attempt at a call delivered by retry: resolves pending (with the request, new or the
+   * same as before) without waiting, or released once its approval is granted; rejects as
+   * `hold` does when it is refused, stale or expired (retry-approval.ts).
+   */
+  answerRetry(call: HeldCall): Promise<RetryAnswer>;
+  /**
    * Uses a granted approval for the call it is bound to; succeeds once. Rejects with
    * WARDEN_APPROVAL_REFUSED when it is not granted, was used already, or is bound to anything else.
    */
   consume(id: string, binding: ApprovalBinding): Promise<ApprovalRequest>;
-  /** One approver's vote; rejects with an ApprovalError when the rules refuse it. */
+  /**
+   * One approver's vote; rejects with an ApprovalError when the rules refuse it, or when the
+   * approver is asserted (`assertedBy`) and `config.cliDecisions` is false.
+   */
   decide(
     id: string,
     approver: Approver,
@@ -89,6 +110,7 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
   const { store } = state;
   return {
     hold: (call) => requestApproval(state, call),
+    answerRetry: (call) => answerRetriedCall(state, call),
     consume: (id, binding) => consumeApproval(state, id, binding),
     decide: (id, approver, verdict, reason) => decideApproval(state, id, approver, verdict, reason),
     invalidatePending: (affected, reason) => invalidatePendingApprovals(state, affected, reason),
@@ -110,6 +132,7 @@ function approvalStateOf(options: ApprovalServiceOptions): ApprovalState {
     pollIntervalMs: options.config.pollIntervalMs,
     progressEveryMs: options.progressEveryMs ?? DEFAULT_PROGRESS_EVERY_MS,
     environment: options.environment,
+    cliDecisions: options.config.cliDecisions ?? true,
     holders: new Map(),
   });
 }

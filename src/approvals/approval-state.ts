@@ -25,6 +25,8 @@ export interface ApprovalState {
   readonly progressEveryMs: number;
   /** Stamped on records made without the held call at hand. */
   readonly environment: string | undefined;
+  /** Whether an asserted approver (the CLI's `--as`) may decide; `approvals.cli_decisions`. */
+  readonly cliDecisions: boolean;
   readonly holders: Holders;
 }
 

@@ -8,7 +8,9 @@
  *     config, never from the request);
  *   - one vote per approver; a deny refuses at once; approvals grant once `approvalsRequired`
  *     distinct approvers have approved (the two-person rule);
- *   - a decision after the timeout marks the request expired instead.
+ *   - a decision after the timeout marks the request expired instead;
+ *   - an approver named rather than authenticated (the CLI's `--as`) decides only while
+ *     `approvals.cli_decisions` allows it.
  */
 import { WardenError } from '../domain/errors.js';
 import type { ApprovalRequest, ApprovalVote } from '../store/types.js';
@@ -21,12 +23,22 @@ import { approvalUnavailable } from './held-call-errors.js';
 
 /** Applies the vote and records it; rejects with an ApprovalError when the rules refuse it. */
 export async function decideApproval(
-  state: Pick<ApprovalState, 'store' | 'now' | 'record' | 'onError' | 'environment' | 'holders'>,
+  state: Pick<
+    ApprovalState,
+    'store' | 'now' | 'record' | 'onError' | 'environment' | 'holders' | 'cliDecisions'
+  >,
   id: string,
   approver: Approver,
   verdict: Verdict,
   reason: string,
 ): Promise<ApprovalRequest> {
+  if (approver.assertedBy !== undefined && !state.cliDecisions) {
+    throw new ApprovalError(
+      'APPROVAL_CLI_DECISIONS_OFF',
+      id,
+      'decisions from the command line are turned off (approvals.cli_decisions: false); decide through the admin API (POST /admin/approvals/ID/approve or /deny) with your own token',
+    );
+  }
   const at = state.now();
   let outcome = 'voted' as VoteOutcome;
   let decided: ApprovalRequest | undefined;

@@ -18,6 +18,8 @@ export const APPROVAL_ERROR_CODES = [
   'APPROVAL_ALREADY_VOTED',
   /** The request timed out before this decision; it is now marked expired. */
   'APPROVAL_EXPIRED',
+  /** The approver was named on the command line, and `approvals.cli_decisions` is false. */
+  'APPROVAL_CLI_DECISIONS_OFF',
 ] as const;
 
 export type ApprovalErrorCode = (typeof APPROVAL_ERROR_CODES)[number];

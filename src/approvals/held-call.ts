@@ -56,6 +56,17 @@ export interface Approver {
   readonly roles: readonly string[];
   /** The agents the decision came through (the admin API client, its delegation chain). */
   readonly via?: readonly string[];
+  /**
+   * Set when the approver was named rather than authenticated (the CLI's `--as`, on the
+   * gateway's host): the OS account and host that made the claim, recorded with the decision.
+   */
+  readonly assertedBy?: AssertedBy;
+}
+
+/** Who claimed to be the approver: the OS user and the host the command ran on. */
+export interface AssertedBy {
+  readonly osUser: string;
+  readonly host: string;
 }
 
 export type Verdict = 'approve' | 'deny';

@@ -73,6 +73,9 @@ export async function releaseApproval(
     await invalidateOrReport(state, request.id, reason, call);
     throw error;
   }
+  // A client that gave up while the call was decided again is told nothing more: not used, so
+  // nothing is sent that it believes failed.
+  call.signal.throwIfAborted();
   let approval: ApprovalRequest;
   try {
     approval = await consumeApproval(state, request.id, { ...bindingOf(request), ...current });

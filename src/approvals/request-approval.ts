@@ -1,7 +1,8 @@
 /**
  * Asks for an approval: stores the request for a held call, records `approval.requested`
- * durably (approvers may decide only a call the log shows), announces it, then waits for the
- * decision. When the request cannot be stored or recorded, the call is refused at once.
+ * durably (approvers may decide only a call the log shows), announces it, then (for a call that
+ * is held) waits for the decision. When the request cannot be stored or recorded, the call is
+ * refused at once.
  */
 import { canonicalJson } from '../domain/canonical-json.js';
 import type { ApprovalRequest } from '../store/types.js';
@@ -12,7 +13,16 @@ import type { ApprovedCall, HeldCall } from './held-call.js';
 import { approvalUnavailable } from './held-call-errors.js';
 import { settleApproval } from './settle-approval.js';
 
+/** Asks for the approval, then holds the call until it is decided. */
 export async function requestApproval(state: ApprovalState, call: HeldCall): Promise<ApprovedCall> {
+  return awaitDecision(state, call, await askForApproval(state, call));
+}
+
+/** Stores, records and announces the pending request for the call; resolves with it. */
+export async function askForApproval(
+  state: ApprovalState,
+  call: HeldCall,
+): Promise<ApprovalRequest> {
   call.signal.throwIfAborted();
   const request = newApprovalRequest(state, call);
   try {
@@ -37,7 +47,7 @@ export async function requestApproval(state: ApprovalState, call: HeldCall): Pro
       state.onError(error, `announcing approval ${request.id} failed`);
     }
   }
-  return awaitDecision(state, call, request);
+  return request;
 }
 
 /** The pending request for a held call, bound to its arguments, tool and policy version. */

@@ -37,6 +37,33 @@ export async function expireApproval(
   return true;
 }
 
+/**
+ * Marks a granted request nobody used before its timeout expired (a call delivered by retry that
+ * was not made again in time), and records it; false when it was used or changed meanwhile.
+ */
+export async function expireUnusedGrant(
+  state: Pick<ApprovalState, 'store' | 'now' | 'record' | 'onError'>,
+  call: HeldCall,
+  request: ApprovalRequest,
+): Promise<boolean> {
+  const at = state.now();
+  let changed = false as boolean;
+  let updated: ApprovalRequest | undefined;
+  try {
+    updated = await state.store.approvals.update(request.id, (current) => {
+      changed = current.status === 'granted' && current.consumedAt === undefined;
+      return changed ? { ...current, status: 'expired' } : current;
+    });
+  } catch (error) {
+    // The call is refused either way (fail closed): the grant stays unused, past its time.
+    state.onError(error, `could not mark approval ${request.id} expired`);
+    return true;
+  }
+  if (!changed || updated === undefined) return false;
+  await recordLate(state, expiredEntry(call, updated, at));
+  return true;
+}
+
 /** Marks the request of a client that went away withdrawn, then rejects with its reason. */
 export async function withdrawApproval(
   state: Pick<ApprovalState, 'store' | 'now' | 'record' | 'onError'>,

@@ -81,6 +81,10 @@ function createSpool(chain: Pick<AuditChain, 'record'>, limit: number) {
     timer.unref();
   };
   return {
+    /** Whether records wait for a retry: a later record of the same call must queue behind them. */
+    get holding(): boolean {
+      return waiting.length > 0;
+    },
     /** False when the spool is full: the record could not be kept. */
     add(entry: AuditEntry): boolean {
       if (waiting.length >= limit) return false;
@@ -103,6 +107,8 @@ export function createCallRecorder(options: CallRecorderOptions): CallRecorder {
 
   const spool = createSpool(options.chain, options.spoolLimit ?? DEFAULT_SPOOL_LIMIT);
   const recordOutcome = (entry: AuditEntry): void => {
+    // Behind a spooled record (a decision written late), so the log keeps the call's order.
+    if (spool.holding && spool.add(entry)) return;
     options.chain.record(entry).catch((error: unknown) => {
       options.onFailure(error, entry);
       // Kept and retried, so an outage loses no outcome while the spool has room.

@@ -2,9 +2,11 @@
  * `warden approvals list|show|approve|deny --config FILE`: the approvals inbox on the operator's
  * host, against the store the gateway uses. A decision made here releases (or refuses) the call
  * a running gateway holds within its poll interval, and is recorded in the audit log on the
- * CLI's own stream. Exit codes: 0 done, 1 refused by the approval rules (already decided,
- * self-approval, not an approver, …) or not found, 2 a usage or configuration mistake.
+ * CLI's own stream, with the OS user and host that named the approver. Exit codes: 0 done,
+ * 1 refused by the approval rules (already decided, self-approval, not an approver, CLI
+ * decisions turned off, …) or not found, 2 a usage or configuration mistake.
  */
+import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import {
   APPROVAL_STATUSES,
@@ -15,10 +17,13 @@ import {
   type ApprovalStatus,
 } from '../approvals/approval-view.js';
 import { ApprovalError } from '../approvals/errors.js';
+import { summarizeArguments } from '../approvals/summarize-arguments.js';
 import { toTerminalText } from '../audit/terminal-text.js';
+import type { ApprovalsConfig } from '../config/config.js';
 import { loadConfigFile } from '../config/load.js';
 import {
   CONFIG_OPTION,
+  currentUser,
   exitWithUsageCode,
   runCliAction,
   UsageError,
@@ -32,7 +37,9 @@ const APPROVER_HELP = `
 --as names the approver: it must be a user id under approvals.approvers in the config, and the
 decision is checked against that entry's roles. This command is for operators on the gateway's
 host, who can read the store anyway; the admin HTTP API (POST /admin/approvals/ID/approve|deny)
-never takes the approver from the request: it is the user of the caller's token.
+never takes the approver from the request: it is the user of the caller's token. The decision's
+audit record names the OS user and host that ran this command. With approvals.cli_decisions:
+false in the config, this command refuses and only the admin API decides.
 `;
 
 interface ListOptions {
@@ -61,16 +68,17 @@ export function registerApprovalsCommand(program: Command): void {
 
   approvals
     .command('list')
-    .description('list approval requests, newest first (at most 100)')
+    .description(
+      'list approval requests, newest first (at most 100): who asked, the tool and its key arguments (approvals.summaries)',
+    )
     .option(...CONFIG_OPTION)
     .option('--status <status>', `only requests in this status (${APPROVAL_STATUSES.join(', ')})`)
     .option('--json', 'print the requests as JSON, one per line')
     .action((options: ListOptions) =>
       runCliAction(async () => {
         const status = parseStatus(options.status);
-        const requests = await withSession(options.config, (session) =>
-          session.approvals.list(status),
-        );
+        const config = loadConfigFile(options.config);
+        const requests = await withSession(config, (session) => session.approvals.list(status));
         if (options.json) {
           for (const request of requests) {
             process.stdout.write(`${JSON.stringify(toApprovalView(request))}\n`);
@@ -81,7 +89,7 @@ export function registerApprovalsCommand(program: Command): void {
           process.stdout.write(`no ${status === undefined ? '' : `${status} `}approval requests\n`);
           return;
         }
-        process.stdout.write(formatRequests(requests));
+        process.stdout.write(formatRequests(requests, config.approvals.summaries));
       }),
     );
 
@@ -147,8 +155,15 @@ async function decideCommand(
       `--as "${options.as}" is not an approver: add it under approvals.approvers in ${config.source}`,
     );
   }
+  // The approver is a claim made on this host: the decision records who made it, and where.
+  const assertedBy = { osUser: currentUser(), host: hostname() };
   const decided = await withSession(config, (session) =>
-    session.approvals.decide(id, { user: approver.user, roles: approver.roles }, verdict, reason),
+    session.approvals.decide(
+      id,
+      { user: approver.user, roles: approver.roles, assertedBy },
+      verdict,
+      reason,
+    ),
   );
   process.stdout.write(`${describeOutcome(decided, approver.user, verdict)}\n`);
 }
@@ -171,9 +186,12 @@ function parseStatus(value: string | undefined): ApprovalStatus | undefined {
 }
 
 /** One row a request, for `list`; every cell made safe for a terminal. */
-function formatRequests(requests: readonly ApprovalRequest[]): string {
+function formatRequests(
+  requests: readonly ApprovalRequest[],
+  summaries: ApprovalsConfig['summaries'],
+): string {
   const rows = [
-    ['ID', 'STATUS', 'CREATED', 'EXPIRES', 'AGENT', 'USER', 'TOOL', 'VOTES'],
+    ['ID', 'STATUS', 'CREATED', 'EXPIRES', 'AGENT', 'USER', 'TOOL', 'VOTES', 'ARGUMENTS'],
     ...requests.map((request) => [
       request.id,
       request.status,
@@ -183,6 +201,7 @@ function formatRequests(requests: readonly ApprovalRequest[]): string {
       request.user ?? '-',
       `${request.upstream}.${request.tool}`,
       `${request.votes.filter((vote) => vote.decision === 'approve').length}/${request.approvalsRequired}`,
+      summarizeArguments(request.arguments, summaries.get(`${request.upstream}.${request.tool}`)),
     ]),
   ];
   return formatTable(rows.map((row) => row.map(toTerminalText)));

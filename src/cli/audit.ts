@@ -4,8 +4,9 @@
  * as verifiable JSONL or as OCSF for a SIEM; print the audit public key to pin it somewhere the
  * log's writers cannot reach; investigate it as a timeline, one call's story, or a live tail;
  * archive and prune its old part. `verify` exits 0 when the log is intact, 1 when it is not, 2 on
- * a usage mistake; `show` exits 1 when no record has the request id; `archive` exits 2 when it
- * cannot write the archive (and then prunes nothing).
+ * a usage mistake; `show` exits 1 when no record has the request id (or an id starting with
+ * it), 2 when several ids start with it; `archive` exits 2 when it cannot write the archive (and
+ * then prunes nothing).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -49,7 +50,7 @@ interface VerifyOptions {
 
 interface ExportOptions {
   readonly config: string;
-  readonly out: string;
+  readonly out?: string;
   readonly format: string;
 }
 
@@ -67,6 +68,7 @@ interface QueryOptions {
   readonly since?: string;
   readonly until?: string;
   readonly limit: string;
+  readonly oldest?: boolean;
   readonly format: string;
 }
 
@@ -111,7 +113,7 @@ export function registerAuditCommand(program: Command): void {
     .command('export')
     .description('export the audit log: verifiable JSONL (records and checkpoints) or OCSF')
     .option(...CONFIG_OPTION)
-    .requiredOption('-o, --out <file>', 'where to write the export (- for stdout)')
+    .option('-o, --out <file>', 'the file to write the export to (default, or -: stdout)')
     .option('--format <format>', 'jsonl (verifiable) or ocsf (API Activity, class 6003)', 'jsonl')
     .action((options: ExportOptions) => runCliAction(() => exportCommand(options)));
 
@@ -129,7 +131,9 @@ export function registerAuditCommand(program: Command): void {
 
   audit
     .command('query')
-    .description('find records as a timeline (oldest first); every filter narrows the result')
+    .description(
+      'find records as a timeline: the newest --limit matches (--oldest: the first ones), printed oldest first; every filter narrows the result',
+    )
     .option(...CONFIG_OPTION)
     .option('--user <user>', 'the user on whose behalf the call was made')
     .option('--agent <agent>', 'the calling agent')
@@ -147,13 +151,17 @@ export function registerAuditCommand(program: Command): void {
       `at most this many records (1–${AUDIT_QUERY_MAX_LIMIT})`,
       String(AUDIT_QUERY_DEFAULT_LIMIT),
     )
+    .option('--oldest', 'the oldest matching records instead of the newest')
     .option('--format <format>', 'table (a timeline) or jsonl (records exactly as stored)', 'table')
     .action((options: QueryOptions) => runCliAction(() => queryCommand(options)));
 
   audit
     .command('show')
     .description('tell the whole story of one call: who, what, the decision and why, the outcome')
-    .argument('<request-id>', 'the request id (x-request-id of the response, or from query)')
+    .argument(
+      '<request-id>',
+      'the request id (x-request-id of the response), or its start as query and tail print it',
+    )
     .option(...CONFIG_OPTION)
     .action((requestId: string, options: { config: string }) =>
       runCliAction(() => showCommand(requestId, options.config)),
@@ -247,7 +255,10 @@ async function exportCommand(options: ExportOptions): Promise<void> {
   const summary = await withSession(options.config, (session) =>
     session.audit.export({
       format,
-      to: options.out === '-' ? { stream: process.stdout } : { path: options.out },
+      to:
+        options.out === undefined || options.out === '-'
+          ? { stream: process.stdout }
+          : { path: options.out },
     }),
   );
   process.stderr.write(
@@ -280,6 +291,7 @@ async function queryCommand(options: QueryOptions): Promise<void> {
       to: options.until === undefined ? undefined : timeBound('--until', options.until, now),
     }),
     limit,
+    newest: options.oldest !== true,
   };
   const records = await withSession(options.config, (session) => session.audit.query(query));
   if (records.length === 0) {
@@ -288,8 +300,9 @@ async function queryCommand(options: QueryOptions): Promise<void> {
   }
   process.stdout.write(format === 'jsonl' ? toJsonLines(records) : formatTimeline(records));
   if (records.length === limit) {
+    const which = options.oldest === true ? 'oldest' : 'newest';
     process.stderr.write(
-      `showing the first ${limit} matching records, oldest first: narrow with --since/--until or raise --limit\n`,
+      `showing the ${which} ${limit} matching records, oldest first: narrow with --since/--until or raise --limit\n`,
     );
   }
 }
@@ -300,7 +313,7 @@ async function showCommand(requestId: string, configFile: string): Promise<void>
   );
   if (records.length === 0) {
     process.stderr.write(
-      `warden: no audit record has request id ${JSON.stringify(requestId)} (give the full id, as in x-request-id or query --format jsonl; archived records are in their archive)\n`,
+      `warden: no audit record has request id ${JSON.stringify(requestId)}, nor one starting with it (archived records are in their archive)\n`,
     );
     process.exitCode = 1;
     return;

@@ -1,9 +1,10 @@
 /**
  * `warden demo`: the gateway on embedded defaults (SQLite under ./.warden, the built-in issuer)
  * in front of a bundled company MCP server, with demo agents and tokens printed to try it.
+ * Its client secrets and business data are kept under ./.warden, so a restart changes neither.
+ * A port in use ends it at once (exit 2), before anything under ./.warden is written.
  */
 import type { Command } from 'commander';
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { stringify as stringifyYaml } from 'yaml';
 import { createServer } from 'node:net';
@@ -11,10 +12,22 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '../config/load.js';
 import type { Config } from '../config/config.js';
+import {
+  loadDemoCredentials,
+  saveDemoSecrets,
+  type DemoCredential,
+} from '../demo/demo-credentials.js';
 import type { RunningGateway } from '../gateway/app.js';
+import { exitWithUsageCode, runCliAction, UsageError } from './operator.js';
+import { parsePortOption } from './parse-port.js';
 import { stopOnSignal } from './run-until-signal.js';
 
+const DEMO_HOST = '127.0.0.1';
 const DEMO_CONFIG_FILE = '.warden/demo.yaml';
+/** The demo agents' client secrets in plain text (mode 0600), reused at every start. */
+const DEMO_SECRETS_FILE = '.warden/demo-secrets.json';
+/** The demo company's invoices, customers and payment numbers, shared by every session. */
+const DEMO_BUSINESS_FILE = '.warden/demo-business.db';
 /** The demo's finance approver: a person, who decides from the CLI (or the admin API). */
 const DEMO_APPROVER = 'controller@example.com';
 
@@ -32,43 +45,61 @@ export function registerDemoCommand(program: Command): void {
     .command('demo')
     .description('run the gateway in front of a demo company MCP server (no config needed)')
     .option('-p, --port <port>', 'port to listen on (0 picks a free one)', '8080')
-    .action(async (options: { port: string }) => {
-      mkdirSync('.warden', { recursive: true });
-      const port = await choosePort(Number(options.port));
-      // Fresh client secrets each run: printed once, stored only as hashes.
-      const secrets = new Map(
-        DEMO_AGENTS.map((agent) => [agent.id, randomBytes(24).toString('base64url')]),
-      );
-      const raw = await demoConfig(port, secrets);
-      // The same config on disk, so the operator commands (approvals, policy, tools, audit) can
-      // be pointed at the running demo with --config .warden/demo.yaml.
-      writeFileSync(DEMO_CONFIG_FILE, stringifyYaml(raw), { mode: 0o600 });
-      const config = parseConfig(raw, DEMO_CONFIG_FILE, process.cwd());
-      const { startGateway } = await import('../gateway/app.js');
-      const gateway = await startGateway(config);
-      process.stdout.write(await describeDemo(gateway, config, secrets));
-      stopOnSignal(gateway);
-    });
+    .exitOverride(exitWithUsageCode)
+    .action((options: { port: string }) => runCliAction(() => runDemo(options.port)));
+}
+
+async function runDemo(portOption: string): Promise<void> {
+  const port = await claimPort(parsePortOption(portOption));
+  mkdirSync('.warden', { recursive: true });
+  const credentials = await loadDemoCredentials(
+    DEMO_AGENTS.map((agent) => agent.id),
+    { secrets: DEMO_SECRETS_FILE, config: DEMO_CONFIG_FILE },
+  );
+  const raw = await demoConfig(port, credentials);
+  const config = parseConfig(raw, DEMO_CONFIG_FILE, process.cwd());
+  const { startGateway } = await import('../gateway/app.js');
+  let gateway: RunningGateway;
+  try {
+    gateway = await startGateway(config);
+  } catch (error) {
+    // Taken between the check and the start: the same answer as the check's.
+    if (isAddressInUse(error)) throw portInUse(port);
+    throw error;
+  }
+  // Written once the gateway runs, so the files always describe the running demo: the operator
+  // commands (approvals, policy, tools, audit) are pointed at it with --config .warden/demo.yaml.
+  saveDemoSecrets(DEMO_SECRETS_FILE, credentials);
+  writeFileSync(DEMO_CONFIG_FILE, stringifyYaml(raw), { mode: 0o600 });
+  process.stdout.write(await describeDemo(gateway, config, credentials));
+  stopOnSignal(gateway);
 }
 
 async function demoConfig(
   port: number,
-  secrets: ReadonlyMap<string, string>,
+  credentials: ReadonlyMap<string, DemoCredential>,
 ): Promise<Record<string, unknown>> {
-  const [{ hashClientSecret }, { DEMO_POLICY }] = await Promise.all([
-    import('../identity/client-authentication.js'),
-    import('../demo/demo-policy.js'),
-  ]);
+  const { DEMO_POLICY } = await import('../demo/demo-policy.js');
   const agents: Record<string, unknown> = {};
   for (const agent of DEMO_AGENTS) {
     agents[agent.id] = {
       roles: [...agent.roles],
-      secret_hash: await hashClientSecret(secrets.get(agent.id) ?? ''),
+      secret_hash: credentials.get(agent.id)?.secretHash,
     };
   }
+  const business = (domain: string) => ({
+    command: [
+      process.execPath,
+      DEMO_SERVER,
+      '--domain',
+      domain,
+      '--data',
+      resolve(DEMO_BUSINESS_FILE),
+    ],
+  });
   return {
     environment: 'demo',
-    listen: { host: '127.0.0.1', port },
+    listen: { host: DEMO_HOST, port },
     // Absolute, so the copy in .warden/demo.yaml means the same files from any folder.
     store: `sqlite:${resolve('.warden/warden.db')}`,
     log: { level: 'warn' },
@@ -78,34 +109,49 @@ async function demoConfig(
     },
     agents,
     ...DEMO_POLICY,
-    approvals: { approvers: { [DEMO_APPROVER]: { roles: ['finance_approver'] } } },
+    approvals: {
+      approvers: { [DEMO_APPROVER]: { roles: ['finance_approver'] } },
+      summaries: { 'payments.issue_payment': ['vendor', 'amount', 'currency', 'invoice_id'] },
+    },
     audit: { hash_key_file: resolve('.warden/audit-hash.key') },
     upstreams: {
-      payments: { command: [process.execPath, DEMO_SERVER, '--domain', 'payments'] },
-      crm: { command: [process.execPath, DEMO_SERVER, '--domain', 'crm'] },
-      research: { command: [process.execPath, DEMO_SERVER, '--domain', 'research'] },
+      payments: business('payments'),
+      crm: business('crm'),
+      research: business('research'),
     },
   };
 }
 
-/** The resource URL carries the port, so a port of 0 is resolved before the config is built. */
-async function choosePort(requested: number): Promise<number> {
-  if (requested !== 0) return requested;
+/**
+ * Checks that the port is free by listening on it for a moment; 0 picks a free one. The
+ * resource URL carries the port, so it is known before the config is built.
+ */
+async function claimPort(requested: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
+    probe.once('error', (error) => reject(isAddressInUse(error) ? portInUse(requested) : error));
+    probe.listen(requested, DEMO_HOST, () => {
       const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 8080;
+      const port = typeof address === 'object' && address ? address.port : requested;
       probe.close(() => resolve(port));
     });
   });
 }
 
+function isAddressInUse(error: unknown): boolean {
+  return (error as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+}
+
+function portInUse(port: number): UsageError {
+  return new UsageError(
+    `port ${port} on ${DEMO_HOST} is in use (a demo already running?); choose another with --port, e.g. --port 0 for a free one. Nothing under .warden was changed.`,
+  );
+}
+
 async function describeDemo(
   gateway: RunningGateway,
   config: Config,
-  secrets: ReadonlyMap<string, string>,
+  credentials: ReadonlyMap<string, DemoCredential>,
 ): Promise<string> {
   const url = gateway.url;
   const lines: string[] = [];
@@ -115,7 +161,7 @@ async function describeDemo(
     const issued = await gateway.issuer.issueToken({ agent, user: demo.user });
     lines.push(
       `  ${demo.id} (roles: ${demo.roles.join(', ')}; acting for ${demo.user})`,
-      `    client secret: ${secrets.get(demo.id) ?? ''}`,
+      `    client secret: ${credentials.get(demo.id)?.secret ?? ''}`,
       `    token (1 h):   ${issued.token}`,
     );
   }
@@ -133,18 +179,20 @@ ${lines.join('\n')}
 
   Try it:
     curl -s ${url}/.well-known/oauth-protected-resource/mcp/research
-    curl -s -u ${research.id}:${secrets.get(research.id) ?? ''} -d grant_type=client_credentials ${url}/oauth/token
-    npx @modelcontextprotocol/inspector   connect to ${url}/mcp/research with header
-                                          Authorization: Bearer <a token above>
+    curl -s -u ${research.id}:${credentials.get(research.id)?.secret ?? ''} -d grant_type=client_credentials ${url}/oauth/token
+    npx @modelcontextprotocol/inspector@0.15.0   (on Node.js 20; newer ones need Node.js 22)
+        connect to ${url}/mcp/research with header Authorization: Bearer <a token above>
 
-  Approvals: finance-bot's issue_payment waits for a human. In another terminal:
+  Approvals: finance-bot's issue_payment needs a person. The first call answers at once
+  "held for approval <id>"; once approved, the same call again goes through, once. Approve:
     npx warden approvals list --config ${DEMO_CONFIG_FILE}
     npx warden approvals approve <id> --as ${DEMO_APPROVER} --config ${DEMO_CONFIG_FILE}
   Why was a call denied?
     npx warden policy explain --agent research-bot --tool crm.update_record --config ${DEMO_CONFIG_FILE}
     npx warden audit show <reference id from the error> --config ${DEMO_CONFIG_FILE}
 
-  State (signing keys, revocations, approvals, the audit log) is kept under ./.warden/.
+  State (signing keys, revocations, approvals, the audit log, these client secrets, the
+  company's invoices and customers) is kept under ./.warden/; a restart keeps it.
   Press Ctrl+C to stop.
 `;
 }

@@ -5,6 +5,7 @@ import { registerAgentsCommand } from './agents.js';
 import { registerApprovalsCommand } from './approvals.js';
 import { registerAuditCommand } from './audit.js';
 import { registerCertsCommand } from './certs.js';
+import { registerConfigCommand } from './config.js';
 import { registerDemoCommand } from './demo.js';
 import { registerGrantCommand } from './grant.js';
 import { registerKeysCommand } from './keys.js';
@@ -22,6 +23,7 @@ const program = new Command()
   .version('0.1.0');
 
 registerServeCommand(program);
+registerConfigCommand(program);
 registerDemoCommand(program);
 registerTokenCommand(program);
 registerKeysCommand(program);

@@ -25,6 +25,7 @@ import { formatTable } from './format-table.js';
 import {
   CONFIG_OPTION,
   currentUser,
+  describeError,
   exitWithUsageCode,
   runCliAction,
   UsageError,
@@ -59,15 +60,19 @@ export function registerPolicyCommand(program: Command): void {
 
   policy
     .command('validate')
-    .description('compile the policy (grants and .cedar files); print every problem (exit 2)')
+    .description(
+      "compile the policy (grants and .cedar files); print every problem (exit 2). With --live, also list each upstream's tools and report grants naming a tool it does not list (exit 1)",
+    )
     .option(...CONFIG_OPTION)
-    .action((options: { config: string }) =>
+    .option('--live', 'connect to the configured upstreams and check every granted tool is listed')
+    .action((options: { config: string; live?: boolean }) =>
       runCliAction(async () => {
         const config = loadConfigFile(options.config);
         const engine = await compilePolicy(config);
         process.stdout.write(
           `policy ok: ${engine.policyCount} policies, version ${engine.version.slice(0, 12)}\n`,
         );
+        if (options.live === true) await validateLive(config);
       }),
     );
 
@@ -485,6 +490,32 @@ function describeStates(states: ReadonlyMap<string, PolicyStateValue>): string {
 
 function onOff(on: boolean): string {
   return on ? 'on' : 'off';
+}
+
+/**
+ * `validate --live`: each upstream's tool count, then every grant naming a tool its upstream does
+ * not list and every upstream that could not be listed, on stderr with exit code 1.
+ */
+async function validateLive(config: Config): Promise<void> {
+  const { checkGrantedTools } = await import('../gateway/check-granted-tools.js');
+  const { describeUnlistedGrant } = await import('../policy/find-unlisted-grants.js');
+  const { listings, unlisted } = await checkGrantedTools(config);
+  const problems = unlisted.map(describeUnlistedGrant);
+  for (const listing of listings) {
+    if ('tools' in listing) {
+      process.stdout.write(`upstream ${listing.upstream}: ${listing.tools} tools listed\n`);
+    } else {
+      problems.push(
+        `upstreams.${listing.upstream}: could not list its tools: ${describeError(listing.error)}`,
+      );
+    }
+  }
+  if (problems.length === 0) {
+    process.stdout.write('every granted tool is listed by its upstream\n');
+    return;
+  }
+  process.stderr.write(`warden: the live check found problems:\n${bullets(problems)}\n`);
+  process.exitCode = 1;
 }
 
 /** The policy engine, loaded (with Cedar) only by the commands that evaluate policy. */

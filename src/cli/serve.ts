@@ -1,9 +1,13 @@
-/** `warden serve --config warden.yaml`: run the gateway from a configuration file. */
+/**
+ * `warden serve --config warden.yaml`: run the gateway from a configuration file; `--host`,
+ * `--port` and `--log-level` win over its `listen.host`, `listen.port` and `log.level`.
+ */
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError } from '../domain/errors.js';
 import type { RunningGateway } from '../gateway/app.js';
-import { CONFIG_OPTION } from './operator.js';
+import { CONFIG_OPTION, UsageError } from './operator.js';
+import { applyServeOverrides, type ServeOverrideOptions } from './serve-overrides.js';
 import { stopOnSignal } from './run-until-signal.js';
 
 export function registerServeCommand(program: Command): void {
@@ -11,19 +15,25 @@ export function registerServeCommand(program: Command): void {
     .command('serve')
     .description('run the gateway')
     .option(...CONFIG_OPTION)
-    .action(async (options: { config: string }) => {
+    .option('--host <address>', 'address to bind, over listen.host')
+    .option('--port <port>', 'port to bind (0 picks a free one), over listen.port')
+    .option('--log-level <level>', 'log level, over log.level')
+    .action(async (options: { config: string } & ServeOverrideOptions) => {
       try {
-        const config = loadConfigFile(options.config);
+        const config = applyServeOverrides(loadConfigFile(options.config), options);
         const { startGateway } = await import('../gateway/app.js');
         const gateway = await startGateway(config);
         stopOnSignal(gateway);
-        // SIGHUP re-reads the file and reloads the policy; a bad file changes nothing.
+        // SIGHUP re-reads the file and reloads the policy and agents (the log names any other
+        // changed section, which needs a restart); a bad file changes nothing.
         process.on('SIGHUP', () => {
-          void reloadPolicy(gateway, options.config);
+          void reloadPolicyAndAgents(gateway, options.config);
         });
       } catch (error) {
-        if (error instanceof ConfigError) {
-          process.stderr.write(`${error.message}\n`);
+        if (error instanceof ConfigError || error instanceof UsageError) {
+          process.stderr.write(
+            `${error instanceof UsageError ? 'warden: ' : ''}${error.message}\n`,
+          );
           process.exit(2);
         }
         throw error;
@@ -31,21 +41,20 @@ export function registerServeCommand(program: Command): void {
     });
 }
 
-async function reloadPolicy(gateway: RunningGateway, file: string): Promise<void> {
+async function reloadPolicyAndAgents(gateway: RunningGateway, file: string): Promise<void> {
   let config;
   try {
     config = loadConfigFile(file);
   } catch (error) {
-    const problems = error instanceof ConfigError ? error.issues : [String(error)];
-    process.stderr.write(
-      `policy reload refused; the running policy stays in force:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`,
-    );
+    reportRefusedReload(error instanceof ConfigError ? error.issues : [String(error)]);
     return;
   }
   const outcome = await gateway.reloadPolicy(config);
-  if (!outcome.ok) {
-    process.stderr.write(
-      `policy reload refused; the running policy stays in force:\n${outcome.problems.map((p) => `  - ${p}`).join('\n')}\n`,
-    );
-  }
+  if (!outcome.ok) reportRefusedReload(outcome.problems);
+}
+
+function reportRefusedReload(problems: readonly string[]): void {
+  process.stderr.write(
+    `reload refused; the running policy and agents stay in force:\n${problems.map((p) => `  - ${p}`).join('\n')}\n`,
+  );
 }

@@ -1,7 +1,8 @@
 /**
  * The approvals part of warden.yaml: who may approve held calls (by user id, with the approver
- * roles a grant's `approvers:` names), where new requests are announced (webhooks), and how often
- * a held call looks for decisions made in another process (the CLI, another replica).
+ * roles a grant's `approvers:` names), where new requests are announced (webhooks), how often
+ * a held call looks for decisions made in another process (the CLI, another replica), which
+ * arguments an approver's list shows per tool, and whether the CLI may decide at all.
  *
  * ```yaml
  * approvals:
@@ -10,10 +11,19 @@
  *   webhooks:
  *     - { url: https://hooks.example/approvals, format: json, secret_env: APPROVALS_HMAC, timeout: 5s }
  *   poll_interval: 250ms
+ *   summaries:
+ *     payments.issue_payment: [amount, currency, vendor]
+ *   cli_decisions: false
+ *   delivery: auto
  * ```
+ *
+ * The summaries live here, not on grants: they only shape what approvers read (several grants
+ * may hold the same tool), and a request is summarised when it is shown, so a changed summary
+ * applies to the requests already waiting.
  */
 import { z } from 'zod';
 import { positiveDurationSchema } from './duration.js';
+import { argumentPath } from './policy-schema.js';
 
 const roleName = z
   .string()
@@ -36,6 +46,20 @@ const webhookSchema = z.strictObject({
   timeout: positiveDurationSchema.default(5000),
 });
 
+/** `payments.issue_payment`: the upstream (as named under `upstreams:`) and the tool. */
+const toolKey = z
+  .string()
+  .regex(
+    /^[a-z][a-z0-9_-]{0,62}\.[^\s.][^\s]{0,127}$/,
+    'a key is upstream.tool, e.g. payments.issue_payment',
+  );
+
+const summarySchema = z
+  .array(argumentPath)
+  .min(1)
+  .max(8)
+  .refine((paths) => new Set(paths).size === paths.length, 'an argument is listed twice');
+
 const approvalsSchema = z.strictObject({
   /** By user id (a token's `sub`); nobody else can approve, whatever a token claims. */
   approvers: z.record(z.string().min(1).max(256), approverSchema).default({}),
@@ -43,6 +67,19 @@ const approvalsSchema = z.strictObject({
   poll_interval: positiveDurationSchema.default(250),
   /** How often a held call sends a progress notification (to a client that asked for progress). */
   progress_interval: positiveDurationSchema.default(5000),
+  /** Per tool, the arguments `warden approvals list` shows (others: the first few, cut). */
+  summaries: z.record(toolKey, summarySchema).default({}),
+  /**
+   * `false`: `warden approvals approve|deny` refuse to decide; only the admin API (where the
+   * approver is the token's user, not a claim) does.
+   */
+  cli_decisions: z.boolean().default(true),
+  /**
+   * How a held call reaches its caller. `hold`: the call waits (stock clients give up after 60 s).
+   * `retry`: answered at once with a pending result; the same call made again once approved goes.
+   * `auto`: `retry` (MCP tasks, where a client supports them, are not offered yet).
+   */
+  delivery: z.enum(['auto', 'hold', 'retry']).default('auto'),
 });
 
 /** Top-level keys this file adds to warden.yaml. */
@@ -64,6 +101,9 @@ export interface ApprovalWebhookConfig {
   readonly timeoutMs: number;
 }
 
+/** How an approval-gated call waits for its approval (`approvals.delivery`). */
+export type ApprovalDelivery = 'auto' | 'hold' | 'retry';
+
 export interface ApprovalsConfig {
   /** The approver registry, by user id. */
   readonly approvers: ReadonlyMap<string, ApproverConfig>;
@@ -71,10 +111,30 @@ export interface ApprovalsConfig {
   /** How often a held call reads its request from the store, for decisions made elsewhere. */
   readonly pollIntervalMs: number;
   readonly progressIntervalMs: number;
+  /** Per `upstream.tool`, the argument paths an approver's list shows. */
+  readonly summaries: ReadonlyMap<string, readonly string[]>;
+  /** Whether an approver named on the command line (`--as`) may decide. */
+  readonly cliDecisions: boolean;
+  readonly delivery: ApprovalDelivery;
 }
 
-/** The typed form of the `approvals:` section. */
-export function toApprovalsConfig(raw: z.output<typeof approvalsSchema>): ApprovalsConfig {
+/**
+ * The typed form of the `approvals:` section. A summary of a tool on an upstream that is not
+ * configured is a typo that would go unnoticed: it is added to `issues`.
+ */
+export function toApprovalsConfig(
+  raw: z.output<typeof approvalsSchema>,
+  upstreams: readonly string[],
+  issues: string[],
+): ApprovalsConfig {
+  for (const key of Object.keys(raw.summaries)) {
+    const upstream = key.slice(0, key.indexOf('.'));
+    if (!upstreams.includes(upstream)) {
+      issues.push(
+        `approvals.summaries.${key}: no upstream is named "${upstream}" (upstreams: ${upstreams.join(', ')})`,
+      );
+    }
+  }
   return {
     approvers: new Map(
       Object.entries(raw.approvers).map(([user, approver]) => [
@@ -90,5 +150,8 @@ export function toApprovalsConfig(raw: z.output<typeof approvalsSchema>): Approv
     })),
     pollIntervalMs: raw.poll_interval,
     progressIntervalMs: raw.progress_interval,
+    summaries: new Map(Object.entries(raw.summaries)),
+    cliDecisions: raw.cli_decisions,
+    delivery: raw.delivery,
   };
 }

@@ -44,7 +44,10 @@ const externalIssuerSchema = z.strictObject({
   environment_claim: z.string().default('warden_env'),
 });
 
-export const issuerSchema = z.union([builtinIssuerSchema, externalIssuerSchema]);
+export const issuerSchema = z.union([builtinIssuerSchema, externalIssuerSchema], {
+  error:
+    'expected the built-in issuer ({ builtin: {} }) or an external one ({ issuer: https://… })',
+});
 
 export const authSchema = z.strictObject({
   /** This gateway's resource URL: the audience every token must carry (RFC 8707). */

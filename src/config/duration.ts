@@ -11,25 +11,32 @@ export function parseDuration(value: string | number): number | undefined {
   return Number(amount) * (UNIT_MS[unit ?? 'ms'] ?? 1);
 }
 
+const HOW_TO_WRITE = 'write it like 15m, 1h or 900s';
+
+/** `"15 minutes" is not a duration; write it like …`: what was written, and how to write it. */
+function notADuration(value: unknown): string {
+  const written = typeof value === 'string' ? JSON.stringify(value) : String(value);
+  return `${written} is not a duration; ${HOW_TO_WRITE}`;
+}
+
 /** A duration key of warden.yaml, as milliseconds (0 allowed). */
-export const durationSchema = z.union([z.string(), z.number()]).transform((value, ctx) => {
-  const ms = parseDuration(value);
-  if (ms === undefined) {
-    ctx.addIssue({
-      code: 'custom',
-      message: `"${value}" is not a duration (e.g. 500ms, 30s, 15m, 2h)`,
-    });
-    return z.NEVER;
-  }
-  return ms;
-});
+export const durationSchema = z
+  .union([z.string(), z.number()], { error: (issue) => notADuration(issue.input) })
+  .transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: notADuration(value) });
+      return z.NEVER;
+    }
+    return ms;
+  });
 
 /**
  * A wait that must end, or a window that must have a length: 0 would disable a timeout, restart a
  * crashing child in a tight loop, or make a token expire as it is issued.
  */
 export const positiveDurationSchema = durationSchema.refine((ms) => ms > 0, {
-  message: 'must be longer than 0',
+  message: `must be longer than 0; ${HOW_TO_WRITE}`,
 });
 
 /** `90000` → `1m30s`; the largest units first, as durations are written in the config. */

@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
 import { toApprovalsConfig } from './approvals-schema.js';
+import { checkAgentRoles } from './check-agent-roles.js';
+import { checkApproverRoles } from './check-approver-roles.js';
 import { toPolicyConfig } from './policy-config.js';
 import { ConfigError } from '../domain/errors.js';
 import type {
@@ -17,7 +17,9 @@ import type {
   TlsConfig,
   UpstreamConfig,
 } from './config.js';
-import { configSchema, UPSTREAM_KIND_KEYS, type RawConfig } from './schema.js';
+import { describeConfigIssues } from './describe-issue.js';
+import { parseConfigYaml } from './read-yaml.js';
+import { configSchema, type RawConfig } from './schema.js';
 
 /** Reads and validates a YAML file; relative paths in it resolve against the file's folder. */
 export function loadConfigFile(path: string): Config {
@@ -29,17 +31,14 @@ export function loadConfigFile(path: string): Config {
       `cannot read the file: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
     ]);
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { prettyErrors: true, uniqueKeys: true });
-  } catch (error) {
-    const where =
-      error instanceof YAMLParseError ? ` at line ${error.linePos?.[0]?.line ?? '?'}` : '';
+  const parsed = parseConfigYaml(text);
+  if (!parsed.ok) throw new ConfigError(path, [parsed.problem]);
+  if (parsed.value === null || parsed.value === undefined) {
     throw new ConfigError(path, [
-      `not valid YAML${where}: ${(error as Error).message.split('\n')[0]}`,
+      'the file is empty; a config needs at least upstreams, auth and agents (see the README)',
     ]);
   }
-  return parseConfig(raw, path, dirname(resolve(path)));
+  return parseConfig(parsed.value, path, dirname(resolve(path)));
 }
 
 /** Validates an already-parsed config object. `baseDir` anchors relative paths. */
@@ -47,53 +46,14 @@ export function parseConfig(raw: unknown, source: string, baseDir = process.cwd(
   const input = raw ?? {};
   const result = configSchema.safeParse(input);
   if (!result.success) {
-    throw new ConfigError(
-      source,
-      result.error.issues.flatMap((issue) => describeIssue(issue, input)),
-    );
+    throw new ConfigError(source, describeConfigIssues(result.error.issues, input, configSchema));
   }
   const issues: string[] = [];
   const config = toConfig(result.data, source, baseDir, issues);
+  checkAgentRoles(config.agents, new Set(config.policy.roles.keys()), issues);
+  checkApproverRoles(config.policy.grants, config.approvals.approvers, issues);
   if (issues.length > 0) throw new ConfigError(source, issues);
   return freezeDeep(config);
-}
-
-function describeIssue(issue: z.core.$ZodIssue, input: unknown): string[] {
-  const path = issue.path.length > 0 ? issue.path.join('.') : '(top level)';
-  if (issue.code === 'unrecognized_keys') {
-    return [
-      `${path}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`,
-    ];
-  }
-  if (issue.code === 'invalid_union') {
-    // Report what is wrong with the kind of upstream the entry is evidently meant to be.
-    const value = valueAt(input, issue.path);
-    const kind = UPSTREAM_KIND_KEYS.findIndex(
-      (key) => value !== null && typeof value === 'object' && key in value,
-    );
-    const nested = kind === -1 ? undefined : issue.errors[kind];
-    if (nested !== undefined && nested.length > 0) {
-      return nested.flatMap((inner) =>
-        describeIssue({ ...inner, path: [...issue.path, ...inner.path] }, input),
-      );
-    }
-    return [
-      `${path}: expected an HTTP upstream ({ url }) or a stdio upstream ({ command: [...] })`,
-    ];
-  }
-  if (issue.code === 'invalid_key') {
-    return [`${path}: invalid name: ${issue.issues.map((inner) => inner.message).join('; ')}`];
-  }
-  return [`${path}: ${issue.message}`];
-}
-
-function valueAt(value: unknown, path: readonly PropertyKey[]): unknown {
-  let current = value;
-  for (const key of path) {
-    if (current === null || typeof current !== 'object') return undefined;
-    current = (current as Record<PropertyKey, unknown>)[key];
-  }
-  return current;
 }
 
 function toConfig(raw: RawConfig, source: string, baseDir: string, issues: string[]): Config {
@@ -140,7 +100,7 @@ function toConfig(raw: RawConfig, source: string, baseDir: string, issues: strin
     },
     agents: toAgents(raw.agents),
     policy: toPolicyConfig(raw, [...upstreams.keys()], (file) => resolve(baseDir, file), issues),
-    approvals: toApprovalsConfig(raw.approvals),
+    approvals: toApprovalsConfig(raw.approvals, [...upstreams.keys()], issues),
   };
 }
 

@@ -4,6 +4,7 @@
  * reference between names checked, so the policy compiler never meets a dangling name.
  */
 import type { z } from 'zod';
+import { suggestName } from './closest-name.js';
 import { ARGUMENT_CONSTRAINT_KEYS, type policyConfigShape } from './policy-schema.js';
 
 export type Scalar = string | number | boolean;
@@ -77,6 +78,8 @@ export interface GrantConfig {
   readonly approvers: readonly string[];
   readonly approvalsRequired: 1 | 2;
   readonly approvalTimeoutMs: number;
+  /** `approval_delivery`: how its held calls wait; undefined: as `approvals.delivery` says. */
+  readonly approvalDelivery: 'auto' | 'hold' | 'retry' | undefined;
   /** Epoch ms from which the grant no longer applies. */
   readonly expiresAt: number | undefined;
   readonly owner: string | undefined;
@@ -90,6 +93,8 @@ export interface RoleConfig {
   readonly mode: 'enforce' | 'monitor';
   readonly trusted: boolean;
   readonly description: string | undefined;
+  /** How its denied tool calls are answered; undefined: as policy.denials says. */
+  readonly denials?: 'error' | 'result';
 }
 
 export interface QuotaConfig {
@@ -115,6 +120,8 @@ export interface PolicyConfig {
   readonly toolPinning: 'trust_on_first_use' | 'require_approval';
   readonly breakglassMaxTtlMs: number;
   readonly approvalTimeoutMs: number;
+  /** How a denied tools/call is answered when the caller's roles do not say. */
+  readonly denials: 'error' | 'result';
 }
 
 type RawPolicy = z.output<z.ZodObject<typeof policyConfigShape>>;
@@ -151,6 +158,7 @@ export function toPolicyConfig(
       mode: role.mode,
       trusted: role.trusted,
       description: role.description,
+      ...(role.denials !== undefined && { denials: role.denials }),
     });
   }
   const scopes = resolveScopes(raw, lists, states, issues);
@@ -185,6 +193,12 @@ export function toPolicyConfig(
   checkArgumentTypes(grants, issues);
   const quotas = raw.quotas.map((quota, index): QuotaConfig => {
     if (quota.tool !== undefined) checkQualifiedTool(quota.tool, `quotas.${index}.tool`, resolver);
+    // A quota on a role nobody can hold would never count anything.
+    if (quota.role !== undefined && !roles.has(quota.role)) {
+      issues.push(
+        `quotas.${index}.role: role "${quota.role}" is not defined${suggestName(quota.role, roles.keys())} (defined: ${[...roles.keys()].join(', ') || 'none'})`,
+      );
+    }
     return {
       name: quota.name,
       per: quota.per,
@@ -206,6 +220,7 @@ export function toPolicyConfig(
     toolPinning: raw.policy.tool_pinning,
     breakglassMaxTtlMs: raw.policy.breakglass_max_ttl,
     approvalTimeoutMs: raw.policy.approval_timeout,
+    denials: raw.policy.denials,
   };
 }
 
@@ -265,7 +280,7 @@ function resolveConstraint(
     return Object.entries(entry.state).flatMap(([state, value]): Constraint[] => {
       if (!states.has(state)) {
         issues.push(
-          `${keyPath}.state.${state}: no such policy state (declare it in policy_states)`,
+          `${keyPath}.state.${state}: no such policy state${suggestName(state, states.keys())} (declare it in policy_states)`,
         );
         return [];
       }
@@ -288,7 +303,9 @@ function resolveConstraint(
   if (entry.in_list !== undefined) {
     const values = lists.get(entry.in_list);
     if (values === undefined) {
-      issues.push(`${keyPath}.in_list: no list named "${entry.in_list}" under lists`);
+      issues.push(
+        `${keyPath}.in_list: no list named "${entry.in_list}" under lists${suggestName(entry.in_list, lists.keys())}`,
+      );
     } else {
       constraints.push({ ...base, kind: 'one_of', path, values, list: entry.in_list });
     }
@@ -336,7 +353,9 @@ function resolveGrant(
   for (const scopeName of scopeNames) {
     const scope = resolver.scopes.get(scopeName);
     if (scope === undefined) {
-      issues.push(`${keyPath}.scope: no scope named "${scopeName}" under scopes`);
+      issues.push(
+        `${keyPath}.scope: no scope named "${scopeName}" under scopes${suggestName(scopeName, resolver.scopes.keys())}`,
+      );
       continue;
     }
     constraints.push(...scope.constraints);
@@ -347,6 +366,9 @@ function resolveGrant(
   }
   if (grant.approvals_required === 2 && !grant.requires_approval) {
     issues.push(`${keyPath}.approvals_required: set requires_approval: true as well`);
+  }
+  if (grant.approval_delivery !== undefined && !grant.requires_approval) {
+    issues.push(`${keyPath}.approval_delivery: set requires_approval: true as well`);
   }
   const expiresAt = grant.expires === undefined ? undefined : Date.parse(grant.expires);
   if (expiresAt !== undefined && !Number.isFinite(expiresAt)) {
@@ -370,6 +392,7 @@ function resolveGrant(
     approvers: grant.approvers ?? [DEFAULT_APPROVER_ROLE],
     approvalsRequired: grant.approvals_required,
     approvalTimeoutMs: grant.approval_timeout ?? resolver.approvalTimeoutMs,
+    approvalDelivery: grant.approval_delivery,
     expiresAt,
     owner: grant.owner,
     reason: grant.reason,
@@ -456,7 +479,7 @@ function checkUpstream(
   resolver.issues.push(
     upstream === ''
       ? `${key}: write ${resource ? '<upstream>:<uri>' : '<upstream>.<name>'}`
-      : `${key}: no upstream named "${upstream}" (configured: ${resolver.upstreamNames.join(', ')})`,
+      : `${key}: no upstream named "${upstream}"${suggestName(upstream, resolver.upstreamNames)} (configured: ${resolver.upstreamNames.join(', ')})`,
   );
   return false;
 }

@@ -13,14 +13,16 @@ const name = z
   .regex(/^[A-Za-z][A-Za-z0-9_-]{0,63}$/, 'names are letters, digits, - and _ (at most 64)');
 
 /** `amount`, `recipient.iban`: a path into the tool call's arguments. */
-const argumentPath = z
+export const argumentPath = z
   .string()
   .regex(
     /^[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*){0,7}$/,
     'an argument path is dot-separated names, e.g. recipient.iban',
   );
 
-const scalar = z.union([z.string(), z.number(), z.boolean()]);
+const scalar = z.union([z.string(), z.number(), z.boolean()], {
+  error: 'expected text, a number or true/false',
+});
 
 /** The condition of a conditional constraint: applies only when `arg` equals (or is in) a value. */
 const conditionSchema = z.strictObject({
@@ -147,14 +149,22 @@ function usesArgumentValue(entry: z.input<typeof constraintSchema>): boolean {
 }
 
 /** A scope is one constraint or a list of them; all must hold. */
-const scopeSchema = z.union([constraintSchema, z.array(constraintSchema).min(1)]);
+const scopeSchema = z.union([constraintSchema, z.array(constraintSchema).min(1)], {
+  error: 'expected one constraint ({ arg: amount, max: 1000 }) or a list of them',
+});
 
 /** A date (`2027-03-31`, meaning 00:00 UTC that day) or a date and time with a zone. */
-const instant = z.union([
-  z.iso.date(),
-  z.iso.datetime({ offset: true }),
-  z.date().transform((date) => date.toISOString()),
-]);
+const instant = z.union(
+  [
+    z.iso.date(),
+    z.iso.datetime({ offset: true }),
+    z.date().transform((date) => date.toISOString()),
+  ],
+  {
+    error: (issue) =>
+      `${JSON.stringify(issue.input)} is not a date; write it like 2027-03-31 or 2027-03-31T18:00:00Z`,
+  },
+);
 
 export const grantSchema = z.strictObject({
   /** `upstream.tool`, `upstream.*` or `*` (wildcards only for trusted roles); or a bare tool name. */
@@ -165,12 +175,18 @@ export const grantSchema = z.strictObject({
   prompt: z.string().min(1).max(300).optional(),
   /** The upstream of a bare tool name. */
   upstream: z.string().min(1).optional(),
-  scope: z.union([name, z.array(name)]).optional(),
+  scope: z
+    .union([name, z.array(name)], { error: 'expected a scope name or a list of scope names' })
+    .optional(),
   requires_approval: z.boolean().default(false),
   /** Roles whose holders may approve; defaults to `approver`. */
   approvers: z.array(name).min(1).optional(),
-  approvals_required: z.union([z.literal(1), z.literal(2)]).default(1),
+  approvals_required: z
+    .union([z.literal(1), z.literal(2)], { error: 'expected 1 or 2 (distinct approvers)' })
+    .default(1),
   approval_timeout: positiveDurationSchema.optional(),
+  /** How a held call waits (approvals.delivery for this grant); the global setting when absent. */
+  approval_delivery: z.enum(['auto', 'hold', 'retry']).optional(),
   expires: instant.optional(),
   owner: z.string().min(1).optional(),
   reason: z.string().min(1).optional(),
@@ -189,6 +205,8 @@ export const roleSchema = z.strictObject({
   mode: z.enum(['enforce', 'monitor']).default('enforce'),
   /** Only trusted roles may hold wildcard grants. */
   trusted: z.boolean().default(false),
+  /** How this role's denied tool calls are answered (policy.denials when absent). */
+  denials: z.enum(['error', 'result']).optional(),
   description: z.string().optional(),
   grants: z.array(grantSchema).default([]),
 });
@@ -221,6 +239,11 @@ export const policySchema = z.strictObject({
   breakglass_max_ttl: positiveDurationSchema.default(4 * 60 * 60 * 1000),
   /** Default time a held call waits for approval. */
   approval_timeout: positiveDurationSchema.default(10 * 60 * 1000),
+  /**
+   * How a denied tools/call is answered: `error`, a JSON-RPC error (code -32030, data.reasons);
+   * `result`, a tool result with isError and the reasons as text a model can act on.
+   */
+  denials: z.enum(['error', 'result']).default('error'),
 });
 
 export const policyStateSchema = z.strictObject({
@@ -232,7 +255,12 @@ export const policyStateSchema = z.strictObject({
 export const policyConfigShape = {
   /** This deployment's region, for region constraints. */
   region: z.string().min(1).optional(),
-  lists: z.record(name, z.array(z.union([z.string(), z.number()])).min(1)).default({}),
+  lists: z
+    .record(
+      name,
+      z.array(z.union([z.string(), z.number()], { error: 'expected text or a number' })).min(1),
+    )
+    .default({}),
   scopes: z.record(name, scopeSchema).default({}),
   roles: z.record(name, roleSchema).default({}),
   grants: z.array(flatGrantSchema).default([]),

@@ -12,6 +12,9 @@ const upstreamName = z
   .string()
   .regex(/^[a-z][a-z0-9_-]{0,62}$/, 'upstream names are lowercase letters, digits, - and _');
 
+/** The log levels `log.level` (and `warden serve --log-level`) accept. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
 /** Warden's own credential for an upstream: never the client's. */
 const credentialSchema = z
   .strictObject({
@@ -67,9 +70,9 @@ const stdioUpstreamSchema = z.strictObject({
   tools: toolsSchema,
 });
 
-/** The key that tells each kind of upstream apart, in the order of upstreamSchema's options. */
-export const UPSTREAM_KIND_KEYS = ['url', 'command'] as const;
-const upstreamSchema = z.union([httpUpstreamSchema, stdioUpstreamSchema]);
+const upstreamSchema = z.union([httpUpstreamSchema, stdioUpstreamSchema], {
+  error: 'expected an HTTP upstream ({ url }) or a stdio upstream ({ command: [...] })',
+});
 
 const listenSchema = z.strictObject({
   host: z.string().default('127.0.0.1'),
@@ -135,9 +138,7 @@ export const configSchema = z
       .default('sqlite:./.warden/warden.db'),
     log: z
       .strictObject({
-        level: z
-          .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
-          .default('info'),
+        level: z.enum(LOG_LEVELS).default('info'),
       })
       .default({ level: 'info' }),
     limits: limitsSchema.default(limitsSchema.parse({})),
@@ -220,6 +221,21 @@ function checkAuthenticationCoverage(
       });
     }
     seen.set(agent.mtls_identity, id);
+  }
+  // An external token names its agent by client id: two agents with one id would be a coin toss.
+  const clientIds = new Map<string, string>();
+  for (const [id, agent] of Object.entries(agents)) {
+    for (const clientId of agent.client_ids) {
+      const other = clientIds.get(clientId);
+      if (other !== undefined && other !== id) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['agents', id, 'client_ids'],
+          message: `"${clientId}" is also a client id of agent "${other}"; each client id maps to one agent`,
+        });
+      }
+      clientIds.set(clientId, id);
+    }
   }
 }
 

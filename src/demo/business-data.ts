@@ -339,14 +339,14 @@ export const POLICY_DOCS: readonly PolicyDoc[] = [
   },
 ];
 
-/** Mutable per-server state; each server starts from a fresh copy of the seeds. */
+/** Mutable business state: a server's own copy of the seeds, or one shared through a file. */
 export interface BusinessState {
   readonly invoices: Map<string, Invoice>;
   readonly customers: Map<string, Customer>;
   nextPaymentNumber: number;
 }
 
-/** Builds a fresh, deterministic state so that servers (and tests) never share mutations. */
+/** Builds a fresh, deterministic state from the seeds. */
 export function createBusinessState(): BusinessState {
   return {
     invoices: new Map(SEED_INVOICES.map((invoice) => [invoice.id, { ...invoice }])),

@@ -1,16 +1,36 @@
 // Entry point: serves the demo business server over stdio (`node dist/demo/business-server-stdio.js`).
-// stdout carries the MCP protocol only; diagnostics go to stderr.
+// stdout carries the MCP protocol only; diagnostics go to stderr. `--data FILE` keeps the state
+// in a file every such process shares (the demo's); without it, each process starts from the seeds.
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { BUSINESS_DOMAINS, createBusinessServer, type BusinessDomain } from './business-server.js';
+import { createMemoryBusinessStore, openBusinessStoreFile } from './business-store.js';
 
-/** Connects a fresh demo business server to this process's stdin/stdout. */
-export async function startBusinessServerStdio(domains?: readonly BusinessDomain[]): Promise<void> {
-  const server = createBusinessServer(domains ? { domains } : {});
+export interface BusinessServerStdioOptions {
+  /** Which domains' tools to serve; all of them when absent. */
+  readonly domains?: readonly BusinessDomain[];
+  /** The shared state file; the seeds, in memory, when absent. */
+  readonly dataFile?: string;
+}
+
+/** Connects a demo business server to this process's stdin/stdout. */
+export async function startBusinessServerStdio(
+  options: BusinessServerStdioOptions = {},
+): Promise<void> {
+  const store =
+    options.dataFile === undefined
+      ? createMemoryBusinessStore()
+      : openBusinessStoreFile(options.dataFile);
+  const server = createBusinessServer({
+    store,
+    ...(options.domains !== undefined && { domains: options.domains }),
+  });
   const transport = new StdioServerTransport();
   // Exit when the client closes our stdin, so a gateway restart never leaves orphans.
-  process.stdin.once('end', () => void server.close());
+  process.stdin.once('end', () => {
+    void server.close().finally(() => store.close());
+  });
   await server.connect(transport);
 }
 
@@ -22,6 +42,15 @@ function isMainModule(): boolean {
   } catch {
     return false;
   }
+}
+
+/** Reads `--data FILE` from the command line. */
+function readDataFile(argv: readonly string[]): string | undefined {
+  const index = argv.indexOf('--data');
+  if (index === -1) return undefined;
+  const file = argv[index + 1];
+  if (file === undefined || file.startsWith('--')) throw new Error('--data needs a file');
+  return file;
 }
 
 /** Reads `--domain payments` (repeatable) from the command line. */
@@ -40,7 +69,15 @@ function readDomains(argv: readonly string[]): BusinessDomain[] | undefined {
 
 if (isMainModule()) {
   Promise.resolve()
-    .then(() => startBusinessServerStdio(readDomains(process.argv.slice(2))))
+    .then(() => {
+      const argv = process.argv.slice(2);
+      const domains = readDomains(argv);
+      const dataFile = readDataFile(argv);
+      return startBusinessServerStdio({
+        ...(domains !== undefined && { domains }),
+        ...(dataFile !== undefined && { dataFile }),
+      });
+    })
     .catch((error: unknown) => {
       process.stderr.write(`business server failed: ${String(error)}\n`);
       process.exit(1);

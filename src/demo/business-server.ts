@@ -16,11 +16,11 @@ import {
   POLICY_DOCS,
   REGIONS,
   TIERS,
-  createBusinessState,
   customerSchema,
   invoiceSchema,
 } from './business-data.js';
 import type { BusinessState, Customer, Invoice, PolicyDoc } from './business-data.js';
+import { createMemoryBusinessStore, type BusinessStore } from './business-store.js';
 
 export const BUSINESS_SERVER_NAME = 'warden-demo-business';
 export const BUSINESS_RESOURCE_SCHEME = 'warden-demo';
@@ -41,6 +41,8 @@ export interface BusinessServerOptions {
   readonly now?: () => Date;
   /** Which domains' tools to serve; all of them when absent. */
   readonly domains?: readonly BusinessDomain[];
+  /** Where the invoices, customers and payment numbers live; a fresh copy of the seeds when absent. */
+  readonly store?: BusinessStore;
 }
 
 const paymentSchema = z.object({
@@ -147,9 +149,9 @@ const READ_ONLY_ANNOTATIONS: ToolAnnotations = Object.freeze({
   openWorldHint: false,
 });
 
-/** Builds a fresh demo server with its own deterministic in-memory state. */
+/** Builds a demo server on `options.store`, or on its own deterministic in-memory state. */
 export function createBusinessServer(options: BusinessServerOptions = {}): McpServer {
-  const state = createBusinessState();
+  const store = options.store ?? createMemoryBusinessStore();
   const now = options.now ?? (() => new Date());
   const server = new McpServer(
     { name: BUSINESS_SERVER_NAME, title: 'Warden demo: business tools', version: '0.1.0' },
@@ -160,11 +162,11 @@ export function createBusinessServer(options: BusinessServerOptions = {}): McpSe
   );
   const serves = (domain: BusinessDomain) => !options.domains || options.domains.includes(domain);
   if (serves('payments')) {
-    registerPaymentTools(server, state, now);
-    registerInvoiceResource(server, state);
-    registerSummarizeInvoicePrompt(server, state);
+    registerPaymentTools(server, store, now);
+    registerInvoiceResource(server, store);
+    registerSummarizeInvoicePrompt(server, store);
   }
-  if (serves('crm')) registerCrmTools(server, state);
+  if (serves('crm')) registerCrmTools(server, store);
   if (serves('research')) {
     registerResearchTools(server);
     registerPolicyResources(server);
@@ -172,7 +174,7 @@ export function createBusinessServer(options: BusinessServerOptions = {}): McpSe
   return server;
 }
 
-function registerPaymentTools(server: McpServer, state: BusinessState, now: () => Date): void {
+function registerPaymentTools(server: McpServer, store: BusinessStore, now: () => Date): void {
   server.registerTool(
     'issue_payment',
     {
@@ -188,7 +190,7 @@ function registerPaymentTools(server: McpServer, state: BusinessState, now: () =
         openWorldHint: true,
       },
     },
-    (args) => issuePayment(state, now, args),
+    (args) => store.update((state) => issuePayment(state, now, args)),
   );
 
   server.registerTool(
@@ -205,11 +207,11 @@ function registerPaymentTools(server: McpServer, state: BusinessState, now: () =
       },
       annotations: READ_ONLY_ANNOTATIONS,
     },
-    (args) => listInvoices(state, args),
+    (args) => store.read((state) => listInvoices(state, args)),
   );
 }
 
-function registerCrmTools(server: McpServer, state: BusinessState): void {
+function registerCrmTools(server: McpServer, store: BusinessStore): void {
   server.registerTool(
     'search_customers',
     {
@@ -223,7 +225,7 @@ function registerCrmTools(server: McpServer, state: BusinessState): void {
       },
       annotations: READ_ONLY_ANNOTATIONS,
     },
-    (args) => searchCustomers(state, args),
+    (args) => store.read((state) => searchCustomers(state, args)),
   );
 
   server.registerTool(
@@ -246,7 +248,7 @@ function registerCrmTools(server: McpServer, state: BusinessState): void {
         openWorldHint: false,
       },
     },
-    (args) => updateRecord(state, args),
+    (args) => store.update((state) => updateRecord(state, args)),
   );
 }
 
@@ -283,11 +285,11 @@ function registerPolicyResources(server: McpServer): void {
   }
 }
 
-function registerInvoiceResource(server: McpServer, state: BusinessState): void {
+function registerInvoiceResource(server: McpServer, store: BusinessStore): void {
   const template = new ResourceTemplate(`${BUSINESS_RESOURCE_SCHEME}://invoices/{invoice_id}`, {
     // Not enumerated in resources/list: invoices are looked up by id.
     list: undefined,
-    complete: { invoice_id: (value) => completeInvoiceIds(state, value) },
+    complete: { invoice_id: (value) => store.read((state) => completeInvoiceIds(state, value)) },
   });
   server.registerResource(
     'invoice',
@@ -295,7 +297,7 @@ function registerInvoiceResource(server: McpServer, state: BusinessState): void 
     { title: 'Invoice', description: 'One vendor invoice as JSON.', mimeType: 'application/json' },
     (uri, variables): ReadResourceResult => {
       const id = String(variables['invoice_id']);
-      const invoice = state.invoices.get(id);
+      const invoice = store.read((state) => state.invoices.get(id));
       if (invoice === undefined) {
         throw new McpError(RESOURCE_NOT_FOUND, `Unknown invoice ${id}`, { uri: uri.href });
       }
@@ -306,7 +308,7 @@ function registerInvoiceResource(server: McpServer, state: BusinessState): void 
   );
 }
 
-function registerSummarizeInvoicePrompt(server: McpServer, state: BusinessState): void {
+function registerSummarizeInvoicePrompt(server: McpServer, store: BusinessStore): void {
   server.registerPrompt(
     'summarize_invoice',
     {
@@ -314,11 +316,11 @@ function registerSummarizeInvoicePrompt(server: McpServer, state: BusinessState)
       description: 'Ask for a short approver-ready summary of one invoice, with payment risks.',
       argsSchema: {
         invoice_id: completable(z.string().describe('Invoice id, e.g. INV-2026-0001.'), (value) =>
-          completeInvoiceIds(state, value),
+          store.read((state) => completeInvoiceIds(state, value)),
         ),
       },
     },
-    ({ invoice_id }) => summarizeInvoicePrompt(state, invoice_id),
+    ({ invoice_id }) => store.read((state) => summarizeInvoicePrompt(state, invoice_id)),
   );
 }
 

@@ -26,6 +26,11 @@ export const AUDIT_EVENTS = [
   'tool.definition_changed',
   'tool.approved',
   'policy.loaded',
+  /**
+   * Grants name tools an upstream's listing does not contain (they allow nothing); told when the
+   * gateway sees the listing, which is after `policy.loaded`, so that record cannot carry it.
+   */
+  'grant.unlisted',
   'config.loaded',
   'audit.pruned',
 ] as const;

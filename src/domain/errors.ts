@@ -327,6 +327,51 @@ export const ERROR_CATALOGUE = {
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
 
 /** Base class of every error Warden raises on purpose. `message` may reach the client. */
+/**
+ * Refusals that answer what was decided about an authenticated JSON-RPC request: policy, input
+ * checks, pinned definitions, quotas, approvals, the audit log and the upstream. They are sent as
+ * a JSON-RPC error response with HTTP 200 (JSON or SSE), so that an MCP client's SDK raises an MCP
+ * error whose data carries code, reasons and reference, not a transport failure. Authentication
+ * failures and refusals of the HTTP exchange or the protocol itself (media types, sizes,
+ * sessions, revisions, unknown methods, a 2026-07-28 request state, draining) keep their HTTP
+ * status, as the MCP transport and authorization specifications ask.
+ */
+export const ANSWERED_IN_BAND: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'WARDEN_ARGUMENTS_INVALID',
+  'WARDEN_ARGUMENT_SUSPICIOUS_TEXT',
+  'WARDEN_RESOURCE_URI_AMBIGUOUS',
+  'WARDEN_POLICY_DENIED',
+  'WARDEN_POLICY_ERROR',
+  'WARDEN_TOOL_DEFINITION_CHANGED',
+  'WARDEN_TOOL_NOT_APPROVED',
+  'WARDEN_NO_GRANT_ON_UPSTREAM',
+  'WARDEN_QUOTA_EXCEEDED',
+  'WARDEN_APPROVAL_REFUSED',
+  'WARDEN_APPROVAL_EXPIRED',
+  'WARDEN_APPROVAL_STALE',
+  'WARDEN_APPROVAL_UNAVAILABLE',
+  'WARDEN_AUDIT_UNAVAILABLE',
+  'WARDEN_UPSTREAM_UNAVAILABLE',
+  'WARDEN_UPSTREAM_PROTOCOL_ERROR',
+  'WARDEN_UPSTREAM_FAILED',
+  'WARDEN_UPSTREAM_CIRCUIT_OPEN',
+  'WARDEN_UPSTREAM_TIMEOUT',
+  'WARDEN_INTERNAL',
+]);
+
+/**
+ * The HTTP status that carries `error`: 200 for a refusal answered in band when there is a
+ * JSON-RPC request to answer (a non-null id), else the error's own status.
+ */
+export function httpStatusOf(
+  error: WardenError,
+  rpcId: string | number | null | undefined,
+): number {
+  return rpcId !== null && rpcId !== undefined && ANSWERED_IN_BAND.has(error.code)
+    ? 200
+    : error.status;
+}
+
 export class WardenError extends Error {
   readonly code: ErrorCode;
   /** Structured facts a client may act on (e.g. the supported revisions); sent in error.data. */

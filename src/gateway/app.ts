@@ -7,7 +7,6 @@ import { createLegacyBridge, type LegacyBridge } from '../mcp/stateless/legacy-b
 import { createEraDetector } from '../mcp/stateless/upstream-era.js';
 import { createOriginGuard, type OriginGuard } from '../http/origin-guard.js';
 import { SessionRegistry } from '../mcp/session-registry.js';
-import { createMcpEndpoint, type McpEndpoint } from '../mcp/streamable-http-endpoint.js';
 import { guardWithCircuitBreaker } from '../mcp/upstream/circuit-breaker.js';
 import { createHttpUpstream } from '../mcp/upstream/http-upstream.js';
 import { createStdioUpstream } from '../mcp/upstream/stdio-upstream.js';
@@ -19,6 +18,7 @@ import type { BuiltinIssuer } from '../identity/builtin-issuer.js';
 import { revokeCredential } from '../identity/revoke-credential.js';
 import { openStore } from '../store/open-store.js';
 import type { Revocation } from '../store/types.js';
+import { createAgentDirectory } from './agent-directory.js';
 import { setUpAuditLog } from './audit-log.js';
 import { setUpAuthentication } from './authentication.js';
 import { createExchangeLedger, noteDecisionsIn, noteRecordsIn } from './exchange-ledger.js';
@@ -27,8 +27,10 @@ import { createLogger, type Logger } from './logger.js';
 import {
   authenticateRequest,
   createAdminAccessCheck,
+  createMcpEndpoint,
   createMessageStages,
   type GatewayRoute,
+  type McpEndpoint,
 } from './pipeline/index.js';
 import { setUpPolicy, type PolicyReload } from './policy.js';
 import { createRefusalRecords } from './refusal-records.js';
@@ -47,7 +49,8 @@ export interface RunningGateway {
   revoke(revocation: Revocation): Promise<void>;
   /**
    * Puts the policy of a re-read config in force (roles, grants, scopes, lists, states, quotas,
-   * Cedar files); one that does not compile is refused and the running policy stays.
+   * Cedar files) with its agents; one that does not compile is refused and the running policy
+   * and agents stay. Other changed sections are named in the outcome: they need a restart.
    */
   reloadPolicy(config: Config): Promise<PolicyReload>;
   /** Graceful stop: drains exchanges within the configured grace, then stops upstreams. */
@@ -131,11 +134,19 @@ async function assembleGateway(
   opened.push({ name: 'refusal records', close: () => refusals.flush() });
   // The admin API's role check, on the caller the pipeline's authenticate stage named.
   const authenticateAdmin = createAdminAccessCheck({ ledger, refusals });
-  const authentication = await setUpAuthentication(config, store, logger, auditLog.note);
+  // One registry for the authenticator and the policy: a reload replaces its agents.
+  const agents = createAgentDirectory(config.agents);
+  const authentication = await setUpAuthentication(
+    { ...config, agents },
+    store,
+    logger,
+    auditLog.note,
+  );
   // Its close records pending summaries of refused token requests, before the audit log closes.
   opened.push({ name: 'authentication', close: () => authentication.close() });
   const policy = await setUpPolicy(
     config,
+    agents,
     store,
     logger,
     auditLog.record,
@@ -157,7 +168,15 @@ async function assembleGateway(
   );
   opened.push({ name: 'policy', close: () => policy.close() });
   const authenticator = dependencies.authenticator ?? authentication.authenticator;
-  const approvals = setUpApprovals(config, store, auditLog, logger, authenticateAdmin);
+  const approvals = setUpApprovals(
+    config,
+    store,
+    auditLog,
+    logger,
+    authenticateAdmin,
+    Date.now,
+    () => policy.config().grants,
+  );
   // Lets pending webhook deliveries finish.
   opened.push({ name: 'approvals', close: () => approvals.close() });
   // Upstreams open after what records and decides, so they close before it.
@@ -197,6 +216,7 @@ async function assembleGateway(
     failsOpen: (upstream, tool) =>
       tool !== undefined && config.upstreams.get(upstream)?.tools.get(tool)?.onFailure === 'open',
     revocations: authentication.revocations,
+    policy: () => policy.config(),
   });
   const eraOf = createEraDetector();
   // A parked multi round-trip call waits as long as a person may take to answer an elicitation.
@@ -220,7 +240,7 @@ async function assembleGateway(
         sessions,
         maxBodyBytes: config.limits.maxBodyBytes,
         maxJsonDepth: config.limits.maxJsonDepth,
-        gate: messageStages,
+        messageStages,
         modern: { bridge: bridges[index] as LegacyBridge, eraOf },
       }),
     ]),

@@ -6,9 +6,11 @@
  */
 import { createApprovalsApi } from '../admin/approvals-api.js';
 import { traceIdOf } from '../audit/call-entry.js';
+import { deliveryOf } from '../approvals/approval-delivery.js';
 import { createApprovalNotifier } from '../approvals/approval-notifier.js';
 import { createApprovalService, type ApprovalService } from '../approvals/approval-service.js';
 import type { Config } from '../config/config.js';
+import type { GrantConfig } from '../config/policy-config.js';
 import type { Identity } from '../domain/identity.js';
 import type { Store } from '../store/types.js';
 import type { GatewayAuditLog } from './audit-log.js';
@@ -39,6 +41,8 @@ export function setUpApprovals(
     request: Parameters<ReturnType<typeof createApprovalsApi>>[0],
   ) => Promise<Identity>,
   now: () => number = Date.now,
+  /** The grants in force (they change on reload), for their `approval_delivery`. */
+  grants: () => readonly GrantConfig[] = () => [],
 ): GatewayApprovals {
   const notifier = createApprovalNotifier({
     webhooks: config.approvals.webhooks,
@@ -72,15 +76,23 @@ export function setUpApprovals(
     environment: config.environment,
     progressEveryMs: config.approvals.progressIntervalMs,
   });
+  // The call as the service holds it: with its trace id and the audit log's arguments hash.
+  const toHeldCall = <T extends { traceparent: string | undefined; arguments: unknown }>({
+    traceparent,
+    ...call
+  }: T) => {
+    const traceId = traceIdOf(traceparent);
+    return {
+      ...call,
+      ...(traceId !== undefined && { traceId }),
+      argumentsHash: auditLog.hashArguments(call.arguments),
+    };
+  };
   const holder: ApprovalHolder = {
-    hold: ({ traceparent, ...call }) => {
-      const traceId = traceIdOf(traceparent);
-      return service.hold({
-        ...call,
-        ...(traceId !== undefined && { traceId }),
-        argumentsHash: auditLog.hashArguments(call.arguments),
-      });
-    },
+    deliveryFor: (decision) =>
+      deliveryOf(decision.approval?.grants ?? [], grants(), config.approvals.delivery),
+    hold: (call) => service.hold(toHeldCall(call)),
+    answerRetry: (call) => service.answerRetry(toHeldCall(call)),
   };
   const api = createApprovalsApi({
     authenticate,

@@ -1,8 +1,10 @@
 /**
  * Wires the policy stage for one gateway: the Cedar engine compiled from config, the run-time
  * inputs (policy states, break-glass grants), tool-definition pinning, the input-schema check
- * and quotas, behind the one authorizer the pipeline calls.
+ * and quotas, behind the one authorizer the pipeline calls. A reload puts a new policy and agent
+ * registry in force together, and says which other changed sections wait for a restart.
  */
+import { listSectionsNeedingRestart, type ConfigSection } from '../config/changed-sections.js';
 import type { Config } from '../config/config.js';
 import type { AuditEntry } from '../domain/audit-record.js';
 import { createMessageAuthorizer, type MessageAuthorizer } from '../policy/authorize-message.js';
@@ -17,19 +19,29 @@ import { PolicyLoadError } from '../policy/policy-load-error.js';
 import { createPolicyEngine, type PolicyEngine } from '../policy/policy-engine.js';
 import { createPolicyInputs } from '../policy/policy-inputs.js';
 import { createToolCatalog } from '../policy/tool-catalog.js';
+import type { PolicyConfig } from '../config/policy-config.js';
 import type { Store } from '../store/types.js';
+import type { AgentDirectory } from './agent-directory.js';
 import type { Logger } from './logger.js';
+import { watchForUnlistedGrants } from './unlisted-grant-watch.js';
 
 export type PolicyReload =
-  | { readonly ok: true; readonly version: string }
+  | {
+      readonly ok: true;
+      readonly version: string;
+      /** Changed sections of the file a reload does not apply (listen, upstreams, …). */
+      readonly needRestart: readonly ConfigSection[];
+    }
   | { readonly ok: false; readonly problems: readonly string[] };
 
 export interface GatewayPolicy {
   readonly authorizer: MessageAuthorizer;
   engine(): PolicyEngine;
+  /** The policy in force (it changes on reload). */
+  config(): PolicyConfig;
   /**
-   * Compiles the policy of a newly loaded config and puts it in force; a policy that does not
-   * compile leaves the running one in force and says why.
+   * Compiles the policy of a newly loaded config and puts it in force with its agent registry; a
+   * policy that does not compile leaves the running policy and agents in force and says why.
    */
   reload(config: Config): Promise<PolicyReload>;
   close(): void;
@@ -37,6 +49,8 @@ export interface GatewayPolicy {
 
 export async function setUpPolicy(
   config: Config,
+  /** The registry the authenticator reads; a reload replaces its agents with the policy. */
+  agents: AgentDirectory,
   store: Store,
   logger: Logger,
   record: (entry: AuditEntry) => Promise<void>,
@@ -69,25 +83,38 @@ export async function setUpPolicy(
         policies: engine.policyCount,
         grants: loaded.policy.grants.length,
         roles: [...loaded.policy.roles.keys()],
+        agents: [...loaded.agents.keys()],
         files: loaded.policy.files,
         toolPinning: loaded.policy.toolPinning,
       },
     });
   await recordLoaded(config, current.engine, false);
+  const unlistedGrants = watchForUnlistedGrants(
+    createToolCatalog({
+      store,
+      mode: config.policy.toolPinning,
+      now,
+      record,
+      alert,
+      ...(onToolChanged !== undefined && { onDefinitionChanged: onToolChanged }),
+    }),
+    {
+      policy: () => ({ version: current.engine.version, config: current.policy }),
+      environment: config.environment,
+      now,
+      record,
+      alert,
+      onError: (error) =>
+        logger.error({ err: error }, 'could not record grants naming unlisted tools'),
+    },
+  );
   // A caller holding nothing on an upstream is refused before anything else is decided there.
   const authorizer = refuseWithoutUpstreamGrant(
     createMessageAuthorizer({
       engine: () => current.engine,
       policy: () => current.policy,
       inputs,
-      catalog: createToolCatalog({
-        store,
-        mode: config.policy.toolPinning,
-        now,
-        record,
-        alert,
-        ...(onToolChanged !== undefined && { onDefinitionChanged: onToolChanged }),
-      }),
+      catalog: unlistedGrants.catalog,
       schemaChecker: createInputSchemaChecker(),
       store,
       now,
@@ -107,6 +134,7 @@ export async function setUpPolicy(
   return {
     authorizer,
     engine: () => current.engine,
+    config: () => current.policy,
     async reload(loaded) {
       let engine: PolicyEngine;
       let upstreamGrants: UpstreamGrantIndex;
@@ -115,14 +143,27 @@ export async function setUpPolicy(
         upstreamGrants = indexUpstreamGrants(loaded.policy);
       } catch (error) {
         const problems = error instanceof PolicyLoadError ? error.problems : [String(error)];
-        logger.error({ problems }, 'policy reload refused; the running policy stays in force');
+        logger.error({ problems }, 'reload refused; the running policy and agents stay in force');
         return { ok: false, problems };
       }
+      // One step: no request sees the new policy with the old agents, or the other way round.
       current = { engine, policy: loaded.policy, upstreamGrants };
+      agents.replace(loaded.agents);
       await inputs.refresh();
       await recordLoaded(loaded, engine, true);
-      logger.info({ version: engine.version }, 'policy reloaded');
-      return { ok: true, version: engine.version };
+      const needRestart = listSectionsNeedingRestart(config, loaded);
+      logger.info(
+        { version: engine.version, agents: loaded.agents.size, needRestart },
+        'policy and agents reloaded',
+      );
+      if (needRestart.length > 0) {
+        logger.warn(
+          { needRestart },
+          `changed in the config but not reloaded, restart to apply: ${needRestart.join(', ')}`,
+        );
+      }
+      await unlistedGrants.recheck();
+      return { ok: true, version: engine.version, needRestart };
     },
     close: () => inputs.close(),
   };

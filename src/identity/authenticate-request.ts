@@ -56,7 +56,6 @@ export function createRequestAuthenticator(
   options: RequestAuthenticatorOptions,
 ): RequestAuthenticator {
   const { auth, agents } = options;
-  const byClientId = indexExternalClientIds(agents);
 
   async function authenticateToken(token: string, input: AuthenticationInput): Promise<Identity> {
     const verified = await verifyOrRefuse(options.verifier, token);
@@ -78,7 +77,7 @@ export function createRequestAuthenticator(
     const agent =
       verified.issuer === options.builtinIssuer
         ? agents.get(verified.agentClaimValue)
-        : byClientId.get(verified.agentClaimValue);
+        : findAgentByClientId(agents, verified.agentClaimValue);
     if (!agent)
       throw invalidToken(
         'agent_unknown',
@@ -274,13 +273,14 @@ function narrowRoles(
   return registered.filter((role) => claimed.includes(role));
 }
 
-/** External issuers name agents by their client ids there (`agents.<id>.client_ids`). */
-function indexExternalClientIds(
+/**
+ * External issuers name agents by their client ids there (`agents.<id>.client_ids`, unique
+ * across agents). Looked up at each request, never indexed once: a reload may change the agents.
+ */
+function findAgentByClientId(
   agents: ReadonlyMap<string, AgentConfig>,
-): Map<string, AgentConfig> {
-  const index = new Map<string, AgentConfig>();
-  for (const agent of agents.values()) {
-    for (const clientId of agent.clientIds) index.set(clientId, agent);
-  }
-  return index;
+  clientId: string,
+): AgentConfig | undefined {
+  for (const agent of agents.values()) if (agent.clientIds.includes(clientId)) return agent;
+  return undefined;
 }

@@ -1,6 +1,12 @@
 /** Writes upstream replies and Warden errors to a client's HTTP response. */
 import type { ServerResponse } from 'node:http';
-import { toErrorResponse, toWireError, WardenError, type WireError } from '../domain/errors.js';
+import {
+  httpStatusOf,
+  toErrorResponse,
+  toWireError,
+  WardenError,
+  type WireError,
+} from '../domain/errors.js';
 import type { JsonRpcId, JsonRpcMessage } from '../domain/jsonrpc.js';
 import { isResponse } from '../domain/jsonrpc.js';
 import { sendJson } from '../http/json-reply.js';
@@ -92,7 +98,14 @@ function sendError(
   // A body that did not arrive within the drain's bound would otherwise be read to its end,
   // however long the client makes it: close instead.
   if (close) headers['connection'] = 'close';
-  sendJson(response, wire.status, toErrorResponse(error, requestId, rpcId), headers);
+  // A refusal decided about a request is answered in band (HTTP 200): see ANSWERED_IN_BAND.
+  const known = error instanceof WardenError ? error : new WardenError('WARDEN_INTERNAL');
+  sendJson(response, httpStatusOf(known, rpcId), toErrorResponse(error, requestId, rpcId), headers);
+}
+
+/** A 200 with no body: the answer to a DELETE that ended its session. */
+export function writeEmptyReply(response: ServerResponse, requestId: string): void {
+  response.writeHead(200, { 'x-request-id': requestId }).end();
 }
 
 export async function writeReply(

@@ -1,6 +1,11 @@
-/** The gateway pipeline's hook into the relay, called for every client message before it is forwarded. */
+/**
+ * The seam between the transport and the pipeline (gateway/pipeline/index.ts), which decides:
+ * what the pipeline's message stages learn of each client message (ClientMessageContext), and the
+ * observer through which the transport tells how a forwarded call was answered (CallObserver, see
+ * observe-reply.ts).
+ */
 import type { Identity } from '../domain/identity.js';
-import type { JsonRpcMessage, JsonRpcRequest, JsonRpcResponse } from '../domain/jsonrpc.js';
+import type { JsonRpcRequest, JsonRpcResponse } from '../domain/jsonrpc.js';
 import type { InterimChannel } from './interim-channel.js';
 
 /** What the pipeline learns about each client message. */
@@ -36,15 +41,9 @@ export interface CallObserver {
    * URI in its normal form), so the upstream reads exactly what was decided.
    */
   readonly forward?: JsonRpcRequest;
-}
-
-/**
- * Refuses a message by throwing a WardenError; resolving admits it. For a request it may return
- * an observer, which the relay tells of the outcome.
- */
-export interface MessageGate {
-  admitClientMessage(
-    message: JsonRpcMessage,
-    context: ClientMessageContext,
-  ): Promise<CallObserver | undefined>;
+  /**
+   * The stages answered the request themselves (a denial answered as a tool result): nothing is
+   * forwarded, and this is the reply.
+   */
+  readonly answer?: JsonRpcResponse;
 }

@@ -34,7 +34,9 @@ export function authorizeListing(
     decideAction(sources, action, identity, { upstream, name }).effect !== 'deny';
   if (listing.of === 'tools') {
     return filtered(async (result) => {
-      const statuses = await sources.catalog.observe(upstream, readToolDefinitions(result));
+      const statuses = await sources.catalog.observe(upstream, readToolDefinitions(result), {
+        complete: listing.cursor === undefined && !hasNextPage(result),
+      });
       return {
         ...result,
         tools: entriesOf(result, 'tools').filter((tool) => {
@@ -74,6 +76,11 @@ function filtered(filter: (result: ListingResult) => Promise<ListingResult>): Au
       return { ...response, result: await filter(response.result) };
     },
   };
+}
+
+function hasNextPage(result: ListingResult): boolean {
+  const next = result['nextCursor'];
+  return typeof next === 'string' && next !== '';
 }
 
 function entriesOf(result: ListingResult, key: string): unknown[] {

@@ -20,8 +20,16 @@ export interface KnownTool {
 }
 
 export interface ToolCatalog {
-  /** Records a listing's tools and returns each one's status, by name. */
-  observe(upstream: string, tools: readonly ToolDefinition[]): Promise<Map<string, KnownTool>>;
+  /**
+   * Records a listing's tools and returns each one's status, by name. `listing.complete` is false
+   * for one page of a paginated listing (pinning is the same; only the whole list tells which
+   * tools an upstream lacks).
+   */
+  observe(
+    upstream: string,
+    tools: readonly ToolDefinition[],
+    listing?: { readonly complete: boolean },
+  ): Promise<Map<string, KnownTool>>;
   /** The tool's current definition and status; `unknown` when never listed nor approved. */
   lookup(upstream: string, name: string): Promise<KnownTool | { readonly status: 'unknown' }>;
 }

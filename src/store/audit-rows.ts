@@ -49,6 +49,8 @@ export const AUDIT_STORED_COLUMNS = 'stream, seq, record';
 
 /** The secondary ordering of a timeline, after time: deterministic across streams. */
 export const AUDIT_TIMELINE_ORDER = 'time_ms, stream, seq';
+/** The same timeline read from its end. */
+const AUDIT_TIMELINE_ORDER_NEWEST = 'time_ms DESC, stream DESC, seq DESC';
 
 /** A date (UTC midnight), or a date and time with an explicit zone. */
 const ISO_TIME =
@@ -203,6 +205,16 @@ export function buildAuditQuery(
       throw invalid(`${field} must be a string, got ${describe(value)}`);
     conditions.push(`${column} = ${bind(toIndexText(value))}`);
   }
+  if (query.requestIdPrefix !== undefined) {
+    const prefix = query.requestIdPrefix;
+    if (typeof prefix !== 'string' || prefix === '') {
+      throw invalid(`requestIdPrefix must be a non-empty string, got ${describe(prefix)}`);
+    }
+    // substr compares exactly on both backends (LIKE is case-blind in SQLite, and its
+    // wildcards would need escaping); the length is bound as a number, never spliced.
+    const text = toIndexText(prefix);
+    conditions.push(`substr(request_id, 1, ${bind([...text].length)}) = ${bind(text)}`);
+  }
   if (query.role !== undefined) {
     if (typeof query.role !== 'string') throw invalid(`role must be a string`);
     conditions.push(dialect.hasRole(bind(toIndexText(query.role))));
@@ -216,8 +228,9 @@ export function buildAuditQuery(
   }
   const limit = checkLimit(query.limit ?? AUDIT_QUERY_DEFAULT_LIMIT);
   const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+  const order = query.newest === true ? AUDIT_TIMELINE_ORDER_NEWEST : AUDIT_TIMELINE_ORDER;
   return {
-    text: `SELECT ${AUDIT_STORED_COLUMNS} FROM audit_records ${where} ORDER BY ${AUDIT_TIMELINE_ORDER} LIMIT ${bind(limit)}`,
+    text: `SELECT ${AUDIT_STORED_COLUMNS} FROM audit_records ${where} ORDER BY ${order} LIMIT ${bind(limit)}`,
     values,
   };
 }

@@ -89,6 +89,8 @@ export interface AuditQuery {
   /** The decision's effect: allow, deny or approval_required. */
   readonly effect?: string;
   readonly requestId?: string;
+  /** Records whose request id starts with this text (as `audit tail` shows ids: cut short). */
+  readonly requestIdPrefix?: string;
   /**
    * Inclusive lower and exclusive upper bound on `time`: ISO 8601, either a date (UTC midnight)
    * or a date and time with `Z` or an offset (a zone-less time would depend on the host's zone).
@@ -99,6 +101,8 @@ export interface AuditQuery {
   readonly afterSeq?: number;
   /** 1 to AUDIT_QUERY_MAX_LIMIT; AUDIT_QUERY_DEFAULT_LIMIT when absent. */
   readonly limit?: number;
+  /** The last `limit` matching records, newest first, instead of the first, oldest first. */
+  readonly newest?: boolean;
 }
 
 /** The audit log's Ed25519 key pair (PKCS#8 / SPKI PEM); separate from token-signing keys. */
@@ -323,10 +327,18 @@ export interface ApprovalQuery {
   readonly limit?: number;
 }
 
+/** The call a request holds: the same agent and user, the same tool, the same arguments. */
+export type ApprovalCallKey = Pick<
+  ApprovalRequest,
+  'agent' | 'user' | 'upstream' | 'tool' | 'argumentsHash'
+>;
+
 export interface ApprovalRepository {
   /** Rejects with STORE_CONFLICT when the id exists already. */
   create(request: ApprovalRequest): Promise<void>;
   get(id: string): Promise<ApprovalRequest | undefined>;
+  /** The newest request for this call, in any status (a retried call finds its approval). */
+  findLatest(call: ApprovalCallKey): Promise<ApprovalRequest | undefined>;
   /** Newest first; at most `limit` (default 100). */
   list(query?: ApprovalQuery): Promise<ApprovalRequest[]>;
   /**

@@ -103,7 +103,11 @@ export async function runEverythingSession(
       roots: await client.callTool({ name: 'get-roots-list', arguments: {} }),
       toolError: await client
         .callTool({ name: 'no-such-tool', arguments: {} })
-        .catch((error: Error) => error.message),
+        // An MCP error: its data.code names a gateway's refusal (answered in band since HTTP 200).
+        .catch(
+          (error: Error & { data?: { code?: unknown } }) =>
+            `${error.message} ${String(error.data?.code ?? '')}`,
+        ),
       setLevel: await client.setLoggingLevel('info'),
     };
     return transcript;

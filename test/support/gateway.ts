@@ -3,6 +3,7 @@
  * one registered agent by default, so tests authenticate as a real client would.
  */
 import { Writable } from 'node:stream';
+import { ADMIN_SURFACE_ROLES } from '../../src/config/check-agent-roles.js';
 import { parseConfig } from '../../src/config/load.js';
 import { startGateway, type RunningGateway } from '../../src/gateway/app.js';
 import { createLogger } from '../../src/gateway/logger.js';
@@ -47,7 +48,7 @@ export async function startTestGateway(raw: Record<string, unknown>): Promise<Te
     },
   });
   const config = parseConfig(
-    {
+    declareHeldRoles({
       listen: { host: '127.0.0.1', port: 0 },
       store: 'sqlite::memory:',
       log: { level: 'debug' },
@@ -55,7 +56,7 @@ export async function startTestGateway(raw: Record<string, unknown>): Promise<Te
       agents: { [TEST_AGENT]: { roles: ['tester'] } },
       roles: { tester: TESTER_ROLE },
       ...raw,
-    },
+    }),
     'test',
   );
   const gateway = await startGateway(config, { logger: createLogger('debug', sink) });
@@ -82,4 +83,22 @@ export async function startTestGateway(raw: Record<string, unknown>): Promise<Te
     token,
     authHeaders: async (options) => ({ authorization: `Bearer ${await token(options)}` }),
   };
+}
+
+/**
+ * Tests give agents roles of no consequence (an attacker's, a viewer's) to play callers who may
+ * do nothing. warden.yaml must declare every role an agent holds, so those are declared here, as
+ * empty roles: they grant nothing, as an undeclared role granted nothing.
+ */
+function declareHeldRoles(raw: Record<string, unknown>): Record<string, unknown> {
+  const roles = { ...(raw['roles'] as Record<string, unknown> | undefined) };
+  const flat = (raw['grants'] as { agent_role?: string }[] | undefined) ?? [];
+  const declared = new Set([...Object.keys(roles), ...flat.map((grant) => grant.agent_role)]);
+  const agents = (raw['agents'] as Record<string, { roles?: string[] }> | undefined) ?? {};
+  for (const agent of Object.values(agents)) {
+    for (const role of agent.roles ?? []) {
+      if (!declared.has(role) && !ADMIN_SURFACE_ROLES.includes(role)) roles[role] = {};
+    }
+  }
+  return { ...raw, roles };
 }

@@ -150,15 +150,18 @@ export function createMemoryAuditRepository(): MemoryAuditRepository {
               (query.event === undefined || r.event === query.event) &&
               (query.effect === undefined || r.decision?.effect === query.effect) &&
               (query.requestId === undefined || r.requestId === query.requestId) &&
+              (query.requestIdPrefix === undefined ||
+                r.requestId?.startsWith(query.requestIdPrefix) === true) &&
               (query.afterSeq === undefined || r.seq > query.afterSeq) &&
               Date.parse(r.time) >= from &&
               Date.parse(r.time) < to,
           )
           .sort(
             (a, b) =>
-              Date.parse(a.time) - Date.parse(b.time) ||
-              (a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0) ||
-              a.seq - b.seq,
+              (query.newest === true ? -1 : 1) *
+              (Date.parse(a.time) - Date.parse(b.time) ||
+                (a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0) ||
+                a.seq - b.seq),
           )
           .slice(0, limit);
       }),

@@ -5,7 +5,12 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { ERROR_CATALOGUE, type ErrorCode } from '../../src/domain/errors.js';
+import {
+  ERROR_CATALOGUE,
+  httpStatusOf,
+  WardenError,
+  type ErrorCode,
+} from '../../src/domain/errors.js';
 
 export interface RawRequest {
   readonly method?: string;
@@ -205,6 +210,13 @@ export function answerIn(reply: RawReply, id: string | number): WireMessage {
   return answer;
 }
 
+/** Whether request `id` was answered with a result (not refused: refusals are answered in band). */
+export function answeredWithResult(reply: RawReply, id: string | number): boolean {
+  if (reply.status !== 200) return false;
+  const answer = messagesOf(reply).find((message) => message.id === id && !message.method);
+  return answer !== undefined && answer.error === undefined;
+}
+
 export function initializeRequest(id: string | number = 'init', protocolVersion = '2025-06-18') {
   return {
     jsonrpc: '2.0',
@@ -244,7 +256,9 @@ export function assertWardenError(
   id: string | number | null = null,
 ): WireMessage {
   const spec = ERROR_CATALOGUE[code];
-  assert.equal(reply.status, spec.status, `expected ${code}, got ${reply.status} ${reply.text}`);
+  // A refusal decided about a request (id not null) is answered in band, with HTTP 200.
+  const status = httpStatusOf(new WardenError(code), id);
+  assert.equal(reply.status, status, `expected ${code}, got ${reply.status} ${reply.text}`);
   assert.match(String(reply.headers['content-type']), /^application\/json/);
   const body = JSON.parse(reply.text) as WireMessage;
   assert.equal(body.jsonrpc, '2.0');

@@ -1,42 +1,70 @@
 /**
- * Approve (approvals/): an approval-gated call is held for a person (progress notifications keep
- * the client from timing out). Once granted it is decided again — revocations, policy, states,
- * break-glass, tool definition, quotas as they are then — and goes only if nothing changed the
- * outcome (else WARDEN_APPROVAL_STALE, recorded). A client that cancels, or goes away, withdraws
- * its approval request.
+ * Approve (approvals/): an approval-gated call waits for a person, delivered as
+ * `approvals.delivery` says. `hold`: the call is held open (progress notifications for a client
+ * that asked for them); a client that cancels, times out or goes away withdraws its request, and
+ * nothing is forwarded after. `retry` (and `auto`): answered at once with a pending tool result,
+ * so no client timeout applies; the same call made again once granted goes, once. Either way a
+ * granted call is decided again — revocations, policy, states, break-glass, tool definition,
+ * quotas as they are then — and goes only if nothing changed the outcome (else
+ * WARDEN_APPROVAL_STALE, recorded).
  */
 import type { Decision } from '../../domain/decision.js';
 import { WardenError } from '../../domain/errors.js';
 import type { Identity } from '../../domain/identity.js';
+import type { JsonRpcId, JsonRpcResponse } from '../../domain/jsonrpc.js';
 import type { McpCall, McpRequestCall, ToolCall } from '../../domain/mcp-call.js';
 import type { RevocationList } from '../../identity/revocation-list.js';
-import type { ClientMessageContext } from '../../mcp/message-gate.js';
+import type { CallObserver, ClientMessageContext } from '../../mcp/message-gate.js';
 import type { Authorization } from '../../policy/authorize-message.js';
 import { callFacts, type MessageStageOptions } from './message-context.js';
 
-/** What the pipeline needs of the approvals service (approvals/approval-service.ts). */
-export interface ApprovalHolder {
-  hold(call: {
-    readonly requestId: string;
-    readonly traceparent: string | undefined;
-    readonly identity: Identity;
-    readonly upstream: string;
-    readonly tool: string;
-    readonly arguments: unknown;
-    readonly decision: Decision;
+/** The `_meta` key of a pending answer (retry delivery): `{ id, status, expiresAt }`. */
+export const APPROVAL_META_KEY = 'warden/approval';
+
+/** An approval-gated call, as the pipeline hands it to the approvals service. */
+export interface ApprovalGatedCall {
+  readonly requestId: string;
+  readonly traceparent: string | undefined;
+  readonly identity: Identity;
+  readonly upstream: string;
+  readonly tool: string;
+  readonly arguments: unknown;
+  readonly decision: Decision;
+  readonly toolDefinitionHash: string | undefined;
+  readonly signal: AbortSignal;
+  /** The call decided again once granted: what it is bound to now, or a refusal. */
+  readonly recheck: () => Promise<{
+    readonly policyVersion: string;
     readonly toolDefinitionHash: string | undefined;
-    readonly signal: AbortSignal;
-    readonly onWaiting?: (info: { approvalId: string; elapsedMs: number }) => void;
-    /** The call decided again once granted: what it is bound to now, or a refusal. */
-    readonly recheck: () => Promise<{
-      readonly policyVersion: string;
-      readonly toolDefinitionHash: string | undefined;
-    }>;
-  }): Promise<{
-    readonly approval: { readonly id: string };
-    readonly approvers: readonly string[];
   }>;
 }
+
+/** A granted call, released: its approval (asked for under `requestId`) and who approved. */
+export interface ReleasedCall {
+  readonly approval: { readonly id: string; readonly requestId: string };
+  readonly approvers: readonly string[];
+}
+
+/** What the pipeline needs of the approvals service (approvals/approval-service.ts). */
+export interface ApprovalHolder {
+  /** How a gated call waits: held open, or answered pending and made again (`auto` is retry). */
+  deliveryFor(decision: Decision): 'hold' | 'retry';
+  hold(
+    call: ApprovalGatedCall & {
+      readonly onWaiting?: (info: { approvalId: string; elapsedMs: number }) => void;
+    },
+  ): Promise<ReleasedCall>;
+  answerRetry(call: ApprovalGatedCall): Promise<
+    | {
+        readonly status: 'pending';
+        readonly approval: { readonly id: string; readonly expiresAt: number };
+      }
+    | ({ readonly status: 'released' } & ReleasedCall)
+  >;
+}
+
+/** The approve stage's outcome: the decision the call goes under, or an answer given here. */
+export type ApprovalOutcome = Decision | (CallObserver & { readonly answer: JsonRpcResponse });
 
 /** Calls held for approval, by session and JSON-RPC id, so a cancellation can withdraw them. */
 export type HeldCalls = Map<string, AbortController>;
@@ -60,7 +88,9 @@ export function withdrawCancelledApproval(
 
 /**
  * The decision the call goes ahead under: the policy's, or for an approval-gated call, the
- * approvers' once the call has been decided again. A call refused at release is recorded so.
+ * approvers' once the call has been decided again; or, for a call delivered by retry whose
+ * approval is pending, the pending answer (nothing forwarded). A call refused at release is
+ * recorded so.
  */
 export async function approveCall(
   call: McpRequestCall,
@@ -68,23 +98,25 @@ export async function approveCall(
   authorization: Authorization,
   options: Pick<MessageStageOptions, 'approvals' | 'recorder' | 'authorizer' | 'revocations'>,
   held: HeldCalls,
-): Promise<Decision> {
+): Promise<ApprovalOutcome> {
   const { decision } = authorization;
   if (decision.effect !== 'approval_required') return decision;
-  return holdForApproval(call, context, authorization, options, held).catch(
-    async (error: unknown) => {
-      // Refused at release (stale, revoked): the log says why, nothing is sent.
-      if (error instanceof WardenError && error.code === 'WARDEN_APPROVAL_STALE') {
-        const reasons = [String(error.details?.['reason'] ?? error.message)];
-        await options.recorder.recordDecision(
-          callFacts(call, context),
-          { ...decision, effect: 'deny', reasons },
-          { errorCode: error.code },
-        );
-      }
-      throw error;
-    },
-  );
+  const waiting =
+    options.approvals?.deliveryFor(decision) === 'retry'
+      ? answerRetriedCall(call, context, authorization, options)
+      : holdForApproval(call, context, authorization, options, held);
+  return waiting.catch(async (error: unknown) => {
+    // Refused at release (stale, revoked): the log says why, nothing is sent.
+    if (error instanceof WardenError && error.code === 'WARDEN_APPROVAL_STALE') {
+      const reasons = [String(error.details?.['reason'] ?? error.message)];
+      await options.recorder.recordDecision(
+        callFacts(call, context),
+        { ...decision, effect: 'deny', reasons },
+        { errorCode: error.code },
+      );
+    }
+    throw error;
+  });
 }
 
 async function holdForApproval(
@@ -94,25 +126,10 @@ async function holdForApproval(
   options: Pick<MessageStageOptions, 'approvals' | 'recorder' | 'authorizer' | 'revocations'>,
   held: HeldCalls,
 ): Promise<Decision> {
-  const { approvals, recorder } = options;
+  const { approvals } = options;
   const { decision } = authorization;
-  const refuseUnavailable = async (cause?: unknown): Promise<never> => {
-    // The approval service could not record the request: the log must still show the
-    // refusal. If the log is down too, the recorder has raised its alert; the caller is
-    // still told what it needs to know: the approval could not be asked for.
-    await recorder
-      .recordDecision(
-        callFacts(call, ctx),
-        {
-          ...decision,
-          effect: 'deny',
-          reasons: ['approval required, but the approval service is unavailable (fail closed)'],
-        },
-        { errorCode: 'WARDEN_APPROVAL_UNAVAILABLE' },
-      )
-      .catch(() => undefined);
-    throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE', undefined, { cause });
-  };
+  const refuseUnavailable = (cause?: unknown) =>
+    refuseApprovalUnavailable(call, ctx, decision, options, cause);
   // Only a tool call is ever gated (policy-engine.ts); anything else cannot be held.
   if (!approvals || call.kind !== 'tool_call') return refuseUnavailable();
   // Withdrawn when the client goes away or sends notifications/cancelled for this request.
@@ -123,18 +140,9 @@ async function holdForApproval(
   ctx.signal?.addEventListener('abort', onGone, { once: true });
   // The client's own progress token, if it asked for progress on this call.
   const progressRef = call.progressToken;
-  const approved = await approvals
-    .hold({
-      requestId: ctx.requestId,
-      traceparent: ctx.traceparent,
-      identity: ctx.identity,
-      upstream: ctx.upstreamName,
-      tool: call.name,
-      arguments: call.arguments,
-      decision,
-      toolDefinitionHash: authorization.toolDefinitionHash,
-      signal: cancellation.signal,
-      recheck: () => decideAgain(call, ctx, authorization, options),
+  const approved = await recordingUnavailable(
+    approvals.hold({
+      ...gatedCallOf(call, ctx, authorization, options, cancellation.signal),
       onWaiting: ({ approvalId, elapsedMs }) => {
         if (progressRef === undefined) return;
         ctx.interim?.notify({
@@ -147,23 +155,139 @@ async function holdForApproval(
           },
         });
       },
-    })
-    .catch((error: unknown) =>
-      error instanceof WardenError && error.code === 'WARDEN_APPROVAL_UNAVAILABLE'
-        ? refuseUnavailable(error)
-        : Promise.reject(error),
-    )
-    .finally(() => {
-      held.delete(key);
-      ctx.signal?.removeEventListener('abort', onGone);
-    });
+    }),
+    refuseUnavailable,
+  ).finally(() => {
+    held.delete(key);
+    ctx.signal?.removeEventListener('abort', onGone);
+  });
+  return approvedDecision(decision, approved, ctx.requestId);
+}
+
+/**
+ * Retry delivery: the call is answered at once while its approval is pending, and goes when it
+ * is made again (same arguments) once granted. No wait, so no client timeout, and nothing held
+ * that a client which gave up could still release.
+ */
+async function answerRetriedCall(
+  call: McpRequestCall,
+  ctx: ClientMessageContext,
+  authorization: Authorization,
+  options: Pick<MessageStageOptions, 'approvals' | 'recorder' | 'authorizer' | 'revocations'>,
+): Promise<ApprovalOutcome> {
+  const { approvals } = options;
+  const { decision } = authorization;
+  const refuseUnavailable = (cause?: unknown) =>
+    refuseApprovalUnavailable(call, ctx, decision, options, cause);
+  if (!approvals || call.kind !== 'tool_call') return refuseUnavailable();
+  const signal = ctx.signal ?? new AbortController().signal;
+  const answer = await recordingUnavailable(
+    approvals.answerRetry(gatedCallOf(call, ctx, authorization, options, signal)),
+    refuseUnavailable,
+  );
+  if (answer.status === 'released') return approvedDecision(decision, answer, ctx.requestId);
+  return {
+    answer: pendingAnswer(call.message.id, answer.approval),
+    answered: () => undefined,
+    failed: () => undefined,
+  };
+}
+
+/** The gated call as the approvals service takes it; `signal` withdraws it. */
+function gatedCallOf(
+  call: ToolCall,
+  ctx: ClientMessageContext,
+  authorization: Authorization,
+  options: Pick<MessageStageOptions, 'authorizer' | 'revocations'>,
+  signal: AbortSignal,
+): ApprovalGatedCall {
+  return {
+    requestId: ctx.requestId,
+    traceparent: ctx.traceparent,
+    identity: ctx.identity,
+    upstream: ctx.upstreamName,
+    tool: call.name,
+    arguments: call.arguments,
+    decision: authorization.decision,
+    toolDefinitionHash: authorization.toolDefinitionHash,
+    signal,
+    recheck: () => decideAgain(call, ctx, authorization, options),
+  };
+}
+
+/** The approval service unavailable is refused (and recorded) by `refuse`; others pass on. */
+function recordingUnavailable<T>(
+  waiting: Promise<T>,
+  refuse: (cause: unknown) => Promise<never>,
+): Promise<T> {
+  return waiting.catch((error: unknown) =>
+    error instanceof WardenError && error.code === 'WARDEN_APPROVAL_UNAVAILABLE'
+      ? refuse(error)
+      : Promise.reject(error),
+  );
+}
+
+/** The tool result of a call whose approval is pending: what to do, and until when. */
+function pendingAnswer(
+  id: JsonRpcId,
+  approval: { readonly id: string; readonly expiresAt: number },
+): JsonRpcResponse {
+  const expiresAt = new Date(approval.expiresAt).toISOString();
+  const text =
+    `Held for approval ${approval.id}; a person must approve it. Call again with the same ` +
+    `arguments once approved (until ${expiresAt}).`;
+  return {
+    jsonrpc: '2.0',
+    id,
+    result: {
+      content: [{ type: 'text', text }],
+      isError: true,
+      _meta: { [APPROVAL_META_KEY]: { id: approval.id, status: 'pending', expiresAt } },
+    },
+  };
+}
+
+/**
+ * The decision a released call goes under. Its reasons name the approval, and for a retried
+ * call the request that asked for it, so the call's story links to the approval's.
+ */
+function approvedDecision(asked: Decision, released: ReleasedCall, requestId: string): Decision {
+  const { approval, approvers } = released;
+  const askedIn =
+    approval.requestId === requestId ? '' : `, asked for in request ${approval.requestId}`;
   return {
     effect: 'allow',
-    reasons: [`approved by ${approved.approvers.join(' and ')} (approval ${approved.approval.id})`],
-    policies: decision.policies,
-    ...(decision.policyVersion !== undefined && { policyVersion: decision.policyVersion }),
-    ...(decision.approval !== undefined && { approval: decision.approval }),
+    reasons: [`approved by ${approvers.join(' and ')} (approval ${approval.id}${askedIn})`],
+    policies: asked.policies,
+    ...(asked.policyVersion !== undefined && { policyVersion: asked.policyVersion }),
+    ...(asked.approval !== undefined && { approval: asked.approval }),
   };
+}
+
+/**
+ * The approval service could not record the request: the log must still show the refusal. If
+ * the log is down too, the recorder has raised its alert; the caller is still told what it
+ * needs to know: the approval could not be asked for.
+ */
+async function refuseApprovalUnavailable(
+  call: McpRequestCall,
+  ctx: ClientMessageContext,
+  decision: Decision,
+  { recorder }: Pick<MessageStageOptions, 'recorder'>,
+  cause?: unknown,
+): Promise<never> {
+  await recorder
+    .recordDecision(
+      callFacts(call, ctx),
+      {
+        ...decision,
+        effect: 'deny',
+        reasons: ['approval required, but the approval service is unavailable (fail closed)'],
+      },
+      { errorCode: 'WARDEN_APPROVAL_UNAVAILABLE' },
+    )
+    .catch(() => undefined);
+  throw new WardenError('WARDEN_APPROVAL_UNAVAILABLE', undefined, { cause });
 }
 
 /**

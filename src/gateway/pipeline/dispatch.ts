@@ -1,7 +1,7 @@
 /**
  * Hands the checked exchange to its target: a gateway route, or the upstream's MCP endpoint,
- * which parses the message, finds its session, asks the message stages (index.ts) to admit it,
- * forwards it and writes the reply.
+ * whose stages (createMcpEndpoint, index.ts) read the message, find its session, admit it,
+ * forward it and write the reply.
  */
 import { WardenError } from '../../domain/errors.js';
 import type { ExchangeStage, StageResult } from './exchange.js';

@@ -1,13 +1,18 @@
 /**
- * One HTTP exchange as the pipeline's stages see it, the target it resolves to, and what a stage
- * is: a named function over the exchange that either lets it continue or answers it.
+ * One HTTP exchange as the pipeline's stages see it, the target it resolves to (a gateway route,
+ * or an upstream's MCP endpoint and what that is built from), and what a stage is: a named
+ * function over the exchange that either lets it continue or answers it.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from '../../domain/identity.js';
 import type { OriginGuard } from '../../http/origin-guard.js';
-import type { McpEndpoint } from '../../mcp/streamable-http-endpoint.js';
+import type { ExchangeCaller, ExchangeLimits } from '../../mcp/read-exchange.js';
+import type { SessionRegistry } from '../../mcp/session-registry.js';
+import type { ModernRelay } from '../../mcp/stateless/modern-exchange.js';
+import type { UpstreamConnector } from '../../mcp/upstream/types.js';
 import type { ExchangeFacts } from '../exchange-ledger.js';
 import type { RefusalRecords } from '../refusal-records.js';
+import type { MessageStages } from './message-context.js';
 
 /** What a gateway route is told of its exchange. */
 export interface RouteExchange {
@@ -35,6 +40,29 @@ export interface GatewayRoute {
    * authenticate stage, and leave the same failure records, as the MCP endpoints'.
    */
   readonly access: 'public' | 'authenticated';
+}
+
+/** What an upstream's MCP endpoint is told of its exchange, besides the request and response. */
+export interface ExchangeHandle extends ExchangeCaller {
+  /** Tells the listener this exchange is a server-to-client stream that only ends when cut. */
+  markServerStream(): void;
+}
+
+/** An upstream's MCP endpoint: the pipeline's stages 6 onward (createMcpEndpoint, index.ts). */
+export type McpEndpoint = (
+  request: IncomingMessage,
+  response: ServerResponse,
+  exchange: ExchangeHandle,
+) => Promise<void>;
+
+/** What an upstream's MCP endpoint is built from (by the composition root, app.ts). */
+export interface McpEndpointOptions extends ExchangeLimits {
+  readonly upstream: UpstreamConnector;
+  readonly sessions: SessionRegistry;
+  /** Stages 9 to 13 (createMessageStages), asked for every client message. */
+  readonly messageStages: MessageStages;
+  /** Serves 2026-07-28 messages, which carry their own envelope instead of a session. */
+  readonly modern: Pick<ModernRelay, 'bridge' | 'eraOf'>;
 }
 
 /** Where an exchange goes, once the resolve stage has read its path. */

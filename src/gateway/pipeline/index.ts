@@ -1,6 +1,7 @@
 /**
  * Every check a request passes, in order. The listener (../http-server.ts) only creates the
- * exchange and runs these stages; each stage is one file in this folder.
+ * exchange and runs these stages; each stage is one file in this folder, and the transport (mcp/)
+ * only reads, sends and writes, in the order set here.
  *
  * For each HTTP exchange (EXCHANGE_STAGES):
  *   1. answer probes     answer-probes.ts: /healthz and /readyz, before any check
@@ -12,43 +13,76 @@
  *                        Identity, for every MCP endpoint and every admin route alike; a refused
  *                        caller is recorded (auth.failed, aggregated per source) and challenged
  *   5. dispatch          dispatch.ts: a gateway route answers (the admin API checks the caller's
- *                        role through createAdminAccessCheck, recorded like stage 4), or the MCP
- *                        endpoint (mcp/, transport only) reads the message within the size and
- *                        depth limits, finds the session, which answers only to the identity that
- *                        opened it (session owner), and asks the message stages below
+ *                        role through createAdminAccessCheck, recorded like stage 4), or the
+ *                        upstream's MCP endpoint (createMcpEndpoint, below) takes the exchange
  *
- * For each client message the MCP endpoint parsed (createMessageStages, the endpoint's gate):
- *   6. classify          classify-message.ts: the message becomes one typed McpCall (tool call,
+ * For each exchange on an upstream's MCP endpoint (createMcpEndpoint):
+ *   6. read and parse    mcp/read-exchange.ts: the HTTP method and media types, then the body,
+ *                        within the size and depth limits, parsed into one JSON-RPC message
+ *   7. route by revision mcp/route-by-revision.ts: a 2026-07-28 message (its envelope, mirrored
+ *                        headers and method checked by mcp/stateless/modern-exchange.ts), or a
+ *                        revision with sessions, which must be one this endpoint serves
+ *   8. session owner     mcp/session-exchange.ts: the session answers only to the identity that
+ *                        opened it (anyone else's id is "not found"), and is in use, so never
+ *                        idle, until the last byte of the reply; an initialize names no session.
+ *                        A 2026-07-28 message has none
+ *   For the message (createMessageStages):
+ *   9. classify          classify-message.ts: the message becomes one typed McpCall (tool call,
  *                        resource read, prompt get, listing, completion, subscription, plumbing,
  *                        malformed) that every later stage reads; a cancellation withdraws a held
  *                        approval; a notification may not name a request's method
- *   7. authorize         authorize-call.ts, with policy/: the pinned tool definition, the tool's
+ *  10. authorize         authorize-call.ts, with policy/: the pinned tool definition, the tool's
  *                        own inputSchema, Cedar (grants, scopes, hand-written rules, policy states,
  *                        break-glass), quotas (checked, not charged); listings are filtered. A
  *                        failing policy stage denies. A denial is recorded (audit/), then refused
- *   8. approve           approve-call.ts, with approvals/: an approval-gated call is held for a
- *                        person (the approvals service records the request); once granted it is
- *                        decided again under the rules in force then (else WARDEN_APPROVAL_STALE)
- *   9. record decision   record-decision.ts, with audit/: the decision is durably in the
+ *  11. approve           approve-call.ts, with approvals/: an approval-gated call is held for a
+ *                        person; once granted it is decided again under the rules in force then
+ *                        (else WARDEN_APPROVAL_STALE, recorded)
+ *  12. record decision   record-decision.ts, with audit/: the decision is durably in the
  *                        hash-chained log before anything is forwarded, or the call is refused
  *                        (fail closed); until then a refused call leaves its quotas unspent
- *  10. charge quotas     charge-quotas.ts: only once the decision is recorded; a call that no
+ *  13. charge quotas     charge-quotas.ts: only once the decision is recorded; a call that no
  *                        longer fits is refused after all, and that refusal recorded
- *  11. forward           by the endpoint (mcp/upstream), in the form the policy judged, with
- *                        Warden's own upstream credential, never the client's
- *  12. record outcome    record-outcome.ts: the observer the endpoint tells of the answer records
- *                        the result or error, with latency
- *  13. respond           by the endpoint: JSON or SSE, as the upstream framed it (listings as
- *                        filtered in stage 7)
+ *   Then:
+ *  14. forward           forward-call.ts, through mcp/: on the session, to a 2026-07-28 upstream
+ *                        as it is, or to an older one through the legacy bridge (holding a share
+ *                        of the upstream); in the form the policy judged, with Warden's own
+ *                        upstream credential, never the client's. An initialize opens the session
+ *                        only now, so a refused one starts no stdio child; a failed handshake
+ *                        discards it
+ *  15. record outcome    record-outcome.ts: mcp/observe-reply.ts tells the observer the message
+ *                        stages returned how the call ended; the result or error is recorded,
+ *                        with latency (a forward that failed, by forward-call.ts)
+ *  16. respond           mcp/http-reply.ts: JSON or SSE, as the upstream framed it (listings as
+ *                        filtered in stage 10); a refusal at any stage as its HTTP status and
+ *                        JSON-RPC error, answering the request's id
+ *   A GET (the server-to-client stream) and a DELETE (the end of a session) carry no message:
+ *   they pass 6, 7 and 8, then 14 and 16.
  *
  * When the exchange ends (finishExchange):
- *  14. record refusal    record-untold-refusal.ts: a refusal no record tells yet becomes a
+ *  17. record refusal    record-untold-refusal.ts: a refusal no record tells yet becomes a
  *                        `request.refused` record under the exchange's reference
+ *
+ * Why the order differs from a plainer "parse and classify → session owner → authorize → record
+ * the decision → approve": the session owner comes before classify, because a message is read as
+ * a call only within a session it may use (classify logs the session, and a cancellation
+ * withdraws only a call held in that session). Approve comes before the allowed decision is
+ * recorded, because the decision to hold is already recorded first: the approvals service records
+ * `approval.requested` durably before any call is held (and refuses, recorded, when it cannot),
+ * and the decision that lets the call go must name its approvers, who are known only once they
+ * have decided.
  */
 import type { ServerResponse } from 'node:http';
 import { WardenError } from '../../domain/errors.js';
+import { isRequest, type JsonRpcId } from '../../domain/jsonrpc.js';
 import { writeError } from '../../mcp/http-reply.js';
-import type { MessageGate } from '../../mcp/message-gate.js';
+import { readMcpExchange } from '../../mcp/read-exchange.js';
+import {
+  isInitialize,
+  requireSessionfulRevision,
+  speaksModernRevision,
+} from '../../mcp/route-by-revision.js';
+import type { ModernRelay } from '../../mcp/stateless/modern-exchange.js';
 import type { ExchangeFacts } from '../exchange-ledger.js';
 import type { RefusalRecords } from '../refusal-records.js';
 import { answerHealthProbes } from './answer-probes.js';
@@ -58,13 +92,25 @@ import { authorizeCall } from './authorize-call.js';
 import { chargeQuotas, releasingQuotasOnFailure } from './charge-quotas.js';
 import { classifyMessage, needsDecision, refuseMisnamedNotification } from './classify-message.js';
 import { dispatch } from './dispatch.js';
-import type { Exchange, ExchangeStage, ExchangeStageContext } from './exchange.js';
+import { endSession } from './end-session.js';
+import type {
+  Exchange,
+  ExchangeStage,
+  ExchangeStageContext,
+  McpEndpoint,
+  McpEndpointOptions,
+} from './exchange.js';
 import { guardHostAndOrigin } from './guard-host-and-origin.js';
-import { callFacts, type MessageStageOptions } from './message-context.js';
-import { recordAllowed, recordDenial } from './record-decision.js';
+import { callFacts, type MessageStageOptions, type MessageStages } from './message-context.js';
+import { openSession } from './open-session.js';
+import { recordAllowed } from './record-decision.js';
+import { refuseCall } from './refuse-call.js';
 import { observeOutcome } from './record-outcome.js';
 import { recordUntoldRefusal } from './record-untold-refusal.js';
 import { refuseWhileDraining } from './refuse-while-draining.js';
+import { relayModernMessage } from './relay-modern-message.js';
+import { relayServerStream } from './relay-server-stream.js';
+import { relaySessionMessage } from './relay-session-message.js';
 import { resolveTarget } from './resolve-target.js';
 
 /** Stages 1 to 5, in the order they run on every exchange. */
@@ -100,7 +146,7 @@ export async function runExchange(
   }
 }
 
-/** Stage 14, once the exchange has ended. */
+/** Stage 17, once the exchange has ended. */
 export function finishExchange(
   facts: ExchangeFacts,
   response: ServerResponse,
@@ -109,8 +155,8 @@ export function finishExchange(
   recordUntoldRefusal(facts, response, refusals);
 }
 
-/** Stages 6 to 12, as the gate each MCP endpoint asks before it forwards a client message. */
-export function createMessageStages(options: MessageStageOptions): MessageGate {
+/** Stages 9 to 13, as one call each MCP endpoint makes for a client message (stage 8 on). */
+export function createMessageStages(options: MessageStageOptions): MessageStages {
   const held = createHeldCalls();
   return {
     async admitClientMessage(message, context) {
@@ -121,21 +167,74 @@ export function createMessageStages(options: MessageStageOptions): MessageGate {
       const facts = callFacts(call, context);
       const authorization = await authorizeCall(call, context, options);
       if (authorization.decision.effect === 'deny') {
-        return recordDenial(
-          options.recorder,
+        return refuseCall(
+          call,
+          context,
+          options,
           facts,
           authorization.decision,
           authorization.error ?? new WardenError('WARDEN_POLICY_DENIED'),
         );
       }
-      const { allowed, recorded } = await releasingQuotasOnFailure(authorization, async () => {
+      const approved = await releasingQuotasOnFailure(authorization, async () => {
         const allowed = await approveCall(call, context, authorization, options, held);
+        // Answered by the approve stage (pending, delivered by retry): nothing goes or is spent.
+        if ('answer' in allowed) return { answer: allowed };
         const recorded = await recordAllowed(call, context, authorization, allowed, options);
         return { allowed, recorded };
       });
+      if ('answer' in approved) {
+        authorization.quotas?.release();
+        return approved.answer;
+      }
+      const { allowed, recorded } = approved;
       await chargeQuotas(facts, authorization, options.recorder);
       return observeOutcome(facts, allowed, authorization, recorded);
     },
+  };
+}
+
+/**
+ * Stages 6 to 16 for one upstream: the endpoint dispatch (stage 5) hands its exchanges to. Each
+ * lane walks the stages it has in order: relay-modern-message.ts (2026-07-28), open-session.ts
+ * (initialize), relay-session-message.ts (any other message on a session), relay-server-stream.ts
+ * (GET) and end-session.ts (DELETE).
+ */
+export function createMcpEndpoint(options: McpEndpointOptions): McpEndpoint {
+  const relay: ModernRelay = {
+    ...options.modern,
+    upstream: options.upstream,
+    shares: options.sessions,
+  };
+  return async (request, response, handle) => {
+    let rpcId: JsonRpcId | null = null;
+    try {
+      // 6. read and parse
+      const exchange = await readMcpExchange(request, response, handle, options);
+      if (exchange.kind === 'post' && isRequest(exchange.message)) rpcId = exchange.message.id;
+      // 7. route by revision; stages 8 to 16 then run in the file of the exchange's lane
+      if (exchange.kind === 'post' && speaksModernRevision(exchange)) {
+        await relayModernMessage(options, relay, exchange);
+        return;
+      }
+      requireSessionfulRevision(exchange.version);
+      switch (exchange.kind) {
+        case 'post':
+          await (isInitialize(exchange.message)
+            ? openSession(options, exchange, exchange.message)
+            : relaySessionMessage(options, exchange));
+          return;
+        case 'get':
+          handle.markServerStream();
+          await relayServerStream(options, exchange);
+          return;
+        case 'delete':
+          await endSession(options, exchange);
+      }
+    } catch (error) {
+      // 16. respond: a refusal, answering the request's id once it is known
+      writeError(response, error, handle.requestId, rpcId);
+    }
   };
 }
 
@@ -143,9 +242,12 @@ export type { ApprovalHolder } from './approve-call.js';
 export { authenticateRequest, createAdminAccessCheck } from './authenticate.js';
 export type {
   Exchange,
+  ExchangeHandle,
   ExchangeStageContext,
   GatewayRoute,
   RouteExchange,
+  McpEndpoint,
+  McpEndpointOptions,
   RouteHandler,
 } from './exchange.js';
-export type { MessageStageOptions } from './message-context.js';
+export type { MessageStageOptions, MessageStages } from './message-context.js';

@@ -20,11 +20,21 @@ export async function recordDenial(
   decision: Decision,
   error: unknown,
 ): Promise<never> {
+  await recordRefusal(recorder, facts, decision, error);
+  throw error;
+}
+
+/** Records a refusal (and ends its span); rejects when the log cannot take it. */
+export async function recordRefusal(
+  recorder: CallRecorder,
+  facts: CallFacts,
+  decision: Decision,
+  error: unknown,
+): Promise<void> {
   await recorder.recordDecision(facts, decision, {
     ...(error instanceof WardenError && { errorCode: error.code }),
   });
   startCallSpan(facts, decision).failed(error);
-  throw error;
 }
 
 /** Records the decision to let the call go, in the form the upstream will be sent. */

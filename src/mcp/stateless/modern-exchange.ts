@@ -1,18 +1,16 @@
 /**
- * One 2026-07-28 exchange: validate the envelope and the mirrored headers, pass the gate, then
- * relay to a modern upstream or serve through the legacy bridge. There is no session.
+ * The transport of one 2026-07-28 exchange, which has no session: its envelope and mirrored
+ * headers read and checked, and its message relayed to a modern upstream as it is or served
+ * through the legacy bridge. In what order these run, and what is decided between them, is the
+ * pipeline's (gateway/pipeline/index.ts).
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WardenError } from '../../domain/errors.js';
 import type { Identity } from '../../domain/identity.js';
 import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from '../../domain/jsonrpc.js';
 import { isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { STATELESS_REQUEST_METHODS, STATELESS_REVISION } from '../../domain/protocol.js';
 import { firstValue } from '../../http/http-headers.js';
-import { writeReply } from '../http-reply.js';
-import { createInterimChannel } from '../interim-channel.js';
-import { observeReply } from '../observe-reply.js';
-import type { MessageGate } from '../message-gate.js';
+import type { ClientExchange, PostedExchange } from '../read-exchange.js';
 import type { SessionRegistry } from '../session-registry.js';
 import { ownerOf } from '../session-owner.js';
 import type {
@@ -21,33 +19,36 @@ import type {
   UpstreamEvent,
   UpstreamReply,
 } from '../upstream/types.js';
-import { PROTOCOL_VERSION_KEY, readEnvelope } from './envelope.js';
+import { PROTOCOL_VERSION_KEY, readEnvelope, type Envelope } from './envelope.js';
 import { checkMirroredHeaders, mirroredHeaders, mirrorForwardedRequest } from './header-check.js';
 import type { LegacyBridge } from './legacy-bridge.js';
 import type { UpstreamEra } from './upstream-era.js';
 
-export interface ModernExchangeOptions {
+/** Where an upstream's 2026-07-28 messages go. */
+export interface ModernRelay {
   readonly upstream: UpstreamConnector;
   readonly bridge: LegacyBridge;
   readonly eraOf: (connector: UpstreamConnector, context: ForwardContext) => Promise<UpstreamEra>;
-  readonly gate: MessageGate;
   /** Each agent's share of the upstream: a bridged request in flight counts as a session. */
   readonly shares: Pick<SessionRegistry, 'holdExchange'>;
 }
 
-export interface ModernExchange {
-  readonly requestId: string;
-  readonly signal: AbortSignal;
-  readonly identity: Identity;
+/** A relayed message's reply, and the share of the upstream it holds until that is written. */
+export interface ModernForward {
+  readonly reply: UpstreamReply;
+  /** Gives back the share; called once the reply is written (calling it again does nothing). */
+  readonly release: (() => void) | undefined;
 }
 
-export async function handleModernMessage(
-  options: ModernExchangeOptions,
-  request: IncomingMessage,
-  response: ServerResponse,
-  message: JsonRpcMessage,
-  exchange: ModernExchange,
-): Promise<void> {
+const ACCEPTED: UpstreamReply = Object.freeze({ kind: 'accepted' });
+
+/**
+ * The envelope of a 2026-07-28 message, once the message is found valid in that revision: a
+ * request or notification (no client-to-server responses), headers mirroring the body, and a
+ * method the revision has. Protocol validity comes before policy: such a message is no call to
+ * decide or forward.
+ */
+export function readModernEnvelope({ request, message }: PostedExchange): Envelope {
   if (isResponse(message)) {
     throw new WardenError(
       'WARDEN_INVALID_MESSAGE',
@@ -62,75 +63,67 @@ export async function handleModernMessage(
     String(claimed?.[PROTOCOL_VERSION_KEY] ?? STATELESS_REVISION),
   );
   const envelope = readEnvelope(modern);
-  // Protocol validity before policy: a method the revision lacks is no call to decide or forward.
   if (isRequest(message) && !STATELESS_REQUEST_METHODS.has(message.method)) {
     throw new WardenError(
       'WARDEN_METHOD_NOT_FOUND',
       `Method "${message.method}" is not part of revision ${envelope.protocolVersion}.`,
     );
   }
-  const observer = await options.gate.admitClientMessage(message, {
-    requestId: exchange.requestId,
-    upstreamName: options.upstream.name,
-    sessionId: undefined,
-    protocolVersion: envelope.protocolVersion,
-    identity: exchange.identity,
-    traceparent: firstValue(request.headers['traceparent']),
-    signal: exchange.signal,
-    interim: createInterimChannel(response, { 'x-request-id': exchange.requestId }),
-  });
-  // The upstream reads what the policy judged: the gate may hand back a normalised request.
-  const forwarded = observer?.forward ?? message;
+  return envelope;
+}
+
+/**
+ * What the upstream is told of the exchange. A request forwarded in another form than the client
+ * sent (`forward`) has its mirrored headers follow the body.
+ */
+export function modernForwardContext(
+  exchange: ClientExchange,
+  envelope: Envelope,
+  forward: JsonRpcRequest | undefined,
+): ForwardContext {
+  const { request } = exchange;
   const mirrored = mirroredHeaders(request.headers);
-  const context: ForwardContext = {
+  return {
     requestId: exchange.requestId,
     protocolVersion: envelope.protocolVersion,
-    mcpHeaders:
-      observer?.forward === undefined
-        ? mirrored
-        : mirrorForwardedRequest(mirrored, observer.forward),
+    mcpHeaders: forward === undefined ? mirrored : mirrorForwardedRequest(mirrored, forward),
     traceparent: firstValue(request.headers['traceparent']),
     tracestate: firstValue(request.headers['tracestate']),
     lastEventId: undefined,
     signal: exchange.signal,
   };
-  const era = await options.eraOf(options.upstream, context);
-  const replyOptions = {
-    requestId: exchange.requestId,
-    rpcId: isRequest(message) ? message.id : undefined,
-    signal: exchange.signal,
-    headers: {},
-  };
-  let reply: UpstreamReply;
-  // Admitted by the gate, a bridged request takes a share of the upstream (an upstream session,
-  // for a stdio upstream a child) until its answer is written: one agent cannot take them all.
-  let release: (() => void) | undefined;
-  try {
-    if (era === 'modern') {
-      reply = await options.upstream.openSession().send(forwarded, context);
-    } else if (isRequest(forwarded)) {
-      const { agent } = exchange.identity;
-      release = options.shares.holdExchange(options.upstream.name, agent);
-      const events = options.bridge.exchange(forwarded, envelope, context, {
-        owner: ownerOf(exchange.identity),
-        agent,
-      });
-      reply = await toReply(events);
-    } else {
-      // Cancellation in 2026-07-28 is closing the stream; other notifications have no bridged meaning.
-      response.writeHead(202, { 'x-request-id': exchange.requestId }).end();
-      return;
-    }
-  } catch (error) {
-    release?.();
-    observer?.failed(error);
-    throw error;
+}
+
+/**
+ * Sends the message to an upstream of the given era: as it is to a modern one; through the
+ * legacy bridge to an older one, where a request takes a share of the upstream (an upstream
+ * session, for a stdio upstream a child) until its answer is written, so one agent cannot take
+ * them all. A notification has no bridged meaning (cancellation in 2026-07-28 is closing the
+ * stream): it is accepted and goes nowhere.
+ */
+export async function forwardModernMessage(
+  relay: ModernRelay,
+  era: UpstreamEra,
+  message: JsonRpcMessage,
+  envelope: Envelope,
+  context: ForwardContext,
+  identity: Identity,
+): Promise<ModernForward> {
+  if (era === 'modern') {
+    return { reply: await relay.upstream.openSession().send(message, context), release: undefined };
   }
+  if (!isRequest(message)) return { reply: ACCEPTED, release: undefined };
+  const { agent } = identity;
+  const release = relay.shares.holdExchange(relay.upstream.name, agent);
   try {
-    if (isRequest(message)) reply = await observeReply(reply, message.id, observer);
-    await writeReply(response, reply, replyOptions);
-  } finally {
-    release?.();
+    const events = relay.bridge.exchange(message, envelope, context, {
+      owner: ownerOf(identity),
+      agent,
+    });
+    return { reply: await toReply(events), release };
+  } catch (error) {
+    release();
+    throw error;
   }
 }
 

@@ -157,6 +157,15 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
         CHECK (status IN ('pending', 'granted', 'refused', 'expired', 'withdrawn', 'invalidated'));
     `,
   },
+  {
+    version: 5,
+    name: 'approval requests found by the call they hold',
+    // A retried call (approvals.delivery: retry) looks for the newest request of the same call.
+    sql: `
+      CREATE INDEX approval_requests_call
+        ON approval_requests (agent, upstream, tool, arguments_hash, created_at);
+    `,
+  },
 ];
 
 /**

@@ -258,6 +258,15 @@ function createApprovals({ query, transaction }: PostgresPolicyOptions): Approva
       const rows = await query('read an approval request', `${select} WHERE id = $1`, [id]);
       return rows[0] === undefined ? undefined : toApprovalRequest(rows[0]);
     },
+    findLatest: async ({ agent, user, upstream, tool, argumentsHash }) => {
+      const rows = await query(
+        'find an approval request',
+        `${select} WHERE agent = $1 AND user_id IS NOT DISTINCT FROM $2::text AND upstream = $3
+         AND tool = $4 AND arguments_hash = $5 ORDER BY created_at DESC, id DESC LIMIT 1`,
+        [agent, user ?? null, upstream, tool, argumentsHash],
+      );
+      return rows[0] === undefined ? undefined : toApprovalRequest(rows[0]);
+    },
     list: async (filters = {}) => {
       const { status, limit } = checkApprovalQuery(filters);
       const rows = await query(

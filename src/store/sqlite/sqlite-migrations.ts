@@ -182,6 +182,15 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       CREATE INDEX approval_requests_status ON approval_requests (status, created_at, id);
     `,
   },
+  {
+    version: 5,
+    name: 'approval requests found by the call they hold',
+    // A retried call (approvals.delivery: retry) looks for the newest request of the same call.
+    sql: `
+      CREATE INDEX approval_requests_call
+        ON approval_requests (agent, upstream, tool, arguments_hash, created_at);
+    `,
+  },
 ];
 
 /**

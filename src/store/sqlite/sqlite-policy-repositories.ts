@@ -204,6 +204,10 @@ function createApprovals(db: Database, run: Run): ApprovalRepository {
        VALUES (${placeholders(APPROVAL_COLUMN_LIST.length)})`,
     ),
     get: db.prepare(`${select} WHERE id = ?`),
+    findLatest: db.prepare(
+      `${select} WHERE agent = ? AND user_id IS ? AND upstream = ? AND tool = ?
+       AND arguments_hash = ? ORDER BY created_at DESC, id DESC LIMIT 1`,
+    ),
     listAll: db.prepare(`${select} ${newestFirst}`),
     listByStatus: db.prepare(`${select} WHERE status = ? ${newestFirst}`),
     update: db.prepare(
@@ -226,6 +230,14 @@ function createApprovals(db: Database, run: Run): ApprovalRepository {
     },
     get: async (id) => {
       const row = run('read an approval request', () => sql.get.get(id) as Row | undefined);
+      return row === undefined ? undefined : toApprovalRequest(row);
+    },
+    findLatest: async ({ agent, user, upstream, tool, argumentsHash }) => {
+      const row = run(
+        'find an approval request',
+        () =>
+          sql.findLatest.get(agent, user ?? null, upstream, tool, argumentsHash) as Row | undefined,
+      );
       return row === undefined ? undefined : toApprovalRequest(row);
     },
     list: async (query = {}) => {

@@ -20,7 +20,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 // A test file that leaves a handle open never exits; CI must fail rather than hang until killed.
-const WATCHDOG_MS = 12 * 60_000;
+const WATCHDOG_MS = 14 * 60_000;
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],

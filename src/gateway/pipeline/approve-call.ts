@@ -16,6 +16,7 @@ import type { McpCall, McpRequestCall, ToolCall } from '../../domain/mcp-call.js
 import type { RevocationList } from '../../identity/revocation-list.js';
 import type { CallObserver, ClientMessageContext } from '../../mcp/message-gate.js';
 import type { Authorization } from '../../policy/authorize-message.js';
+import { answerWithToolError } from './answer-with-tool-error.js';
 import { callFacts, type MessageStageOptions } from './message-context.js';
 
 /** The `_meta` key of a pending answer (retry delivery): `{ id, status, expiresAt }`. */
@@ -186,11 +187,7 @@ async function answerRetriedCall(
     refuseUnavailable,
   );
   if (answer.status === 'released') return approvedDecision(decision, answer, ctx.requestId);
-  return {
-    answer: pendingAnswer(call.message.id, answer.approval),
-    answered: () => undefined,
-    failed: () => undefined,
-  };
+  return pendingAnswer(call.message.id, answer.approval);
 }
 
 /** The gated call as the approvals service takes it; `signal` withdraws it. */
@@ -231,20 +228,14 @@ function recordingUnavailable<T>(
 function pendingAnswer(
   id: JsonRpcId,
   approval: { readonly id: string; readonly expiresAt: number },
-): JsonRpcResponse {
+): ApprovalOutcome {
   const expiresAt = new Date(approval.expiresAt).toISOString();
   const text =
     `Held for approval ${approval.id}; a person must approve it. Call again with the same ` +
     `arguments once approved (until ${expiresAt}).`;
-  return {
-    jsonrpc: '2.0',
-    id,
-    result: {
-      content: [{ type: 'text', text }],
-      isError: true,
-      _meta: { [APPROVAL_META_KEY]: { id: approval.id, status: 'pending', expiresAt } },
-    },
-  };
+  return answerWithToolError(id, text, {
+    [APPROVAL_META_KEY]: { id: approval.id, status: 'pending', expiresAt },
+  });
 }
 
 /**

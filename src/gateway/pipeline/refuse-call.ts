@@ -10,9 +10,10 @@ import type { PolicyConfig } from '../../config/policy-config.js';
 import type { Decision } from '../../domain/decision.js';
 import type { WardenError } from '../../domain/errors.js';
 import { toWireError } from '../../domain/errors.js';
-import type { JsonRpcId, JsonRpcResponse } from '../../domain/jsonrpc.js';
+import type { JsonRpcId } from '../../domain/jsonrpc.js';
 import type { McpRequestCall } from '../../domain/mcp-call.js';
 import type { CallObserver, ClientMessageContext } from '../../mcp/message-gate.js';
+import { answerWithToolError } from './answer-with-tool-error.js';
 import type { MessageStageOptions } from './message-context.js';
 import { recordDenial, recordRefusal } from './record-decision.js';
 
@@ -34,11 +35,7 @@ export async function refuseCall(
     denialFormOf(options.policy(), context.identity.roles) === 'result';
   if (!answerAsResult) return recordDenial(options.recorder, facts, decision, error);
   await recordRefusal(options.recorder, facts, decision, error);
-  return {
-    answer: toolResultRefusal(call.message.id, error, context.requestId),
-    answered: () => undefined,
-    failed: () => undefined,
-  };
+  return toolResultRefusal(call.message.id, error, context.requestId);
 }
 
 /**
@@ -59,7 +56,7 @@ export function denialFormOf(
   return said.size === 1 && said.has('result') ? 'result' : 'error';
 }
 
-function toolResultRefusal(id: JsonRpcId, error: WardenError, reference: string): JsonRpcResponse {
+function toolResultRefusal(id: JsonRpcId, error: WardenError, reference: string): CallObserver {
   const wire = toWireError(error, reference);
   const reasons = Array.isArray(wire.data['reasons'])
     ? wire.data['reasons'].filter((reason): reason is string => typeof reason === 'string')
@@ -68,13 +65,7 @@ function toolResultRefusal(id: JsonRpcId, error: WardenError, reference: string)
   const text =
     `Warden refused this call (${error.code}, reference ${reference}): ${wire.message}${why} ` +
     'Change the arguments to fit what is allowed, or ask a person for access.';
-  return {
-    jsonrpc: '2.0',
-    id,
-    result: {
-      content: [{ type: 'text', text }],
-      isError: true,
-      _meta: { [REFUSAL_META_KEY]: { code: error.code, reasons, reference } },
-    },
-  };
+  return answerWithToolError(id, text, {
+    [REFUSAL_META_KEY]: { code: error.code, reasons, reference },
+  });
 }

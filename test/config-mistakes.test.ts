@@ -793,7 +793,7 @@ describe('warden policy validate --live', () => {
     assert.equal(offline.status, 0, 'without --live the policy compiles');
     const live = await validate(config, '--live');
     assert.equal(live.status, 1, live.stderr);
-    assert.match(live.stdout, /^upstream payments: 2 tools listed$/m);
+    assert.match(live.stdout, /^upstream payments: 2 tools listed$/m, live.stderr);
     assert.match(
       live.stderr,
       /- roles\.finance\.grants\.0 grants payments\.issue_paymnt, which payments does not list \(did you mean issue_payment\?\)/,

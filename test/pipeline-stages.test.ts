@@ -70,6 +70,9 @@ const context: ExchangeStageContext = {
     reportAuthFailure: (_exchange, failure) => authFailures.push(failure),
     recordRefusal: () => undefined,
   },
+  homes: undefined,
+  holdsSession: () => false,
+  cluster: () => ({ replica: 'test', replicas: [], problems: [] }),
 };
 
 before(async () => {
@@ -92,6 +95,7 @@ before(async () => {
         markServerStream: () => undefined,
         target: undefined,
         challenge: undefined,
+        hopped: false,
       },
       context,
     );

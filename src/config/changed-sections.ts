@@ -20,6 +20,7 @@ const SECTIONS_IN_FILE_ORDER: Readonly<Record<ConfigSection, true>> = {
   upstreams: true,
   auth: true,
   audit: true,
+  cluster: true,
   agents: true,
   policy: true,
   approvals: true,

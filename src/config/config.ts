@@ -87,6 +87,7 @@ export interface Config {
   readonly upstreams: ReadonlyMap<string, UpstreamConfig>;
   readonly auth: AuthConfig;
   readonly audit: AuditConfig;
+  readonly cluster: ClusterConfig;
   /** The agent registry: every caller is one of these. */
   readonly agents: ReadonlyMap<string, AgentConfig>;
   /** Roles, grants, scopes and the rest of what policy decides with. */
@@ -153,6 +154,15 @@ export interface TlsConfig {
   readonly key: string;
   readonly clientCa: string | undefined;
   readonly clientCertificates: 'required' | 'optional';
+}
+
+/** This replica among the others on one store. */
+export interface ClusterConfig {
+  readonly replica: string;
+  /** Where the other replicas relay this replica's sessions to; undefined: no relaying. */
+  readonly advertiseUrl: string | undefined;
+  readonly heartbeatMs: number;
+  readonly deadAfterMs: number;
 }
 
 export interface AuditConfig {

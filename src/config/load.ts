@@ -57,6 +57,11 @@ export function parseConfig(raw: unknown, source: string, baseDir = process.cwd(
 }
 
 function toConfig(raw: RawConfig, source: string, baseDir: string, issues: string[]): Config {
+  const stream =
+    raw.audit.stream ??
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, '-')
+      .slice(0, 64);
   const upstreams = new Map<string, UpstreamConfig>();
   for (const [name, upstream] of Object.entries(raw.upstreams)) {
     upstreams.set(name, toUpstreamConfig(name, upstream, baseDir));
@@ -87,16 +92,18 @@ function toConfig(raw: RawConfig, source: string, baseDir: string, issues: strin
     upstreams,
     auth: toAuthConfig(raw.auth),
     audit: {
-      stream:
-        raw.audit.stream ??
-        hostname()
-          .replace(/[^A-Za-z0-9._-]/g, '-')
-          .slice(0, 64),
+      stream,
       checkpointEvery: raw.audit.checkpoint_every,
       checkpointIntervalMs: raw.audit.checkpoint_interval,
       redactPaths: raw.audit.redact,
       resultExcerptBytes: raw.audit.result_excerpt_bytes,
       hashKeyFile: resolve(baseDir, raw.audit.hash_key_file),
+    },
+    cluster: {
+      replica: raw.cluster.replica ?? stream,
+      advertiseUrl: raw.cluster.advertise_url?.replace(/\/$/, ''),
+      heartbeatMs: raw.cluster.heartbeat,
+      deadAfterMs: raw.cluster.dead_after,
     },
     agents: toAgents(raw.agents),
     policy: toPolicyConfig(raw, [...upstreams.keys()], (file) => resolve(baseDir, file), issues),

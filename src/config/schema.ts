@@ -128,6 +128,26 @@ const auditSchema = z.strictObject({
   hash_key_file: z.string().min(1).default('./.warden/audit-hash.key'),
 });
 
+/** Several replicas on one PostgreSQL store (see "Running several replicas" in the README). */
+const clusterSchema = z.strictObject({
+  /** This replica's name among the others. Default: its audit stream. */
+  replica: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, ., - and _')
+    .optional(),
+  /**
+   * Where the other replicas reach this one to relay a session's exchanges to it, e.g.
+   * http://10.0.0.5:8080. Unset: this replica neither publishes its sessions nor relays.
+   */
+  advertise_url: z
+    .url({ protocol: /^https?$/, error: 'an http:// or https:// URL the other replicas can reach' })
+    .optional(),
+  /** How often this replica tells the store it runs. */
+  heartbeat: positiveDurationSchema.default(1_000),
+  /** A replica not heard from for this long is dead: its sessions end, its held calls are withdrawn. */
+  dead_after: positiveDurationSchema.default(5_000),
+});
+
 export const configSchema = z
   .strictObject({
     environment: z.string().default('development'),
@@ -147,6 +167,7 @@ export const configSchema = z
     }),
     auth: authSchema,
     audit: auditSchema.default(auditSchema.parse({})),
+    cluster: clusterSchema.default(clusterSchema.parse({})),
     agents: agentsSchema.refine((agents) => Object.keys(agents).length > 0, {
       message: 'register at least one agent: nobody could call otherwise',
     }),

@@ -100,6 +100,12 @@ export const ERROR_CATALOGUE = {
     rpcCode: -32001,
     summary: 'The session does not exist or has ended. Send a new initialize request.',
   },
+  WARDEN_HOP_REFUSED: {
+    status: 403,
+    rpcCode: -32600,
+    summary:
+      'A request relayed between replicas did not carry a valid, fresh hop signature meant for this replica.',
+  },
   WARDEN_SESSION_CONFLICT: {
     status: 400,
     rpcCode: -32600,

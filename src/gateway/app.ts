@@ -19,7 +19,9 @@ import { revokeCredential } from '../identity/revoke-credential.js';
 import { openStore } from '../store/open-store.js';
 import type { Revocation } from '../store/types.js';
 import { createAgentDirectory } from './agent-directory.js';
+import { loadOrCreateHashKey } from '../audit/hash-key.js';
 import { setUpAuditLog } from './audit-log.js';
+import { setUpCluster } from './cluster/set-up-cluster.js';
 import { setUpAuthentication } from './authentication.js';
 import { createExchangeLedger, noteDecisionsIn, noteRecordsIn } from './exchange-ledger.js';
 import { startListener } from './http-server.js';
@@ -121,6 +123,17 @@ async function assembleGateway(
     onError: (error) => logger.error({ err: error }, 'store background failure'),
   });
   opened.push({ name: 'store', close: () => store.close() });
+  // Before anything is recorded: a second writer on this audit stream refuses to start here.
+  let policyVersion = (): string => '';
+  const cluster = await setUpCluster({
+    config,
+    store,
+    hashKey: loadOrCreateHashKey(config.audit.hashKeyFile),
+    policyVersion: () => policyVersion(),
+    logger,
+  });
+  // Leaves last: its sessions have ended by then.
+  opened.push({ name: 'cluster membership', close: () => cluster.membership.leave() });
   // Every record is noted against its exchange, so the listener can record what none tells.
   const ledger = createExchangeLedger();
   const auditLog = noteRecordsIn(await setUpAuditLog(config, store, logger), ledger);
@@ -167,6 +180,7 @@ async function assembleGateway(
         ),
   );
   opened.push({ name: 'policy', close: () => policy.close() });
+  policyVersion = () => policy.engine().version;
   const authenticator = dependencies.authenticator ?? authentication.authenticator;
   const approvals = setUpApprovals(
     config,
@@ -205,6 +219,8 @@ async function assembleGateway(
     },
   );
   opened.push({ name: 'client sessions', close: () => sessions.close() });
+  const { homes } = cluster;
+  if (homes !== undefined) sessions.onForget = (session) => homes.forget(session.id);
   const messageStages = createMessageStages({
     authorizer: policy.authorizer,
     recorder:
@@ -238,6 +254,7 @@ async function assembleGateway(
       createMcpEndpoint({
         upstream,
         sessions,
+        homes,
         maxBodyBytes: config.limits.maxBodyBytes,
         maxJsonDepth: config.limits.maxJsonDepth,
         messageStages,
@@ -282,7 +299,11 @@ async function assembleGateway(
         const handler = authentication.route(path);
         return handler && { handler, access: 'public' };
       },
-      authenticate: (request, upstream) => authenticateRequest(authenticator, request, upstream),
+      authenticate: (request, upstream) =>
+        authenticateRequest(authenticator, request, upstream, homes?.certificateOf(request)),
+      homes,
+      holdsSession: (id) => sessions.holds(id),
+      cluster: () => cluster.membership.report(),
       isCallerRefusal: (error) => authentication.isCallerRefusal(error),
       challenge: (error, upstream) => authentication.challenge(error, upstream),
       refusals,

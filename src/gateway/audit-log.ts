@@ -102,7 +102,7 @@ export async function setUpAuditLog(
 }
 
 /** The parts of the config that decide who may do what; secrets (hashes, keys) are left out. */
-function describeConfig(config: Config): unknown {
+export function describeConfig(config: Config): unknown {
   return {
     environment: config.environment,
     auth: { ...config.auth },

@@ -15,8 +15,11 @@ import type { GatewayAuditLog } from './audit-log.js';
 /** What is known of one exchange; the listener fills in the upstream and identity as it learns them. */
 export interface ExchangeFacts {
   readonly requestId: string;
-  /** The client's address: refusals of callers not yet known are aggregated per source. */
-  readonly source: string;
+  /**
+   * The client's address: refusals of callers not yet known are aggregated per source. For an
+   * exchange another replica relayed, the address that replica saw.
+   */
+  source: string;
   /** The HTTP method. */
   readonly method: string;
   /** The path without its query, which may carry a credential; cut to a bounded length. */

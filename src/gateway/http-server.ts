@@ -110,6 +110,7 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
       markServerStream: () => serverStreams.add(controller),
       target: undefined,
       challenge: undefined,
+      hopped: false,
     };
     runExchange(exchange, stageContext).catch((error: unknown) => {
       options.logger.error({ requestId, err: error }, 'unhandled error in request handler');

@@ -67,6 +67,8 @@ export class SessionRegistry {
   /** By upstream and agent. */
   private readonly shares = new Map<string, Share>();
   private readonly sweeper: NodeJS.Timeout;
+  /** Told of every session that ends here, however it ends (the store forgets where it was). */
+  onForget: (session: ClientSession) => void = () => undefined;
 
   constructor(
     private readonly limits: SessionLimits,
@@ -148,10 +150,16 @@ export class SessionRegistry {
     return session;
   }
 
+  /** Whether the session's upstream half lives in this process. */
+  holds(id: string): boolean {
+    return this.sessions.has(id);
+  }
+
   delete(id: string): ClientSession | undefined {
     const session = this.sessions.get(id);
     if (!session) return undefined;
     this.sessions.delete(id);
+    this.onForget(session);
     const share = this.shares.get(shareKey(session.upstreamName, session.agent));
     if (share) {
       share.sessions.delete(session);

@@ -260,9 +260,11 @@ export interface QuotaChargeOptions {
 
 export interface QuotaRepository {
   /**
-   * Atomically: sums each key's charges within (now - windowMs, now]; if every charge still fits
-   * under its limit, records all of them at `now`; otherwise records none. Two concurrent callers
-   * (also on two replicas) can never both pass a limit that only one of them fits under.
+   * Atomically: sums each key's charges stamped after now - windowMs; if every charge still fits
+   * under its limit, records all of them at now; otherwise records none. Two concurrent callers
+   * (also on two replicas) can never both pass a limit that only one of them fits under. `now` is
+   * the caller's clock on SQLite; PostgreSQL only validates it and reads the database's clock once
+   * the keys are locked, so a replica with a skewed clock cannot shift the window.
    */
   charge(
     charges: readonly QuotaCharge[],
@@ -354,6 +356,71 @@ export interface ApprovalRepository {
   ): Promise<ApprovalRequest | undefined>;
 }
 
+/** One running replica as it announced itself to the others (gateway/cluster/). */
+export interface ReplicaRecord {
+  readonly id: string;
+  /** Random per process: a second process claiming the same id is told apart from a restart. */
+  readonly instance: string;
+  /** Where the other replicas reach it for the internal hop; undefined: it takes no hops. */
+  readonly url: string | undefined;
+  readonly auditStream: string;
+  readonly startedAt: number;
+  /** Its last heartbeat, on the store's clock. */
+  readonly seenAt: number;
+  /** When it said it stopped; undefined while it runs (or when it died without saying). */
+  readonly stoppedAt: number | undefined;
+  readonly policyVersion: string;
+  /** SHA-256 of its loaded configuration file: replicas started from different files differ. */
+  readonly configDigest: string;
+  /** A fingerprint of its argument-hash key (never the key): equal hashes need equal keys. */
+  readonly hashKeyDigest: string;
+}
+
+/** What a replica announces: the rest is stamped by the store. */
+export type ReplicaAnnouncement = Omit<ReplicaRecord, 'startedAt' | 'seenAt' | 'stoppedAt'>;
+
+export interface ReplicaRepository {
+  /**
+   * Registers (or re-registers after a restart) a replica, stamped with the store's clock.
+   * Rejects with STORE_CONFLICT when a replica that is not stopped and was seen within `liveMs`
+   * holds the same audit stream (two writers on one chain would break it), or the same id with
+   * another instance (the same replica started twice, or its previous instance not yet silent).
+   */
+  announce(replica: ReplicaAnnouncement, liveMs: number): Promise<ReplicaRecord>;
+  /** Stamps the heartbeat (store clock) and what may have changed since the announcement. */
+  heartbeat(id: string, changed: Pick<ReplicaRecord, 'policyVersion' | 'configDigest'>): Promise<void>;
+  /** Marks it stopped: its sessions and held calls are gone. */
+  stop(id: string): Promise<void>;
+  /** Every replica ever announced, with the store's clock now (to judge liveness). */
+  list(): Promise<{ readonly now: number; readonly replicas: ReplicaRecord[] }>;
+}
+
+/** A client session as every replica can find it: which replica holds its upstream half. */
+export interface SessionRecord {
+  readonly id: string;
+  readonly replica: string;
+  readonly agent: string;
+  readonly upstream: string;
+  readonly createdAt: number;
+}
+
+export interface SessionDirectory {
+  record(session: SessionRecord): Promise<void>;
+  find(id: string): Promise<SessionRecord | undefined>;
+  forget(id: string): Promise<void>;
+  /** Forgets every session a replica held (it stopped or died); returns how many. */
+  forgetReplica(replica: string): Promise<number>;
+}
+
+/** Secrets the replicas share (the hop key, requestState keys), created once by whoever is first. */
+export interface SharedSecretRepository {
+  /**
+   * The secret stored under `name`; when there is none yet, stores `candidate` and returns it.
+   * Two replicas racing get the same value: the first insert wins.
+   */
+  getOrCreate(name: string, candidate: string): Promise<string>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   readonly signingKeys: SigningKeyRepository;
@@ -364,6 +431,9 @@ export interface Store {
   readonly toolDefinitions: ToolDefinitionRepository;
   readonly quotas: QuotaRepository;
   readonly approvals: ApprovalRepository;
+  readonly replicas: ReplicaRepository;
+  readonly sessions: SessionDirectory;
+  readonly sharedSecrets: SharedSecretRepository;
   /** The migrations applied to this database, oldest first (for `doctor` and tests). */
   listAppliedMigrations(): Promise<AppliedMigration[]>;
   /** Releases every connection, file handle and timer. Safe to call twice. */

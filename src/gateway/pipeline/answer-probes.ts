@@ -12,7 +12,11 @@ export const answerHealthProbes: ExchangeStage = ({ path, response }, gateway) =
   }
   if (path === '/readyz') {
     const ready = !gateway.isDraining() && gateway.isReady();
-    sendJson(response, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready' });
+    // Each replica's policy version, and what the live replicas disagree on.
+    sendJson(response, ready ? 200 : 503, {
+      status: ready ? 'ready' : 'not ready',
+      cluster: gateway.cluster(),
+    });
     return 'answered';
   }
   return 'next';

@@ -5,6 +5,7 @@
  * exchange's reference; a caller let in is named on the exchange, for the record of any later
  * refusal. A refused MCP caller is also told where to get a token (WWW-Authenticate).
  */
+import type { X509Certificate } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { requireAccess, type AdminAuthenticator } from '../../admin/admin-access.js';
@@ -48,13 +49,18 @@ export function authenticateRequest(
   authenticator: RequestAuthenticator,
   request: IncomingMessage,
   upstream: string | undefined,
+  relayedCertificate?: X509Certificate,
 ): Promise<Identity> {
   return authenticator.authenticate({
     // headersDistinct keeps every Authorization header: Node would silently keep the first.
     authorization: request.headersDistinct['authorization'],
     url: request.url ?? '/',
     upstream,
-    clientCertificate: verifiedClientCertificate(request),
+    // A relayed exchange's certificate was verified by the replica the client reached.
+    clientCertificate:
+      relayedCertificate === undefined
+        ? verifiedClientCertificate(request)
+        : describeClientCertificate(relayedCertificate),
     declaredModel: readDeclaredModel(request),
   });
 }

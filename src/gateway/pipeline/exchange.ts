@@ -10,6 +10,8 @@ import type { ExchangeCaller, ExchangeLimits } from '../../mcp/read-exchange.js'
 import type { SessionRegistry } from '../../mcp/session-registry.js';
 import type { ModernRelay } from '../../mcp/stateless/modern-exchange.js';
 import type { UpstreamConnector } from '../../mcp/upstream/types.js';
+import type { ClusterReport } from '../cluster/replica-membership.js';
+import type { SessionHomes } from '../cluster/session-homes.js';
 import type { ExchangeFacts } from '../exchange-ledger.js';
 import type { RefusalRecords } from '../refusal-records.js';
 import type { MessageStages } from './message-context.js';
@@ -59,6 +61,8 @@ export type McpEndpoint = (
 export interface McpEndpointOptions extends ExchangeLimits {
   readonly upstream: UpstreamConnector;
   readonly sessions: SessionRegistry;
+  /** Publishes a new session so every replica can find it, before its id is told. */
+  readonly homes?: Pick<SessionHomes, 'publish'> | undefined;
   /** Stages 9 to 13 (createMessageStages), asked for every client message. */
   readonly messageStages: MessageStages;
   /** Serves 2026-07-28 messages, which carry their own envelope instead of a session. */
@@ -86,6 +90,8 @@ export interface Exchange {
   target: ExchangeTarget | undefined;
   /** Set by the authenticate stage: the WWW-Authenticate challenge of a refused caller. */
   challenge: string | undefined;
+  /** Set by the accept-hop stage: another replica relayed this exchange here. */
+  hopped: boolean;
 }
 
 /** What the exchange stages need of the gateway; the composition root supplies it. */
@@ -106,6 +112,12 @@ export interface ExchangeStageContext {
   /** The WWW-Authenticate challenge for a refused request to an upstream's endpoint. */
   readonly challenge: (error: unknown, upstream: string) => string | undefined;
   readonly refusals: Pick<RefusalRecords, 'reportAuthFailure' | 'recordRefusal'>;
+  /** Where other replicas' sessions live; undefined when this replica relays nothing. */
+  readonly homes: SessionHomes | undefined;
+  /** Whether this replica holds the session (its upstream half lives here). */
+  readonly holdsSession: (id: string) => boolean;
+  /** What /readyz tells of the replicas on this store. */
+  readonly cluster: () => ClusterReport;
 }
 
 /** `answered`: the stage wrote the reply, and no later stage runs. */

@@ -5,7 +5,9 @@
 import { firstValue } from '../../http/http-headers.js';
 import type { ExchangeStage } from './exchange.js';
 
-export const guardHostAndOrigin: ExchangeStage = ({ request }, gateway) => {
+export const guardHostAndOrigin: ExchangeStage = ({ request, hopped }, gateway) => {
+  // The replica that relayed it checked the client's Host and Origin (accept-hop.ts).
+  if (hopped) return 'next';
   gateway.guard().check(request.headers.host, firstValue(request.headers.origin));
   return 'next';
 };

@@ -5,13 +5,17 @@
  *
  * For each HTTP exchange (EXCHANGE_STAGES):
  *   1. answer probes     answer-probes.ts: /healthz and /readyz, before any check
- *   2. guard             guard-host-and-origin.ts: a foreign Host or Origin is refused (DNS
- *                        rebinding); refuse-while-draining.ts: a stopping gateway takes no more
+ *   2. guard             accept-hop.ts: an exchange relayed by another replica must carry a
+ *                        genuine hop signature; guard-host-and-origin.ts: a foreign Host or
+ *                        Origin is refused (DNS rebinding); refuse-while-draining.ts: a stopping
+ *                        gateway takes no more
  *   3. resolve           resolve-target.ts: the path, decoded once, names a gateway route (public
  *                        documents, the token endpoint, the admin API) or an upstream's endpoint
  *   4. authenticate      authenticate.ts, with identity/: bearer token or client certificate →
  *                        Identity, for every MCP endpoint and every admin route alike; a refused
  *                        caller is recorded (auth.failed, aggregated per source) and challenged
+ *   4b. session home     hop-to-session-home.ts: a session another replica holds is served
+ *                        there; this replica relays the exchange as it came (cluster/)
  *   5. dispatch          dispatch.ts: a gateway route answers (the admin API checks the caller's
  *                        role through createAdminAccessCheck, recorded like stage 4), or the
  *                        upstream's MCP endpoint (createMcpEndpoint, below) takes the exchange
@@ -85,6 +89,7 @@ import {
 import type { ModernRelay } from '../../mcp/stateless/modern-exchange.js';
 import type { ExchangeFacts } from '../exchange-ledger.js';
 import type { RefusalRecords } from '../refusal-records.js';
+import { acceptHop } from './accept-hop.js';
 import { answerHealthProbes } from './answer-probes.js';
 import { approveCall, createHeldCalls, withdrawCancelledApproval } from './approve-call.js';
 import { authenticateCaller } from './authenticate.js';
@@ -101,6 +106,7 @@ import type {
   McpEndpointOptions,
 } from './exchange.js';
 import { guardHostAndOrigin } from './guard-host-and-origin.js';
+import { hopToSessionHome } from './hop-to-session-home.js';
 import { callFacts, type MessageStageOptions, type MessageStages } from './message-context.js';
 import { openSession } from './open-session.js';
 import { recordAllowed } from './record-decision.js';
@@ -116,10 +122,12 @@ import { resolveTarget } from './resolve-target.js';
 /** Stages 1 to 5, in the order they run on every exchange. */
 export const EXCHANGE_STAGES: readonly ExchangeStage[] = [
   answerHealthProbes,
+  acceptHop,
   guardHostAndOrigin,
   refuseWhileDraining,
   resolveTarget,
   authenticateCaller,
+  hopToSessionHome,
   dispatch,
 ];
 

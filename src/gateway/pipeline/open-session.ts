@@ -63,6 +63,8 @@ export async function openSession(
     reply = await observeReply(reply, message.id, observer);
     const opened = acceptHandshake(session, reply, exchange.version);
     if (!opened) await discardSession(options.sessions, session, context);
+    // Every replica must find the session before its client can send the next request.
+    else await options.homes?.publish(session);
     // 16. respond, naming the session only if it opened
     await writeReply(exchange.response, reply, {
       requestId: exchange.requestId,

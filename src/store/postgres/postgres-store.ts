@@ -20,6 +20,7 @@ import {
 import type { OpenStoreOptions, Revocation, Store } from '../types.js';
 import { createPostgresAuditRepository } from './postgres-audit-repository.js';
 import { migratePostgres } from './postgres-migrations.js';
+import { createPostgresClusterRepositories } from './postgres-cluster-repositories.js';
 import { createPostgresPolicyRepositories } from './postgres-policy-repositories.js';
 import { resolvePostgresTarget, type PostgresTarget } from './postgres-target.js';
 import { RevocationFeed } from './revocation-feed.js';
@@ -256,6 +257,7 @@ function createPostgresStore(
     },
     audit: createPostgresAuditRepository({ now, query, transaction }),
     ...createPostgresPolicyRepositories({ query, transaction }),
+    ...createPostgresClusterRepositories({ query, transaction }),
     listAppliedMigrations: async () => {
       const rows = await query(
         'list migrations',

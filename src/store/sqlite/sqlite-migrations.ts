@@ -191,6 +191,59 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
         ON approval_requests (agent, upstream, tool, arguments_hash, created_at);
     `,
   },
+  {
+    version: 6,
+    name: 'replicas, the sessions they hold and the secrets they share',
+    // Several replicas on one store: who runs, which replica holds each client session (so any
+    // replica can hop a request to it), and keys every replica must agree on. held_by: the
+    // replica holding a call open for approval, so a dead one's requests are not left pending.
+    sql: `
+      CREATE TABLE replicas (
+        id TEXT PRIMARY KEY,
+        instance TEXT NOT NULL,
+        url TEXT,
+        audit_stream TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        seen_at INTEGER NOT NULL,
+        stopped_at INTEGER,
+        policy_version TEXT NOT NULL,
+        config_digest TEXT NOT NULL,
+        hash_key_digest TEXT NOT NULL
+      );
+      CREATE TABLE client_sessions (
+        id TEXT PRIMARY KEY,
+        replica TEXT NOT NULL,
+        agent TEXT NOT NULL,
+        upstream TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX client_sessions_replica ON client_sessions (replica);
+      CREATE TABLE shared_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      ALTER TABLE approval_requests ADD COLUMN held_by TEXT;
+    `,
+  },
+  {
+    version: 7,
+    name: 'quotas: exact under concurrency',
+    // RESERVED (QUOTA): replaced by its owner's SQL in this change.
+    sql: `SELECT 1;`,
+  },
+  {
+    version: 8,
+    name: 'identity protections shared by replicas',
+    // RESERVED (IDENT): replaced by its owner's SQL in this change.
+    sql: `SELECT 1;`,
+  },
+  {
+    version: 9,
+    name: 'policy bundles pushed to every replica',
+    // RESERVED (POLICY): replaced by its owner's SQL in this change.
+    sql: `SELECT 1;`,
+  },
 ];
 
 /**

@@ -25,6 +25,7 @@ import type { OpenStoreOptions, Store } from '../types.js';
 import { createSqliteAuditRepository } from './sqlite-audit-repository.js';
 import { isSqliteDuplicateKey } from './sqlite-errors.js';
 import { migrateSqlite } from './sqlite-migrations.js';
+import { createSqliteClusterRepositories } from './sqlite-cluster-repositories.js';
 import { createSqlitePolicyRepositories } from './sqlite-policy-repositories.js';
 
 const MEMORY = ':memory:';
@@ -236,6 +237,7 @@ function createSqliteStore(
     },
     audit: audit.repository,
     ...createSqlitePolicyRepositories(db, run),
+    ...createSqliteClusterRepositories(db, run, now),
     listAppliedMigrations: async () =>
       run('list migrations', () => sql.listMigrations.all() as Row[]).map(toAppliedMigration),
     close: async () => {

@@ -1,0 +1,118 @@
+/**
+ * Which replica holds each client session, shared through the store, and the hops between them.
+ * A session's upstream half (an HTTP session, a stdio child, a GET stream) lives in one process:
+ * rather than move it, any other replica relays the session's exchanges to that one. A session is
+ * published before its initialize is answered, so the client's next request finds it wherever it
+ * lands; it is forgotten when it ends here, or when its replica stops or dies (its clients then
+ * get the spec's 404 and initialize again).
+ */
+import { X509Certificate } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { WardenError } from '../../domain/errors.js';
+import type { Store } from '../../store/types.js';
+import type { Logger } from '../logger.js';
+import { signHop, verifyHop, type HopClaims } from './hop-signature.js';
+import type { Membership } from './replica-membership.js';
+import { relayToReplica } from './relay-to-replica.js';
+
+export interface SessionHomes {
+  /** Names this replica as the session's home; awaited before the session id is told. */
+  publish(session: { id: string; agent: string; upstreamName: string }): Promise<void>;
+  /** The session ended here. */
+  forget(id: string): void;
+  /** Relays the exchange to the live replica that holds the session; false when none does. */
+  relay(
+    session: string,
+    request: IncomingMessage,
+    response: ServerResponse,
+    source: string,
+    signal: AbortSignal,
+  ): Promise<boolean>;
+  /** Checks a relayed request's hop claims: it may be used once, here, for a short time. */
+  accept(request: IncomingMessage): HopClaims;
+  /** The client certificate a relayed request carried, verified by the replica it reached. */
+  certificateOf(request: IncomingMessage): X509Certificate | undefined;
+}
+
+/** A hop's signature is accepted once: a captured hop cannot be replayed within its window. */
+const SEEN_HOPS_MAX = 100_000;
+
+export function createSessionHomes(options: {
+  readonly store: Pick<Store, 'sessions'>;
+  readonly membership: Membership;
+  readonly hopKey: Buffer;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}): SessionHomes {
+  const { store, membership, hopKey, logger } = options;
+  const now = options.now ?? Date.now;
+  const seen = new Map<string, number>();
+  const certificates = new WeakMap<IncomingMessage, X509Certificate>();
+
+  function remember(signature: string, at: number): void {
+    for (const [old, until] of seen) {
+      if (until > at && seen.size < SEEN_HOPS_MAX) break;
+      seen.delete(old);
+    }
+    seen.set(signature, at + 60_000);
+  }
+
+  return {
+    async publish(session) {
+      await store.sessions.record({
+        id: session.id,
+        replica: membership.id,
+        agent: session.agent,
+        upstream: session.upstreamName,
+        createdAt: now(),
+      });
+    },
+    forget(id) {
+      store.sessions.forget(id).catch((error: unknown) => {
+        logger.warn({ err: error }, 'could not forget an ended session in the store');
+      });
+    },
+    async relay(session, request, response, source, signal) {
+      const record = await store.sessions.find(session);
+      if (record === undefined || record.replica === membership.id) return false;
+      const address = await membership.addressOf(record.replica);
+      if (address === undefined) {
+        // Its replica is gone: the session with it.
+        await store.sessions.forget(session);
+        return false;
+      }
+      const socket = request.socket as Partial<TLSSocket>;
+      const peer =
+        socket.authorized === true && typeof socket.getPeerX509Certificate === 'function'
+          ? socket.getPeerX509Certificate()
+          : undefined;
+      const claims: HopClaims = {
+        from: membership.id,
+        to: record.replica,
+        at: now(),
+        method: request.method ?? '',
+        url: request.url ?? '/',
+        session,
+        source,
+        certificate: peer?.raw.toString('base64'),
+      };
+      await relayToReplica(address, request, response, signHop(hopKey, claims), signal);
+      return true;
+    },
+    accept(request) {
+      const at = now();
+      const claims = verifyHop(hopKey, membership.id, request, at);
+      const signature = String(request.headers['warden-hop-signature']);
+      if (seen.has(signature)) {
+        throw new WardenError('WARDEN_HOP_REFUSED', 'this hop was used already');
+      }
+      remember(signature, at);
+      if (claims.certificate !== undefined) {
+        certificates.set(request, new X509Certificate(Buffer.from(claims.certificate, 'base64')));
+      }
+      return claims;
+    },
+    certificateOf: (request) => certificates.get(request),
+  };
+}

@@ -123,10 +123,12 @@ test('the stages run in the documented order', () => {
     EXCHANGE_STAGES.map((stage) => stage.name),
     [
       'answerHealthProbes',
+      'acceptHop',
       'guardHostAndOrigin',
       'refuseWhileDraining',
       'resolveTarget',
       'authenticateCaller',
+      'hopToSessionHome',
       'dispatch',
     ],
   );

@@ -395,6 +395,14 @@ const TRIGGERS: Partial<
   WARDEN_SESSION_NOT_FOUND: async () => ({
     reply: await post(url('fixture'), TOOLS_LIST, { token, sessionId: 'guessed-session' }),
   }),
+  // A client posing as another replica (this gateway takes no relayed requests at all).
+  WARDEN_HOP_REFUSED: async () => ({
+    reply: await post(url('fixture'), TOOLS_LIST, {
+      token,
+      sessionId,
+      headers: { 'warden-hop-from': 'replica-a', 'warden-hop-signature': 'forged' },
+    }),
+  }),
   WARDEN_SESSION_CONFLICT: async () => ({
     reply: await post(url('fixture'), initializeRequest(), { token, sessionId }),
   }),

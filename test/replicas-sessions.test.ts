@@ -10,22 +10,22 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport as TransportV2,
+} from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { openStore } from '../src/store/open-store.js';
 import type { Store } from '../src/store/types.js';
+import { startConformanceHttpServer } from './fixtures/conformance-http.js';
 import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startMcpHttpUpstream, type McpHttpUpstream } from './support/mcp-http-upstream.js';
 import { findFreePort } from './support/processes.js';
 import { startRoundRobinBalancer, type Balancer } from './support/round-robin-balancer.js';
-import {
-  adminClient,
-  POSTGRES_URL,
-  testSchemas,
-  uniqueName,
-} from './support/store-databases.js';
+import { adminClient, POSTGRES_URL, testSchemas, uniqueName } from './support/store-databases.js';
 
 function echoServer(): McpServer {
   const server = new McpServer({ name: 'echo', version: '1.0.0' });
@@ -41,6 +41,7 @@ describe('sessions through any replica (PostgreSQL, three replicas, round robin)
   const dir = mkdtempSync(join(tmpdir(), 'warden-replicas-'));
   const schema = uniqueName('replicas').toLowerCase();
   let upstream: McpHttpUpstream;
+  let legacy: Awaited<ReturnType<typeof startConformanceHttpServer>>;
   let balancer: Balancer;
   const replicas: TestGateway[] = [];
   let store: Store;
@@ -50,6 +51,7 @@ describe('sessions through any replica (PostgreSQL, three replicas, round robin)
     testSchemas.push(schema);
     const storeUrl = `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
     upstream = await startMcpHttpUpstream(echoServer);
+    legacy = await startConformanceHttpServer();
     const backends: string[] = [];
     balancer = await startRoundRobinBalancer(backends);
     for (const name of ['r1', 'r2', 'r3']) {
@@ -62,7 +64,7 @@ describe('sessions through any replica (PostgreSQL, three replicas, round robin)
           store: storeUrl,
           audit: { stream: `replica-${name}`, hash_key_file: join(dir, 'hash.key') },
           cluster: { advertise_url: `http://127.0.0.1:${port}`, heartbeat: '200ms' },
-          upstreams: { echo: { url: upstream.url } },
+          upstreams: { echo: { url: upstream.url }, legacy: { url: legacy.url } },
         }),
       );
     }
@@ -73,6 +75,7 @@ describe('sessions through any replica (PostgreSQL, three replicas, round robin)
     await balancer?.close();
     for (const replica of replicas) await replica.close().catch(() => undefined);
     await upstream?.close();
+    await legacy?.close();
     await store?.close();
   });
 
@@ -112,6 +115,41 @@ describe('sessions through any replica (PostgreSQL, three replicas, round robin)
       );
       const record = await store.sessions.find(transport.sessionId ?? '');
       assert.ok(record, 'the session is published in the store');
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('an SDK 2.x client (2026-07-28) completes multi round-trip sampling whose retry lands on another replica', async () => {
+    const token = await replicas[0]!.token();
+    const client = new ClientV2(
+      { name: 'replica-test-v2', version: '1.0.0' },
+      { capabilities: { sampling: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    client.setRequestHandler('sampling/createMessage', () => ({
+      role: 'assistant',
+      model: 'test-model',
+      content: { type: 'text', text: 'sampled across replicas' },
+    }));
+    await client.connect(
+      new TransportV2(new URL(`${balancer.url}/mcp/legacy`), {
+        authProvider: { token: () => Promise.resolve(token) },
+      }),
+    );
+    try {
+      // Listed (and its tools trusted on first use) through one replica, called through others.
+      await client.listTools();
+      for (let i = 0; i < 3; i += 1) {
+        const routedBefore = balancer.routed.length;
+        const sampled = await client.callTool({
+          name: 'test_sampling',
+          arguments: { prompt: `hello ${i}` },
+        });
+        const content = sampled.content as Array<{ text?: string }>;
+        assert.equal(content[0]?.text, 'LLM response: sampled across replicas');
+        const [first, retry] = balancer.routed.slice(routedBefore);
+        assert.notEqual(first, retry, 'the retry reached another replica than the parked call');
+      }
     } finally {
       await client.close();
     }

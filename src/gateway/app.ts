@@ -133,7 +133,7 @@ async function assembleGateway(
     logger,
   });
   // Leaves last: its sessions have ended by then.
-  opened.push({ name: 'cluster membership', close: () => cluster.membership.leave() });
+  opened.push({ name: 'cluster membership', close: () => cluster.close() });
   // Every record is noted against its exchange, so the listener can record what none tells.
   const ledger = createExchangeLedger();
   const auditLog = noteRecordsIn(await setUpAuditLog(config, store, logger), ledger);
@@ -240,6 +240,7 @@ async function assembleGateway(
     createLegacyBridge({
       connector: upstream,
       parkTimeoutMs: PARKED_CALL_TIMEOUT_MS,
+      signer: cluster.requestStates,
       maxIdlePerAgent: config.limits.maxSessionsPerAgent,
       maxParkedPerAgent: config.limits.maxSessionsPerAgent,
     }),
@@ -255,6 +256,7 @@ async function assembleGateway(
         upstream,
         sessions,
         homes,
+        requestStates: cluster.requestStates,
         maxBodyBytes: config.limits.maxBodyBytes,
         maxJsonDepth: config.limits.maxJsonDepth,
         messageStages,

@@ -36,6 +36,11 @@ export interface ToolCatalog {
 
 /** Approvals made elsewhere (the CLI, another replica) are looked up at most this often. */
 const APPROVALS_REFRESH_MS = 1000;
+/**
+ * A tool this process never listed is looked up in the store again sooner: another replica may
+ * have just listed (and, trusting on first use, approved) it for the same client.
+ */
+const UNKNOWN_TOOL_REREAD_MS = 50;
 export const FIRST_USE_APPROVER = 'warden (trust on first use)';
 
 export function createToolCatalog(options: {
@@ -144,6 +149,9 @@ export function createToolCatalog(options: {
       if (seen === undefined || statusOf(key, seen.hash) !== 'approved') await readApprovals(false);
       if (seen === undefined) {
         // Not listed through this process yet: fall back to the approved version in the store.
+        if (!approved.has(key) && now() - approvedReadAt >= UNKNOWN_TOOL_REREAD_MS) {
+          await readApprovals(true);
+        }
         const hash = approved.get(key);
         if (hash === undefined) return { status: 'unknown' };
         const stored = (await store.toolDefinitions.list(upstream)).find(

@@ -16,6 +16,7 @@ export const HOP_HEADERS = {
   to: 'warden-hop-to',
   at: 'warden-hop-at',
   source: 'warden-hop-source',
+  session: 'warden-hop-session',
   certificate: 'warden-hop-certificate',
   signature: 'warden-hop-signature',
 } as const;
@@ -30,6 +31,7 @@ export interface HopClaims {
   readonly method: string;
   /** The request target as received: path and query. */
   readonly url: string;
+  /** The session (or, for a 2026-07-28 retry, the parked call) the hop is for. */
   readonly session: string;
   /** The client's address as the first replica saw it. */
   readonly source: string;
@@ -59,6 +61,7 @@ export function signHop(key: Buffer, claims: HopClaims): Record<string, string> 
     [HOP_HEADERS.to]: claims.to,
     [HOP_HEADERS.at]: String(claims.at),
     [HOP_HEADERS.source]: claims.source,
+    [HOP_HEADERS.session]: claims.session,
     ...(claims.certificate === undefined ? {} : { [HOP_HEADERS.certificate]: claims.certificate }),
     [HOP_HEADERS.signature]: mac(key, claims),
   };
@@ -87,7 +90,7 @@ export function verifyHop(
     at,
     method: request.method ?? '',
     url: request.url ?? '',
-    session: header('mcp-session-id') ?? '',
+    session: header(HOP_HEADERS.session) ?? '',
     source: header(HOP_HEADERS.source) ?? '',
     certificate: header(HOP_HEADERS.certificate),
   };
@@ -101,7 +104,8 @@ export function verifyHop(
   if (!Number.isFinite(at) || Math.abs(now - at) > HOP_VALID_MS) {
     throw new WardenError('WARDEN_HOP_REFUSED', 'the hop is stale');
   }
-  if (claims.session === '') {
+  const sessionHeader = header('mcp-session-id');
+  if (claims.session === '' || (sessionHeader !== undefined && sessionHeader !== claims.session)) {
     throw new WardenError('WARDEN_HOP_REFUSED', 'a hop must name the session it is for');
   }
   return claims;

@@ -30,6 +30,8 @@ const CONNECT_TIMEOUT_MS = 2_000;
 export function relayToReplica(
   base: string,
   request: IncomingMessage,
+  /** The body already read (a 2026-07-28 retry), or undefined to stream the request's own. */
+  body: string | undefined,
   response: ServerResponse,
   hopHeaders: Record<string, string>,
   signal: AbortSignal,
@@ -43,6 +45,7 @@ export function relayToReplica(
     headers[name] = value;
   }
   Object.assign(headers, hopHeaders);
+  if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
   // The owner's Host check is not the client's business: the first replica checked it already.
   headers.host = target.host;
   return new Promise((resolve, reject) => {
@@ -91,6 +94,7 @@ export function relayToReplica(
         ),
       );
     });
-    request.pipe(outgoing);
+    if (body === undefined) request.pipe(outgoing);
+    else outgoing.end(body);
   });
 }

@@ -29,6 +29,19 @@ export interface SessionHomes {
     source: string,
     signal: AbortSignal,
   ): Promise<boolean>;
+  /**
+   * Relays a 2026-07-28 retry, whose body is read already, to the replica that parked its call
+   * (named in its requestState); false when that replica is not alive.
+   */
+  relayRetry(
+    replica: string,
+    parkedCall: string,
+    request: IncomingMessage,
+    body: string,
+    response: ServerResponse,
+    source: string,
+    signal: AbortSignal,
+  ): Promise<boolean>;
   /** Checks a relayed request's hop claims: it may be used once, here, for a short time. */
   accept(request: IncomingMessage): HopClaims;
   /** The client certificate a relayed request carried, verified by the replica it reached. */
@@ -58,6 +71,29 @@ export function createSessionHomes(options: {
     seen.set(signature, at + 60_000);
   }
 
+  function claimsFor(
+    to: string,
+    session: string,
+    request: IncomingMessage,
+    source: string,
+  ): HopClaims {
+    const socket = request.socket as Partial<TLSSocket>;
+    const peer =
+      socket.authorized === true && typeof socket.getPeerX509Certificate === 'function'
+        ? socket.getPeerX509Certificate()
+        : undefined;
+    return {
+      from: membership.id,
+      to,
+      at: now(),
+      method: request.method ?? '',
+      url: request.url ?? '/',
+      session,
+      source,
+      certificate: peer?.raw.toString('base64'),
+    };
+  }
+
   return {
     async publish(session) {
       await store.sessions.record({
@@ -82,22 +118,15 @@ export function createSessionHomes(options: {
         await store.sessions.forget(session);
         return false;
       }
-      const socket = request.socket as Partial<TLSSocket>;
-      const peer =
-        socket.authorized === true && typeof socket.getPeerX509Certificate === 'function'
-          ? socket.getPeerX509Certificate()
-          : undefined;
-      const claims: HopClaims = {
-        from: membership.id,
-        to: record.replica,
-        at: now(),
-        method: request.method ?? '',
-        url: request.url ?? '/',
-        session,
-        source,
-        certificate: peer?.raw.toString('base64'),
-      };
-      await relayToReplica(address, request, response, signHop(hopKey, claims), signal);
+      const claims = claimsFor(record.replica, session, request, source);
+      await relayToReplica(address, request, undefined, response, signHop(hopKey, claims), signal);
+      return true;
+    },
+    async relayRetry(replica, parkedCall, request, body, response, source, signal) {
+      const address = await membership.addressOf(replica);
+      if (address === undefined) return false;
+      const claims = claimsFor(replica, parkedCall, request, source);
+      await relayToReplica(address, request, body, response, signHop(hopKey, claims), signal);
       return true;
     },
     accept(request) {

@@ -9,13 +9,22 @@ import { canonicalJson } from '../../domain/canonical-json.js';
 import type { ReplicaRecord, Store } from '../../store/types.js';
 import { describeConfig } from '../audit-log.js';
 import type { Logger } from '../logger.js';
+import {
+  createRequestStateSigner,
+  singleKey,
+  type RequestStateSigner,
+} from '../../mcp/stateless/request-state.js';
 import { joinCluster, type Membership } from './replica-membership.js';
+import { loadRequestStateKeys } from './request-state-keys.js';
 import { createSessionHomes, type SessionHomes } from './session-homes.js';
 
 export interface Cluster {
   readonly membership: Membership;
   /** Undefined when this replica takes no hops (no advertise_url). */
   readonly homes: SessionHomes | undefined;
+  /** Signs the requestState of parked 2026-07-28 calls with keys every replica shares. */
+  readonly requestStates: RequestStateSigner;
+  close(): Promise<void>;
 }
 
 const HOP_KEY_SECRET = 'hop-key-v1';
@@ -44,7 +53,15 @@ export async function setUpCluster(options: {
     logger,
     onReplicaGone: options.onReplicaGone,
   });
-  if (config.cluster.advertiseUrl === undefined) return { membership, homes: undefined };
+  if (config.cluster.advertiseUrl === undefined) {
+    return {
+      membership,
+      homes: undefined,
+      requestStates: createRequestStateSigner(singleKey(), membership.id),
+      close: () => membership.leave(),
+    };
+  }
+  const keys = await loadRequestStateKeys(store, logger);
   const hopKey = await store.sharedSecrets.getOrCreate(
     HOP_KEY_SECRET,
     randomBytes(32).toString('base64url'),
@@ -57,6 +74,11 @@ export async function setUpCluster(options: {
       hopKey: Buffer.from(hopKey, 'base64url'),
       logger,
     }),
+    requestStates: createRequestStateSigner(keys, membership.id),
+    close: async () => {
+      keys.close();
+      await membership.leave();
+    },
   };
 }
 

@@ -9,6 +9,7 @@ import type { OriginGuard } from '../../http/origin-guard.js';
 import type { ExchangeCaller, ExchangeLimits } from '../../mcp/read-exchange.js';
 import type { SessionRegistry } from '../../mcp/session-registry.js';
 import type { ModernRelay } from '../../mcp/stateless/modern-exchange.js';
+import type { RequestStateSigner } from '../../mcp/stateless/request-state.js';
 import type { UpstreamConnector } from '../../mcp/upstream/types.js';
 import type { ClusterReport } from '../cluster/replica-membership.js';
 import type { SessionHomes } from '../cluster/session-homes.js';
@@ -61,8 +62,13 @@ export type McpEndpoint = (
 export interface McpEndpointOptions extends ExchangeLimits {
   readonly upstream: UpstreamConnector;
   readonly sessions: SessionRegistry;
-  /** Publishes a new session so every replica can find it, before its id is told. */
-  readonly homes?: Pick<SessionHomes, 'publish'> | undefined;
+  /**
+   * Publishes a new session so every replica can find it, before its id is told; relays a
+   * 2026-07-28 retry to the replica that parked its call.
+   */
+  readonly homes?: Pick<SessionHomes, 'publish' | 'relayRetry'> | undefined;
+  /** Reads which replica a requestState names. */
+  readonly requestStates?: RequestStateSigner | undefined;
   /** Stages 9 to 13 (createMessageStages), asked for every client message. */
   readonly messageStages: MessageStages;
   /** Serves 2026-07-28 messages, which carry their own envelope instead of a session. */

@@ -17,6 +17,7 @@ import {
 import type { McpEndpointOptions } from './exchange.js';
 import { answeredHere, forwardCall } from './forward-call.js';
 import { modernMessageContext } from './message-context.js';
+import { relayRetryHome } from './relay-retry-home.js';
 
 export async function relayModernMessage(
   options: McpEndpointOptions,
@@ -26,6 +27,8 @@ export async function relayModernMessage(
   const { message } = exchange;
   // 7. route by revision: a message valid in 2026-07-28 (envelope, mirrored headers, method)
   const envelope = readModernEnvelope(exchange);
+  // 8. a retry resumes its parked call where the call is: on another replica, it goes there
+  if (await relayRetryHome(options, exchange)) return;
   // 9 to 13. the message stages
   const observer = await options.messageStages.admitClientMessage(
     message,

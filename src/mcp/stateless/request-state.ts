@@ -42,9 +42,9 @@ export function createRequestStateSigner(
     const match = STATE_PATTERN.exec(state);
     if (!match) return undefined;
     const [, home = '', keyId = '', handle = '', given = ''] = match;
-    const key = keys.find(keyId);
-    if (key === undefined) return undefined;
-    const expected = Buffer.from(mac(key, home, keyId, handle));
+    const signedWith = keys.find(keyId);
+    if (signedWith === undefined) return undefined;
+    const expected = Buffer.from(mac(signedWith, home, keyId, handle));
     const actual = Buffer.from(given);
     return actual.length === expected.length && timingSafeEqual(actual, expected)
       ? { home, handle }

@@ -315,7 +315,9 @@ for (const backend of [sqliteFile, sqliteMemory, postgres]) {
       assert.equal(await usedBy(store, rate(1).key, T0), 0);
     });
 
-    test('quotas: the window slides, so old charges stop counting', async () => {
+    test('quotas: the window slides, so old charges stop counting', async (t) => {
+      // PostgreSQL stamps charges by its own clock, not T0: see test/quota-exact.test.ts.
+      if (backend === postgres) return t.skip('windows follow the database clock');
       const store = await backend.createDatabase().open();
       const window = 1000;
       assert.equal((await store.quotas.charge([rate(2, window)], T0)).admitted, true);
@@ -331,7 +333,9 @@ for (const backend of [sqliteFile, sqliteMemory, postgres]) {
       assert.equal(await usedBy(store, rate(2).key, T0 + 1400, HOUR), 3, 'a wider window');
     });
 
-    test('quotas: deleteOlderThan drops only older charges', async () => {
+    test('quotas: deleteOlderThan drops only older charges', async (t) => {
+      // PostgreSQL stamps charges by its own clock, not T0: see test/quota-exact.test.ts.
+      if (backend === postgres) return t.skip('windows follow the database clock');
       const store = await backend.createDatabase().open();
       for (const at of [T0, T0 + 10, T0 + 20]) await store.quotas.charge([rate(10)], at);
       assert.equal(await store.quotas.deleteOlderThan(T0 + 10), 1);

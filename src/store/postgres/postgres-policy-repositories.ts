@@ -32,7 +32,7 @@ import {
   TOOL_DEFINITION_COLUMNS,
   type PolicyRepositories,
 } from '../policy-rows.js';
-import { assertEpochMs, type Row } from '../row-mapping.js';
+import { assertEpochMs, readInteger, type Row } from '../row-mapping.js';
 import type {
   ApprovalRepository,
   BreakGlassRepository,
@@ -173,13 +173,18 @@ function createToolDefinitions({ query }: PostgresPolicyOptions): ToolDefinition
   };
 }
 
-/** The charges' used totals, one row per charge in order, each over its own window. */
+/**
+ * The database's clock in epoch ms, read once, and each charge's used total over its window ending
+ * then, one row per charge in order. Nothing bounds the window above: a charge stamped later (the
+ * server's clock stepped back) was committed before this one took the lock and must count too.
+ */
 const QUOTA_USED_SQL = `
-  SELECT coalesce((
+  WITH clock AS (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms)
+  SELECT clock.now_ms, coalesce((
     SELECT sum(q.amount) FROM quota_charges q
-    WHERE q.quota_key = c.quota_key AND q.charged_at > c.since AND q.charged_at <= $3
+    WHERE q.quota_key = c.quota_key AND q.charged_at > clock.now_ms - c.window_ms
   ), 0)::float8 AS used
-  FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c (quota_key, since, position)
+  FROM clock, unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS c (quota_key, window_ms, position)
   ORDER BY c.position`;
 
 const QUOTA_INSERT_SQL = `
@@ -203,12 +208,21 @@ function quotaLockIds(charges: readonly QuotaCharge[]): string[] {
   return [...ids].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)).map(String);
 }
 
+/**
+ * Charges are stamped by the database's clock, read after every lock is held, and a key's window
+ * ends at that same reading. The caller's `now` is only validated: a replica whose clock runs
+ * ahead would otherwise slide its window past charges that still count, and one stamping before
+ * it waited for the lock would record a charge earlier than ones already counted by others.
+ * A counter row per fixed window would need no log, but would let twice the limit through across
+ * a window boundary; the log keeps the sliding window (indexed on quota_key, charged_at).
+ */
 function createQuotas({ query, transaction }: PostgresPolicyOptions): QuotaRepository {
   return {
     charge: async (charges, now, options) => {
       checkQuotaCharges(charges, now);
       if (charges.length === 0) return decideQuota(charges, []);
       return transaction('charge quotas', async (client) => {
+        // A dry run waits for the same locks, so it answers after any charge already under way.
         for (const id of quotaLockIds(charges)) {
           await client.query('SELECT pg_advisory_xact_lock($1::bigint)', [id]);
         }
@@ -216,15 +230,14 @@ function createQuotas({ query, transaction }: PostgresPolicyOptions): QuotaRepos
         // charge committed by whoever held them before.
         const { rows } = await client.query<Row>(QUOTA_USED_SQL, [
           charges.map((c) => c.key),
-          charges.map((c) => now - c.windowMs),
-          now,
+          charges.map((c) => c.windowMs),
         ]);
         const outcome = decideQuota(charges, rows.map(readUsed));
         if (outcome.admitted && options?.dryRun !== true) {
           await client.query(QUOTA_INSERT_SQL, [
             charges.map((c) => c.key),
             charges.map((c) => c.amount),
-            now,
+            readInteger(rows[0] ?? {}, 'now_ms'),
           ]);
         }
         return outcome;

@@ -162,11 +162,16 @@ function createToolDefinitions(db: Database, run: Run): ToolDefinitionRepository
   };
 }
 
+/**
+ * Charges are stamped with the caller's `now` (one machine's clock: the stores sharing a file share
+ * it), read before BEGIN IMMEDIATE waits for the write lock. So a charge stamped later may already
+ * be committed when this one runs: nothing bounds the window above, and it counts.
+ */
 function createQuotas(db: Database, run: Run): QuotaRepository {
   const sql = {
     used: db.prepare(
       `SELECT coalesce(sum(amount), 0.0) AS used FROM quota_charges
-       WHERE quota_key = ? AND charged_at > ? AND charged_at <= ?`,
+       WHERE quota_key = ? AND charged_at > ?`,
     ),
     insert: db.prepare(
       'INSERT INTO quota_charges (quota_key, amount, charged_at) VALUES (?, ?, ?)',
@@ -175,7 +180,7 @@ function createQuotas(db: Database, run: Run): QuotaRepository {
   };
   const charge = db.transaction(
     (charges: readonly QuotaCharge[], now: number, dryRun: boolean): QuotaOutcome => {
-      const used = charges.map((c) => readUsed(sql.used.get(c.key, now - c.windowMs, now) as Row));
+      const used = charges.map((c) => readUsed(sql.used.get(c.key, now - c.windowMs) as Row));
       const outcome = decideQuota(charges, used);
       if (outcome.admitted && !dryRun)
         for (const c of charges) sql.insert.run(c.key, c.amount, now);

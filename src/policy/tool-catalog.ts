@@ -74,6 +74,7 @@ export function createToolCatalog(options: {
     return pinned === undefined ? 'unapproved' : 'changed';
   };
 
+  const inFlight = new Map<string, Promise<void>>();
   const settle = async (upstream: string, definition: ToolDefinition, hash: string) => {
     const key = `${upstream}.${definition.name}`;
     if (statusOf(key, hash) === 'approved') return;
@@ -131,8 +132,16 @@ export function createToolCatalog(options: {
       const result = new Map<string, KnownTool>();
       for (const { definition, hash } of hashed) {
         const key = `${upstream}.${definition.name}`;
+        // Calls arriving together on first use wait for one settlement, and see the tool only
+        // once it is settled: never as "unapproved" while trust on first use is approving it.
+        const settling = `${key}\u0000${hash}`;
+        let settled = inFlight.get(settling);
+        if (settled === undefined) {
+          settled = settle(upstream, definition, hash).finally(() => inFlight.delete(settling));
+          inFlight.set(settling, settled);
+        }
+        await settled;
         current.set(key, { definition, hash });
-        await settle(upstream, definition, hash);
         const earlier = result.get(definition.name);
         // One name listed twice with two definitions: which one would the model read? Neither.
         const status =

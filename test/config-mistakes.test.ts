@@ -106,6 +106,8 @@ describe('a duration it cannot read', () => {
     ['auth.max_token_lifetime'],
     ['auth.clock_skew'],
     ['audit.checkpoint_interval'],
+    ['cluster.heartbeat'],
+    ['cluster.dead_after'],
     ['roles.finance.grants.0.approval_timeout'],
     ['grants.0.approval_timeout', { grants: [{ agent_role: 'finance', tool: 'payments.refund' }] }],
     ['quotas.0.window', { quotas: [{ name: 'hourly', per: 'agent', limit: 10 }] }],

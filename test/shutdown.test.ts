@@ -91,7 +91,9 @@ test('health probes answer while serving', async () => {
   assert.deepEqual(JSON.parse(health.text), { status: 'ok' });
   const ready = await probe(running, '/readyz');
   assert.equal(ready.status, 200);
-  assert.deepEqual(JSON.parse(ready.text), { status: 'ready' });
+  const readiness = JSON.parse(ready.text) as { status: string; cluster: { replicas: unknown[] } };
+  assert.equal(readiness.status, 'ready');
+  assert.equal(readiness.cluster.replicas.length, 1, 'this replica, alone on its store');
 });
 
 test('an in-flight call finishes while new requests are refused with 503', async () => {

@@ -129,7 +129,8 @@ export async function joinCluster(options: MembershipOptions): Promise<Membershi
     const live = view.replicas.filter(alive);
     const problems: string[] = [];
     const differ = (field: 'policyVersion' | 'configDigest' | 'hashKeyDigest', what: string) => {
-      const values = new Set(live.map((replica) => replica[field]));
+      // A replica still starting has no policy version yet: that is no disagreement.
+      const values = new Set(live.map((replica) => replica[field]).filter((value) => value !== ''));
       if (values.size > 1) {
         problems.push(
           `replicas disagree on ${what}: ${live.map((r) => `${r.id}=${r[field].slice(0, 12)}`).join(', ')}`,

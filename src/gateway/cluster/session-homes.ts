@@ -50,6 +50,8 @@ export interface SessionHomes {
 
 /** A hop's signature is accepted once: a captured hop cannot be replayed within its window. */
 const SEEN_HOPS_MAX = 100_000;
+/** Sessions whose home this replica remembers (oldest forgotten first). */
+const HOMES_SEEN_MAX = 50_000;
 
 export function createSessionHomes(options: {
   readonly store: Pick<Store, 'sessions'>;
@@ -61,6 +63,7 @@ export function createSessionHomes(options: {
   const { store, membership, hopKey, logger } = options;
   const now = options.now ?? Date.now;
   const seen = new Map<string, number>();
+  const homesSeen = new Map<string, string>();
   const certificates = new WeakMap<IncomingMessage, X509Certificate>();
 
   function remember(signature: string, at: number): void {
@@ -110,15 +113,23 @@ export function createSessionHomes(options: {
       });
     },
     async relay(session, request, response, source, signal) {
-      const record = await store.sessions.find(session);
-      if (record === undefined || record.replica === membership.id) return false;
-      const address = await membership.addressOf(record.replica);
+      // A session's home never changes, so it is read from the store once: a session that has
+      // since ended there is answered 404 by its home, as it would be here.
+      let home = homesSeen.get(session);
+      if (home === undefined) {
+        home = (await store.sessions.find(session))?.replica;
+        if (home === undefined || home === membership.id) return false;
+        if (homesSeen.size >= HOMES_SEEN_MAX) homesSeen.delete(homesSeen.keys().next().value!);
+        homesSeen.set(session, home);
+      }
+      const address = await membership.addressOf(home);
       if (address === undefined) {
         // Its replica is gone: the session with it.
+        homesSeen.delete(session);
         await store.sessions.forget(session);
         return false;
       }
-      const claims = claimsFor(record.replica, session, request, source);
+      const claims = claimsFor(home, session, request, source);
       await relayToReplica(address, request, undefined, response, signHop(hopKey, claims), signal);
       return true;
     },

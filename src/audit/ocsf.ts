@@ -49,6 +49,8 @@ const EVENT_ACTIVITY: Partial<Record<AuditEvent, number>> = {
   'grant.changed': ACTIVITY.update,
   'tool.approved': ACTIVITY.update,
   'policy.loaded': ACTIVITY.update,
+  'policy.pushed': ACTIVITY.update,
+  'policy.rejected': ACTIVITY.update,
   'config.loaded': ACTIVITY.update,
   'audit.pruned': ACTIVITY.delete,
 };
@@ -61,6 +63,7 @@ const FAILURE_EVENTS = new Set<AuditEvent>([
   'approval.expired',
   'approval.invalidated',
   'call.error',
+  'policy.rejected',
 ]);
 
 const EVENT_SEVERITY: Partial<Record<AuditEvent, number>> = {

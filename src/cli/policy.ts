@@ -1,7 +1,8 @@
 /**
- * `warden policy validate|test|explain|state`: compile the configured policy and report every
- * problem with its place; run a team's policy test cases (for CI); explain one decision in plain
- * words; switch the operator policy states a running gateway reads.
+ * `warden policy validate|test|explain|state|push|status`: compile the configured policy and
+ * report every problem with its place; run a team's policy test cases (for CI); explain one
+ * decision in plain words; switch the operator policy states a running gateway reads; push a
+ * policy bundle to the replicas and show which version each runs (cli/policy-bundles.ts).
  *
  * Exit codes: 0 ok, 1 a "no" answer (a failing test case), 2 a usage, configuration or policy
  * load error. The helpers at the end are shared with `warden grant` and `warden tools`.
@@ -22,6 +23,7 @@ import { parsePolicyTarget, type PolicyTarget, type TargetKind } from '../policy
 import type { PolicyStateValue } from '../policy/read-policy-states.js';
 import { requireConfiguredState } from '../policy/set-policy-state.js';
 import { formatTable } from './format-table.js';
+import { registerPolicyBundleCommands } from './policy-bundles.js';
 import {
   CONFIG_OPTION,
   currentUser,
@@ -125,6 +127,8 @@ export function registerPolicyCommand(program: Command): void {
       [],
     )
     .action((options: ExplainOptions) => runCliAction(() => explainCommand(options)));
+
+  registerPolicyBundleCommands(policy);
 
   const state = policy
     .command('state')

@@ -25,11 +25,26 @@ export function registerServeCommand(program: Command): void {
         const gateway = await startGateway(config);
         stopOnSignal(gateway);
         // SIGHUP re-reads the file and reloads the policy and agents (the log names any other
-        // changed section, which needs a restart); a bad file changes nothing.
+        // changed section, which needs a restart); a bad file changes nothing. With
+        // policy_source: store it re-reads the newest pushed bundle instead, not the file.
         process.on('SIGHUP', () => {
+          if (config.policy.source === 'store') {
+            void gateway.reloadPolicy(config).then(
+              (outcome) => {
+                if (!outcome.ok) reportRefusedReload(outcome.problems);
+              },
+              (error: unknown) => reportRefusedReload([String(error)]),
+            );
+            return;
+          }
           void reloadPolicyAndAgents(gateway, options.config);
         });
       } catch (error) {
+        // Another live replica writes this audit stream, or runs under this name.
+        if (error instanceof Error && error.name === 'ReplicaConflictError') {
+          process.stderr.write(`warden: ${error.message}\n`);
+          process.exit(1);
+        }
         if (error instanceof ConfigError || error instanceof UsageError) {
           process.stderr.write(
             `${error instanceof UsageError ? 'warden: ' : ''}${error.message}\n`,

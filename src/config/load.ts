@@ -41,6 +41,50 @@ export function loadConfigFile(path: string): Config {
   return parseConfig(parsed.value, path, dirname(resolve(path)));
 }
 
+/**
+ * What a config was parsed from, kept beside it under a symbol (no section, yet copied by spread,
+ * so `warden serve` overrides keep it): a pushed policy bundle is validated against it exactly
+ * as loading the file with the bundle's sections would be (see reparseConfig).
+ */
+const PARSED_FROM = Symbol('warden.config.parsedFrom');
+
+interface ParsedFrom {
+  readonly raw: unknown;
+  readonly baseDir: string;
+}
+
+/**
+ * Parses again the input `running` was parsed from, with `edit` applied to a copy of it (relative
+ * paths still resolve against the file's folder). Throws ConfigError for problems, as loading
+ * would, and for a config that parseConfig did not make.
+ */
+export function reparseConfig(
+  running: Config,
+  edit: (raw: Record<string, unknown>) => Record<string, unknown>,
+  source: string,
+): Config {
+  const parsedFrom = (running as Config & { [PARSED_FROM]?: ParsedFrom })[PARSED_FROM];
+  if (parsedFrom === undefined || !isPlainObject(parsedFrom.raw)) {
+    throw new ConfigError(source, [
+      `the running configuration (${running.source}) was not loaded from YAML or an object, so nothing can be checked against it`,
+    ]);
+  }
+  return parseConfig(edit(structuredClone(parsedFrom.raw)), source, parsedFrom.baseDir);
+}
+
+/** A copy: the caller may change its object later. One that cannot be copied is not kept. */
+function keepParsedFrom(input: unknown, baseDir: string): ParsedFrom | undefined {
+  try {
+    return { raw: structuredClone(input), baseDir };
+  } catch {
+    return undefined;
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
 /** Validates an already-parsed config object. `baseDir` anchors relative paths. */
 export function parseConfig(raw: unknown, source: string, baseDir = process.cwd()): Config {
   const input = raw ?? {};
@@ -53,7 +97,7 @@ export function parseConfig(raw: unknown, source: string, baseDir = process.cwd(
   checkAgentRoles(config.agents, new Set(config.policy.roles.keys()), issues);
   checkApproverRoles(config.policy.grants, config.approvals.approvers, issues);
   if (issues.length > 0) throw new ConfigError(source, issues);
-  return freezeDeep(config);
+  return freezeDeep(Object.assign(config, { [PARSED_FROM]: keepParsedFrom(input, baseDir) }));
 }
 
 function toConfig(raw: RawConfig, source: string, baseDir: string, issues: string[]): Config {

@@ -122,7 +122,15 @@ export interface PolicyConfig {
   readonly approvalTimeoutMs: number;
   /** How a denied tools/call is answered when the caller's roles do not say. */
   readonly denials: 'error' | 'result';
+  /**
+   * `policy_source`: `file`, this file's policy and agents (SIGHUP re-reads it); `store`, the
+   * newest bundle pushed with `warden policy push`, followed by every replica.
+   */
+  readonly source: PolicySource;
 }
+
+/** Where a gateway takes its policy and agents from. */
+export type PolicySource = 'file' | 'store';
 
 type RawPolicy = z.output<z.ZodObject<typeof policyConfigShape>>;
 type RawGrant = RawPolicy['grants'][number];
@@ -142,7 +150,7 @@ const DEFAULT_APPROVER_ROLE = 'approver';
  * `key.path: what is wrong`; the result is only meaningful when none were added.
  */
 export function toPolicyConfig(
-  raw: RawPolicy,
+  raw: RawPolicy & { readonly policy_source?: PolicySource },
   upstreamNames: readonly string[],
   resolvePath: (file: string) => string,
   issues: string[],
@@ -221,6 +229,7 @@ export function toPolicyConfig(
     breakglassMaxTtlMs: raw.policy.breakglass_max_ttl,
     approvalTimeoutMs: raw.policy.approval_timeout,
     denials: raw.policy.denials,
+    source: raw.policy_source ?? 'file',
   };
 }
 

@@ -172,6 +172,11 @@ export const configSchema = z
       message: 'register at least one agent: nobody could call otherwise',
     }),
     ...policyConfigShape,
+    /**
+     * Where policy and agents come from: `file` (this file; SIGHUP re-reads it) or `store` (the
+     * newest bundle pushed with `warden policy push`, applied by every replica within 2 s).
+     */
+    policy_source: z.enum(['file', 'store']).default('file'),
     ...approvalsConfigShape,
   })
   .superRefine(checkAuthenticationCoverage);

@@ -26,6 +26,10 @@ export const AUDIT_EVENTS = [
   'tool.definition_changed',
   'tool.approved',
   'policy.loaded',
+  /** A policy bundle stored by `warden policy push` (every replica following the store applies it). */
+  'policy.pushed',
+  /** A policy bundle refused: by `warden policy push`, or by a replica that could not apply it. */
+  'policy.rejected',
   /**
    * Grants name tools an upstream's listing does not contain (they allow nothing); told when the
    * gateway sees the listing, which is after `policy.loaded`, so that record cannot carry it.

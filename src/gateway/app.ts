@@ -35,6 +35,7 @@ import {
   type McpEndpoint,
 } from './pipeline/index.js';
 import { setUpPolicy, type PolicyReload } from './policy.js';
+import { followPolicyBundles, loadStartingPolicy } from './policy-bundles.js';
 import { createRefusalRecords } from './refusal-records.js';
 import { ADMIN_APPROVALS_PATH, setUpApprovals } from './approvals.js';
 
@@ -53,6 +54,7 @@ export interface RunningGateway {
    * Puts the policy of a re-read config in force (roles, grants, scopes, lists, states, quotas,
    * Cedar files) with its agents; one that does not compile is refused and the running policy
    * and agents stay. Other changed sections are named in the outcome: they need a restart.
+   * With `policy_source: store` the given config is not read: the newest pushed bundle is.
    */
   reloadPolicy(config: Config): Promise<PolicyReload>;
   /** Graceful stop: drains exchanges within the configured grace, then stops upstreams. */
@@ -147,8 +149,14 @@ async function assembleGateway(
   opened.push({ name: 'refusal records', close: () => refusals.flush() });
   // The admin API's role check, on the caller the pipeline's authenticate stage named.
   const authenticateAdmin = createAdminAccessCheck({ ledger, refusals });
+  // policy_source: store starts from the newest pushed bundle's policy and agents.
+  const bundleContext = { store, logger, record: auditLog.record, now: Date.now };
+  const starting =
+    config.policy.source === 'store'
+      ? await loadStartingPolicy(config, bundleContext)
+      : { config, bundle: undefined };
   // One registry for the authenticator and the policy: a reload replaces its agents.
-  const agents = createAgentDirectory(config.agents);
+  const agents = createAgentDirectory(starting.config.agents);
   const authentication = await setUpAuthentication(
     { ...config, agents },
     store,
@@ -158,7 +166,7 @@ async function assembleGateway(
   // Its close records pending summaries of refused token requests, before the audit log closes.
   opened.push({ name: 'authentication', close: () => authentication.close() });
   const policy = await setUpPolicy(
-    config,
+    starting.config,
     agents,
     store,
     logger,
@@ -193,6 +201,33 @@ async function assembleGateway(
   );
   // Lets pending webhook deliveries finish.
   opened.push({ name: 'approvals', close: () => approvals.close() });
+  // The one path by which a re-read file or a pushed bundle puts policy and agents in force.
+  const applyPolicy = async (reloaded: Config): Promise<PolicyReload> => {
+    const outcome = await policy.reload(reloaded);
+    if (outcome.ok) {
+      // An approver must never answer a question the new policy would ask differently.
+      await approvals
+        .invalidatePending(
+          (request) => request.policyVersion !== outcome.version,
+          'the policy was reloaded while the request waited',
+        )
+        .catch((error: unknown) =>
+          logger.error({ err: error }, 'could not invalidate pending approvals after a reload'),
+        );
+    }
+    return outcome;
+  };
+  const bundles =
+    config.policy.source === 'store'
+      ? await followPolicyBundles({
+          ...bundleContext,
+          running: config,
+          started: starting.bundle,
+          apply: applyPolicy,
+          version: () => policy.engine().version,
+        })
+      : undefined;
+  if (bundles !== undefined) opened.push({ name: 'policy bundles', close: () => bundles.close() });
   // Upstreams open after what records and decides, so they close before it.
   const connectors = [...config.upstreams.values()].map((upstream) =>
     createConnector(upstream, logger, config.limits.reclaimIdleAfterMs),
@@ -344,21 +379,8 @@ async function assembleGateway(
     port: listener.port,
     issuer: authentication.issuer,
     revoke: (revocation) => authentication.revocations.revoke(revocation),
-    async reloadPolicy(reloaded) {
-      const outcome = await policy.reload(reloaded);
-      if (outcome.ok) {
-        // An approver must never answer a question the new policy would ask differently.
-        await approvals
-          .invalidatePending(
-            (request) => request.policyVersion !== outcome.version,
-            'the policy was reloaded while the request waited',
-          )
-          .catch((error: unknown) =>
-            logger.error({ err: error }, 'could not invalidate pending approvals after a reload'),
-          );
-      }
-      return outcome;
-    },
+    // A store-sourced replica re-reads the store, not the file it was given.
+    reloadPolicy: (reloaded) => (bundles === undefined ? applyPolicy(reloaded) : bundles.refresh()),
     close() {
       closing ??= (async () => {
         logger.info({}, 'warden shutting down');

@@ -24,6 +24,7 @@ import {
   resolveMetadataPath,
 } from '../identity/protected-resource-metadata.js';
 import { loadRevocationList, type RevocationList } from '../identity/revocation-list.js';
+import { createStoreSecretLimiter } from '../identity/client-secret-limiter.js';
 import { describeKeyRotation } from '../identity/rotate-signing-keys.js';
 import type { AuditEntry } from '../domain/audit-record.js';
 import type { AgentConfig } from '../config/config.js';
@@ -90,7 +91,7 @@ export async function setUpAuthentication(
     environment,
     issuers: auth.issuers.filter((candidate) => candidate.kind === 'external'),
     builtinIssuer: issuer?.issuer,
-    localKeys: keyring ? () => keyring.publicJwks() : undefined,
+    localKeys: keyring ? (kid) => keyring.publicJwksFor(kid) : undefined,
   });
   const authenticator = createRequestAuthenticator({
     auth,
@@ -103,6 +104,10 @@ export async function setUpAuthentication(
 
   const tokenFailures = createTokenFailureReporter(logger, note, environment, agents);
   const routes = new Map<string, RouteHandler>();
+  // A key stored by another replica (or the CLI) is re-read at once, not on the next refresh.
+  const stopFollowingKeys = keyring
+    ? await store.signingKeys.subscribe(() => keyring.markStale())
+    : undefined;
   if (issuer && keyring) {
     // Create the first key now, so the first token request does not pay for it.
     await keyring.currentKey();
@@ -115,6 +120,12 @@ export async function setUpAuthentication(
         agents,
         tokenEndpointUrl,
         revocations,
+        // Shared through the store: replicas count wrong secrets and used assertions as one.
+        secretLimiter: createStoreSecretLimiter({
+          repository: store.secretFailures,
+          onError: (error) => logger.error({ err: error }, 'pruning secret failures failed'),
+        }),
+        assertionReplays: store.assertionReplays,
         onError: (error) => logger.error({ err: error }, 'token endpoint failed'),
         onEvent: (event) =>
           event.kind === 'token.issued'
@@ -183,6 +194,7 @@ export async function setUpAuthentication(
     },
     close: async () => {
       tokenFailures.flush();
+      await stopFollowingKeys?.();
       await revocations.close();
     },
   };

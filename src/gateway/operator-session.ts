@@ -37,6 +37,12 @@ import {
 } from '../policy/grant-break-glass.js';
 import { listToolDefinitions, type ToolVersion } from '../policy/list-tool-definitions.js';
 import { readPolicyStates, type PolicyStateValue } from '../policy/read-policy-states.js';
+import {
+  pushPolicyBundle,
+  type PushedPolicyBundle,
+  type PushPolicyBundleRequest,
+} from '../policy/push-policy-bundle.js';
+import { readPolicyStatus, type PolicyStatus } from '../policy/read-policy-status.js';
 import { revokeBreakGlass, type RevokeBreakGlassRequest } from '../policy/revoke-break-glass.js';
 import { setPolicyState, type SetPolicyStateRequest } from '../policy/set-policy-state.js';
 import { openStore } from '../store/open-store.js';
@@ -59,6 +65,8 @@ export interface PolicyOperations {
   readPolicyStates(): Promise<Map<string, PolicyStateValue>>;
   approveToolDefinition(request: ApproveToolDefinitionRequest): Promise<ToolApproval>;
   listToolDefinitions(upstream?: string): Promise<ToolVersion[]>;
+  pushPolicyBundle(request: PushPolicyBundleRequest): Promise<PushedPolicyBundle>;
+  readPolicyStatus(): Promise<PolicyStatus>;
 }
 
 export type ApprovalOperations = Pick<ApprovalService, 'list' | 'get' | 'decide'>;
@@ -211,6 +219,14 @@ function bindPolicyOperations(
       ),
     listToolDefinitions: (upstream) =>
       listToolDefinitions({ toolDefinitions: store.toolDefinitions }, upstream),
+    pushPolicyBundle: (request) =>
+      pushPolicyBundle({ ...context, config, policyBundles: store.policyBundles }, request),
+    readPolicyStatus: () =>
+      readPolicyStatus({
+        replicas: store.replicas,
+        policyBundles: store.policyBundles,
+        liveMs: config.cluster.deadAfterMs,
+      }),
   };
 }
 

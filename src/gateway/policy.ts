@@ -152,6 +152,13 @@ export async function setUpPolicy(
       await inputs.refresh();
       await recordLoaded(loaded, engine, true);
       const needRestart = listSectionsNeedingRestart(config, loaded);
+      if (loaded.policy.source !== config.policy.source) {
+        // Whether the store is followed is decided at start (gateway/policy-bundles.ts).
+        logger.warn(
+          { policySource: loaded.policy.source },
+          `policy_source changed to ${loaded.policy.source}: restart to apply`,
+        );
+      }
       logger.info(
         { version: engine.version, agents: loaded.agents.size, needRestart },
         'policy and agents reloaded',

@@ -10,6 +10,8 @@ import { createLocalJWKSet, decodeJwt, jwtVerify } from 'jose';
 import type { JSONWebKeySet, JWTVerifyGetKey } from 'jose';
 import { ALLOWED_ALGORITHMS } from '../config/auth-schema.js';
 import type { AgentConfig } from '../config/config.js';
+import type { AssertionReplayRepository } from '../store/types.js';
+import { createAssertionReplayGuard } from './assertion-replay.js';
 
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
@@ -217,8 +219,15 @@ export interface ClientAuthenticatorOptions {
   /** Longest accepted assertion lifetime (exp - now); defaults to 5 minutes. */
   readonly maxAssertionLifetimeMs?: number;
   readonly clockSkewMs?: number;
-  /** Bound on remembered assertion ids; when full of unexpired ids, assertions are refused. */
+  /**
+   * Bound on assertion ids remembered in this process. Without `assertionReplays`, when it is
+   * full of unexpired ids, assertions are refused; with it, the store remembers them all.
+   */
   readonly maxRememberedAssertions?: number;
+  /** Assertion ids shared with the other replicas: one assertion is accepted once by them all. */
+  readonly assertionReplays?: AssertionReplayRepository | undefined;
+  /** Told of background failures (deleting expired assertion ids). */
+  readonly onError?: ((error: unknown) => void) | undefined;
 }
 
 export interface ClientAuthenticator {
@@ -232,9 +241,14 @@ export function createClientAuthenticator(
   const now = options.now ?? Date.now;
   const maxLifetimeMs = options.maxAssertionLifetimeMs ?? 5 * 60_000;
   const clockSkewMs = options.clockSkewMs ?? 30_000;
-  const maxRemembered = options.maxRememberedAssertions ?? 10_000;
-  // Assertion ids seen, until their expiry: a captured assertion cannot be replayed (RFC 7523 §3).
-  const seen = new Map<string, number>();
+  // A captured assertion cannot be replayed (RFC 7523 §3), on this replica or another.
+  const replays = createAssertionReplayGuard({
+    repository: options.assertionReplays,
+    now,
+    clockSkewMs,
+    maxRemembered: options.maxRememberedAssertions ?? 10_000,
+    onError: options.onError,
+  });
   const keySets = new WeakMap<AgentConfig, JWTVerifyGetKey>();
 
   function keySetOf(agent: AgentConfig, jwks: NonNullable<AgentConfig['jwks']>): JWTVerifyGetKey {
@@ -244,18 +258,6 @@ export function createClientAuthenticator(
       keySets.set(agent, keySet);
     }
     return keySet;
-  }
-
-  /** Records the id; false if it was seen (or no room is left to remember it). */
-  function rememberAssertion(id: string, expiresAt: number): boolean {
-    const at = now();
-    if (seen.has(id)) return false;
-    if (seen.size >= maxRemembered)
-      for (const [known, until] of seen) if (until + clockSkewMs < at) seen.delete(known);
-    // Dropping an unexpired id would let it be replayed: refuse instead (fail closed).
-    if (seen.size >= maxRemembered) return false;
-    seen.set(id, expiresAt);
-    return true;
   }
 
   async function verifyAssertion(agent: AgentConfig, assertion: string): Promise<Refusal | true> {
@@ -281,8 +283,7 @@ export function createClientAuthenticator(
     if (expiresAt > now() + maxLifetimeMs + clockSkewMs) return fail('assertion_lifetime_too_long');
     if (typeof payload.jti !== 'string' || payload.jti === '') return fail('assertion_invalid');
     // Only signed assertions reach the replay set, so strangers cannot fill it.
-    if (!rememberAssertion(`${agent.id}\n${payload.jti}`, expiresAt))
-      return fail('assertion_replayed');
+    if (!(await replays.claim(agent.id, payload.jti, expiresAt))) return fail('assertion_replayed');
     return true;
   }
 

@@ -6,10 +6,11 @@
  * that client are still checked, one attempt each. The agent's own source, which does not fail,
  * keeps getting tokens; an attacker needs a fresh source for every further guess.
  *
- * The state is kept in memory behind `ClientSecretLimiter`, so a store-backed limiter can replace
- * it when replicas must share one budget.
+ * Two limiters decide alike (`decideSecretAttempt`): one in memory, for a single process, and one
+ * on the store, so replicas behind a balancer share one count rather than each allowing its own.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import type { RecentSecretFailures, SecretFailureRepository } from '../store/types.js';
 
 export interface SecretAttempt {
   /** The remote address the attempt came from. */
@@ -22,6 +23,8 @@ export interface SecretAttemptTicket extends SecretAttempt {
   readonly at: number;
   /** Whether the attempt was counted against the client's budget across sources. */
   readonly countedForClient: boolean;
+  /** The store's id of that count, when a store keeps it. */
+  readonly clientFailureId: string | undefined;
 }
 
 export type SecretAttemptReservation =
@@ -46,13 +49,16 @@ export interface ClientSecretLimiter {
   succeeded(ticket: SecretAttemptTicket): Promise<void>;
 }
 
-export interface MemorySecretLimiterOptions {
+export interface SecretLimits {
   /** Failed attempts per source and client within the window; default 10. */
   readonly maxFailuresPerSource?: number;
   /** Failed attempts per client from all sources within the window; default 50. */
   readonly maxFailuresPerClient?: number;
   /** Default one minute. */
   readonly windowMs?: number;
+}
+
+export interface MemorySecretLimiterOptions extends SecretLimits {
   /** Source and client pairs remembered at once; the least recently failed are dropped first. */
   readonly maxTrackedSources?: number;
   /** Client ids remembered at once (the endpoint counts registered clients only). */
@@ -60,34 +66,69 @@ export interface MemorySecretLimiterOptions {
   readonly now?: () => number;
 }
 
+/** What a limiter does with one attempt, given the failures recorded so far. */
+export type SecretAttemptDecision =
+  | Extract<SecretAttemptReservation, { outcome: 'limited' }>
+  | { readonly outcome: 'allowed'; readonly countForClient: boolean };
+
+/**
+ * The rule both limiters apply: a source that failed too often for the client is refused; with
+ * the client's budget spent, a source that has failed for it gets no more tries, while one that
+ * has not still gets its secret checked (uncounted), so the agent itself is never locked out.
+ */
+export function decideSecretAttempt(
+  recent: RecentSecretFailures,
+  limits: Required<SecretLimits>,
+): SecretAttemptDecision {
+  const { now, bySource, byClient } = recent;
+  const oldestBySource = bySource[0];
+  if (oldestBySource !== undefined && bySource.length >= limits.maxFailuresPerSource)
+    return limited('source', oldestBySource + limits.windowMs - now);
+  const oldestByClient = byClient[0];
+  const clientSpent =
+    oldestByClient !== undefined && byClient.length >= limits.maxFailuresPerClient;
+  if (clientSpent && bySource.length > 0)
+    return limited('client', oldestByClient + limits.windowMs - now);
+  return { outcome: 'allowed', countForClient: !clientSpent };
+}
+
+function limitsOf(options: SecretLimits): Required<SecretLimits> {
+  return {
+    maxFailuresPerSource: options.maxFailuresPerSource ?? 10,
+    maxFailuresPerClient: options.maxFailuresPerClient ?? 50,
+    windowMs: options.windowMs ?? 60_000,
+  };
+}
+
 export function createMemorySecretLimiter(
   options: MemorySecretLimiterOptions = {},
 ): ClientSecretLimiter & { readonly trackedSources: () => number } {
-  const maxPerSource = options.maxFailuresPerSource ?? 10;
-  const maxPerClient = options.maxFailuresPerClient ?? 50;
-  const windowMs = options.windowMs ?? 60_000;
+  const limits = limitsOf(options);
   const now = options.now ?? Date.now;
-  const sources = createFailureLog(options.maxTrackedSources ?? 10_000, windowMs);
-  const clients = createFailureLog(options.maxTrackedClients ?? 10_000, windowMs);
+  const sources = createFailureLog(options.maxTrackedSources ?? 10_000, limits.windowMs);
+  const clients = createFailureLog(options.maxTrackedClients ?? 10_000, limits.windowMs);
 
   return {
     reserve(attempt) {
       const at = now();
       const sourceKey = `${sourceKeyOf(attempt.source)}\n${attempt.clientId}`;
-      const bySource = sources.recent(sourceKey, at);
-      const oldestBySource = bySource[0];
-      if (oldestBySource !== undefined && bySource.length >= maxPerSource)
-        return Promise.resolve(limited('source', oldestBySource + windowMs - at));
-      const byClient = clients.recent(attempt.clientId, at);
-      const oldestByClient = byClient[0];
-      const clientSpent = oldestByClient !== undefined && byClient.length >= maxPerClient;
-      // With the client's budget spent, a source that has failed for it gets no more tries; one
-      // that has not still gets its secret checked, so the agent itself is never locked out.
-      if (clientSpent && bySource.length > 0)
-        return Promise.resolve(limited('client', oldestByClient + windowMs - at));
+      const decision = decideSecretAttempt(
+        {
+          now: at,
+          bySource: sources.recent(sourceKey, at),
+          byClient: clients.recent(attempt.clientId, at),
+        },
+        limits,
+      );
+      if (decision.outcome === 'limited') return Promise.resolve(decision);
       sources.add(sourceKey, at);
-      if (!clientSpent) clients.add(attempt.clientId, at);
-      const ticket = { ...attempt, at, countedForClient: !clientSpent };
+      if (decision.countForClient) clients.add(attempt.clientId, at);
+      const ticket = {
+        ...attempt,
+        at,
+        countedForClient: decision.countForClient,
+        clientFailureId: undefined,
+      };
       return Promise.resolve({ outcome: 'allowed', ticket });
     },
     succeeded(ticket) {
@@ -99,7 +140,76 @@ export function createMemorySecretLimiter(
   };
 }
 
-function limited(limit: 'source' | 'client', retryAfterMs: number): SecretAttemptReservation {
+export interface StoreSecretLimiterOptions extends SecretLimits {
+  readonly repository: SecretFailureRepository;
+  /** The caller's clock, used on SQLite; PostgreSQL stamps failures with its own. */
+  readonly now?: () => number;
+  /** Told when expired failures cannot be deleted (they are retried a window later). */
+  readonly onError?: (error: unknown) => void;
+}
+
+/** Expired failures deleted per sweep; a sweep runs at most once a window in each process. */
+const PRUNE_BATCH = 10_000;
+
+/**
+ * The limiter replicas share: every attempt is decided and recorded in one store transaction
+ * serialised per client, so ten wrong secrets are ten whichever replicas they were sent to, and
+ * parallel guesses on several replicas cannot all pass before the first is counted.
+ */
+export function createStoreSecretLimiter(options: StoreSecretLimiterOptions): ClientSecretLimiter {
+  const { repository } = options;
+  const limits = limitsOf(options);
+  const now = options.now ?? Date.now;
+  // A client's own old failures go at its next attempt; this sweep takes those of the others.
+  let sweptAt = now();
+  const sweep = (at: number): void => {
+    if (at - sweptAt < limits.windowMs) return;
+    sweptAt = at;
+    repository
+      .deleteExpired(limits.windowMs, at - limits.windowMs, PRUNE_BATCH)
+      .catch((error: unknown) => options.onError?.(error));
+  };
+  return {
+    async reserve(attempt) {
+      sweep(now());
+      const source = sourceKeyOf(attempt.source);
+      // `decide` runs inside the transaction; what it decided is kept here to answer with.
+      const decided: { value?: SecretAttemptDecision } = {};
+      const recorded = await repository.reserve(
+        { clientId: attempt.clientId, source, windowMs: limits.windowMs, now: now() },
+        (recent) => {
+          const decision = decideSecretAttempt(recent, limits);
+          decided.value = decision;
+          if (decision.outcome === 'limited') return 'none';
+          return decision.countForClient ? 'source_and_client' : 'source';
+        },
+      );
+      const decision = decided.value;
+      if (decision === undefined) throw new Error('the secret failure store did not decide');
+      if (decision.outcome === 'limited') return decision;
+      if (recorded === undefined) throw new Error('the secret failure store recorded nothing');
+      const ticket: SecretAttemptTicket = {
+        ...attempt,
+        at: recorded.at,
+        countedForClient: recorded.clientFailureId !== undefined,
+        clientFailureId: recorded.clientFailureId,
+      };
+      return { outcome: 'allowed', ticket };
+    },
+    succeeded(ticket) {
+      return repository.forgive(
+        ticket.clientId,
+        sourceKeyOf(ticket.source),
+        ticket.clientFailureId,
+      );
+    },
+  };
+}
+
+function limited(
+  limit: 'source' | 'client',
+  retryAfterMs: number,
+): Extract<SecretAttemptReservation, { outcome: 'limited' }> {
   return { outcome: 'limited', limit, retryAfterMs: Math.max(0, retryAfterMs) };
 }
 

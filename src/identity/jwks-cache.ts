@@ -111,14 +111,20 @@ export function createRemoteKeySource(options: RemoteKeySourceOptions): KeySourc
   };
 }
 
-/** Keys held in process (the built-in issuer's); read on every use, so rotation applies at once. */
-export function createLocalKeySource(loadKeys: () => Promise<JSONWebKeySet>): KeySource {
+/**
+ * The built-in issuer's keys, asked for on every use with the token's kid: the keyring answers
+ * from its cache, and looks an unknown kid up in the store (rate-limited), so a key rotated in by
+ * another replica verifies at once.
+ */
+export function createLocalKeySource(
+  loadKeys: (kid: string | undefined) => Promise<JSONWebKeySet>,
+): KeySource {
   let last: { readonly jwks: JSONWebKeySet; readonly keySet: KeySet } | undefined;
   return {
-    async load() {
+    async load(kid) {
       let jwks: JSONWebKeySet;
       try {
-        jwks = await loadKeys();
+        jwks = await loadKeys(kid);
       } catch (cause) {
         throw new TokenRejectedError('jwks_unavailable', { cause });
       }

@@ -73,8 +73,11 @@ export interface JwtVerifierOptions {
   /** This deployment's environment; tokens must carry it in the issuer's environment claim. */
   readonly environment: string;
   readonly issuers: readonly ExternalIssuerConfig[];
-  /** The built-in issuer's public keys; required with `builtinIssuer`. */
-  readonly localKeys?: (() => Promise<JSONWebKeySet>) | undefined;
+  /**
+   * The built-in issuer's public keys, given the token's kid (an unknown one is looked up in the
+   * store); required with `builtinIssuer`.
+   */
+  readonly localKeys?: ((kid: string | undefined) => Promise<JSONWebKeySet>) | undefined;
   /** The built-in issuer's `iss`. */
   readonly builtinIssuer?: string | undefined;
   readonly now?: (() => number) | undefined;

@@ -1,8 +1,10 @@
 /**
  * Makes a new signing key of the built-in issuer active and records `key.rotated`. Tokens signed
- * by the previous keys keep verifying until they expire; a running gateway picks the new key up
- * within seconds. Scheduled rotations (made by a gateway's keyring when the active key is due)
- * are recorded with the same record, built by `describeKeyRotation`.
+ * by the previous keys keep verifying until they expire. Every replica verifies tokens signed with
+ * the new key at once (an unknown kid is looked up in the store) and signs with it as soon as it
+ * hears of it (PostgreSQL NOTIFY), or within its keyring's refresh interval on SQLite. Scheduled
+ * rotations (made by a gateway's keyring when the active key is due) are recorded with the same
+ * record, built by `describeKeyRotation`.
  */
 import type { AuditEntry } from '../domain/audit-record.js';
 import type { OperationContext } from '../domain/operation.js';

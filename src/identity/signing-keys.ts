@@ -2,8 +2,13 @@
  * The built-in issuer's signing keys, kept in the store so every replica (and the `warden keys`
  * CLI) shares them. One key is active and signs; rotated keys stay published until every token
  * they signed has expired (the overlap window), then they are retired and deleted.
+ *
+ * Each process keeps a copy, re-read every few seconds, at once when the store announces a new
+ * key (`markStale`), and before judging a token whose kid the copy does not hold (rate-limited).
  */
 import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { exportJWK, generateKeyPair, importJWK } from 'jose';
 import type { CryptoKey, JSONWebKeySet, JWK } from 'jose';
 import type { SigningKeyRepository, StoredSigningKey } from '../store/types.js';
@@ -36,6 +41,15 @@ export interface SigningKeyring {
   rotate(): Promise<{ readonly kid: string }>;
   /** Public parts of the active and not-yet-retired keys, for /.well-known/jwks.json. */
   publicJwks(): Promise<JSONWebKeySet>;
+  /**
+   * The public keys a verifier checks a token with. A `kid` not among them is looked up in the
+   * store before this resolves, so a key rotated in by another replica verifies at once; those
+   * look-ups are shared by concurrent callers and spaced `unknownKidRereadMs` apart, so tokens
+   * with made-up kids cannot hammer the store.
+   */
+  publicJwksFor(kid: string | undefined): Promise<JSONWebKeySet>;
+  /** Another replica stored a key: the next use re-reads the store. */
+  markStale(): void;
   /** Every stored key with its state, newest first. */
   listKeys(): Promise<SigningKeyStatus[]>;
 }
@@ -54,6 +68,8 @@ export interface SigningKeyringOptions {
    * rotation made by another replica or by the CLI is picked up. Defaults to 5 s.
    */
   readonly refreshIntervalMs?: number;
+  /** Least time between two store reads made for unknown kids. Defaults to 250 ms. */
+  readonly unknownKidRereadMs?: number;
   readonly now?: () => number;
   /** Random key ids; defaults to 16 random bytes, base64url. */
   readonly generateKid?: () => string;
@@ -73,6 +89,7 @@ interface LoadedKey {
 }
 
 const DEFAULT_REFRESH_INTERVAL_MS = 5_000;
+const DEFAULT_UNKNOWN_KID_REREAD_MS = 250;
 
 export function createSigningKeyring(options: SigningKeyringOptions): SigningKeyring {
   const { repository, algorithm, rotateEveryMs, maxTokenTtlMs } = options;
@@ -82,7 +99,18 @@ export function createSigningKeyring(options: SigningKeyringOptions): SigningKey
   if (!(rotateEveryMs > 0) || !(maxTokenTtlMs > 0))
     throw new RangeError('rotateEveryMs and maxTokenTtlMs must be positive');
 
-  let cache: { readonly keys: readonly LoadedKey[]; readonly loadedAt: number } | undefined;
+  const unknownKidRereadMs = options.unknownKidRereadMs ?? DEFAULT_UNKNOWN_KID_REREAD_MS;
+  /** `read`: the number of the store read it came from (reads are numbered as they start). */
+  let cache:
+    | { readonly keys: readonly LoadedKey[]; readonly loadedAt: number; readonly read: number }
+    | undefined;
+  let readsStarted = 0;
+  let stale = false;
+  // A refresh under way, which callers that find the cache stale wait for instead of reading too.
+  let refreshing: Promise<readonly LoadedKey[]> | undefined;
+  // The shared store read for unknown kids, and when (monotonic ms) the last one started.
+  let unknownKidReread: Promise<void> | undefined;
+  let lastUnknownKidRereadAt: number | undefined;
   // Key creation and rotation run one at a time, so concurrent first requests make one key.
   let queue: Promise<unknown> = Promise.resolve();
   const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
@@ -91,12 +119,32 @@ export function createSigningKeyring(options: SigningKeyringOptions): SigningKey
     return run;
   };
 
-  async function load(force: boolean): Promise<readonly LoadedKey[]> {
+  function load(force: boolean): Promise<readonly LoadedKey[]> {
+    if (!force && !stale && cache && now() - cache.loadedAt < refreshIntervalMs)
+      return Promise.resolve(cache.keys);
+    if (force) return read();
+    refreshing ??= read().finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
+  }
+
+  async function read(): Promise<readonly LoadedKey[]> {
     const at = now();
-    if (!force && cache && at - cache.loadedAt < refreshIntervalMs) return cache.keys;
-    await repository.deleteRetired(at);
+    const number = ++readsStarted;
+    const wasStale = stale;
+    stale = false;
+    let stored: StoredSigningKey[];
+    try {
+      await repository.deleteRetired(at);
+      stored = await repository.list();
+    } catch (error) {
+      // Still stale: the next use tries again rather than trusting the old copy for a while.
+      stale ||= wasStale;
+      throw error;
+    }
     const previous = new Map(cache?.keys.map((key) => [key.stored.kid, key]));
-    const keys = (await repository.list())
+    const keys = stored
       .map((stored) => {
         const known = previous.get(stored.kid);
         if (known && known.stored.publicJwk === stored.publicJwk) return { ...known, stored };
@@ -107,8 +155,32 @@ export function createSigningKeyring(options: SigningKeyringOptions): SigningKey
         };
       })
       .sort(compareNewestFirst);
-    cache = { keys, loadedAt: at };
+    // A read that started earlier but finished later must not replace a newer one.
+    if (cache === undefined || cache.read < number) cache = { keys, loadedAt: at, read: number };
     return keys;
+  }
+
+  /** One store read for every caller with an unknown kid, at most one per interval. */
+  function rereadForUnknownKid(): Promise<void> {
+    unknownKidReread ??= (async () => {
+      const since = lastUnknownKidRereadAt;
+      const wait = since === undefined ? 0 : since + unknownKidRereadMs - performance.now();
+      if (wait > 0) await sleep(Math.min(wait, unknownKidRereadMs));
+      lastUnknownKidRereadAt = performance.now();
+      await read();
+    })().finally(() => {
+      unknownKidReread = undefined;
+    });
+    return unknownKidReread;
+  }
+
+  function publish(keys: readonly LoadedKey[]): JSONWebKeySet {
+    const at = now();
+    return {
+      keys: keys
+        .filter((key) => key.stored.retireAt === undefined || key.stored.retireAt > at)
+        .map((key) => ({ ...key.publicJwk })),
+    };
   }
 
   async function createKey(): Promise<StoredSigningKey> {
@@ -180,11 +252,25 @@ export function createSigningKeyring(options: SigningKeyringOptions): SigningKey
     },
 
     async publicJwks() {
-      const at = now();
-      const keys = (await load(false))
-        .filter((key) => key.stored.retireAt === undefined || key.stored.retireAt > at)
-        .map((key) => ({ ...key.publicJwk }));
-      return { keys };
+      return publish(await load(false));
+    },
+
+    async publicJwksFor(kid) {
+      const arrivedAfter = readsStarted;
+      let keys = await load(false);
+      // A read that started before this caller came may have missed a key stored just before
+      // the token was signed: only a read started since counts, and the second one always does.
+      for (let attempt = 0; attempt < 2; attempt += 1) {
+        if (kid === undefined || keys.some((key) => key.stored.kid === kid)) break;
+        if ((cache?.read ?? 0) > arrivedAfter) break;
+        await rereadForUnknownKid();
+        keys = cache?.keys ?? keys;
+      }
+      return publish(keys);
+    },
+
+    markStale() {
+      stale = true;
     },
 
     async listKeys() {

@@ -28,6 +28,7 @@ import type {
   SecretAttemptTicket,
 } from './client-secret-limiter.js';
 import type { SigningKeyring } from './signing-keys.js';
+import type { AssertionReplayRepository } from '../store/types.js';
 
 /** Where the composition root is expected to serve the issuer, relative to its origin. */
 export const BUILTIN_ISSUER_PATHS = Object.freeze({
@@ -102,9 +103,12 @@ export interface TokenEndpointOptions {
   readonly maxBodyBytes?: number;
   /**
    * Counts wrong client secrets per source and client; defaults to an in-memory limiter (10
-   * failures a minute per source and client, 50 per client from all sources).
+   * failures a minute per source and client, 50 per client from all sources). Replicas pass the
+   * store's (`createStoreSecretLimiter`), so they share one count.
    */
   readonly secretLimiter?: ClientSecretLimiter;
+  /** Client assertion ids shared with the other replicas; absent: remembered in this process. */
+  readonly assertionReplays?: AssertionReplayRepository;
   /** Each issued token and each refusal; refusals are many under attack, so aggregate them. */
   readonly onEvent?: (event: TokenEndpointEvent) => void;
   /** Told about unexpected failures (store down, a bug); the client only sees server_error. */
@@ -170,6 +174,8 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
     agents,
     audiences: [tokenEndpointUrl, issuer.issuer],
     now,
+    assertionReplays: options.assertionReplays,
+    onError,
   });
   const limiter = options.secretLimiter ?? createMemorySecretLimiter({ now });
 

@@ -29,6 +29,73 @@ export interface SigningKeyRepository {
   markRotated(at: number, retireAt: number): Promise<void>;
   /** Deletes the keys whose retireAt is at or before `now`. */
   deleteRetired(now: number): Promise<void>;
+  /**
+   * Calls `listener` after a key was inserted (a first key or a rotation) through any store on
+   * the same database: PostgreSQL NOTIFY; SQLite: this store's own inserts only (other processes
+   * on the file are found by re-reading). Resolves once live; returns the unsubscribe function.
+   */
+  subscribe(listener: () => void): Promise<() => Promise<void>>;
+}
+
+/** Client assertion ids already used (RFC 7523 §3), shared by every replica on the store. */
+export interface AssertionReplayRepository {
+  /**
+   * Records that `issuer` used assertion `jti`, kept until `keepUntil`. Resolves true the first
+   * time, false when that id is recorded already and kept past `now` (a replay, on any replica).
+   * Atomic: two replicas claiming one id at once get one true between them.
+   */
+  claim(issuer: string, jti: string, keepUntil: number, now: number): Promise<boolean>;
+  /** Drops the ids kept until `now` or earlier; returns how many. */
+  deleteExpired(now: number): Promise<number>;
+}
+
+/** The failures recorded for one source and client, and for the client from every source. */
+export interface RecentSecretFailures {
+  /** The clock the times are on: the database's on PostgreSQL, the caller's on SQLite. */
+  readonly now: number;
+  /** Times (epoch ms, oldest first) of this source's failures for the client, within the window. */
+  readonly bySource: readonly number[];
+  /** Times of the failures counted against the client's budget, from every source. */
+  readonly byClient: readonly number[];
+}
+
+/** What to record of an attempt: nothing (refused unchecked), a source failure, or both kinds. */
+export type SecretFailureRecording = 'none' | 'source' | 'source_and_client';
+
+export interface RecordedSecretFailure {
+  readonly at: number;
+  /** The failure counted against the client's budget, if one was: forgiven on success. */
+  readonly clientFailureId: string | undefined;
+}
+
+/** Wrong client secrets, counted for every replica on the store (the token endpoint's limiter). */
+export interface SecretFailureRepository {
+  /**
+   * In one transaction serialised per client across replicas (PostgreSQL: an advisory lock on the
+   * client, times from the database's clock; SQLite: BEGIN IMMEDIATE, `now`): drops the client's
+   * failures older than `windowMs`, reads the rest and records what `decide` answers. `decide` is
+   * synchronous; when it throws, nothing is written. Resolves what was recorded, if anything.
+   */
+  reserve(
+    attempt: {
+      readonly clientId: string;
+      readonly source: string;
+      readonly windowMs: number;
+      readonly now: number;
+    },
+    decide: (recent: RecentSecretFailures) => SecretFailureRecording,
+  ): Promise<RecordedSecretFailure | undefined>;
+  /**
+   * The secret was right: drops this source's failures for the client and, if given, the one
+   * failure counted against the client's budget by this attempt.
+   */
+  forgive(clientId: string, source: string, clientFailureId: string | undefined): Promise<void>;
+  /**
+   * Drops failures stamped at or before `before` (the caller's clock; PostgreSQL: the database's
+   * now minus `windowMs`), for clients no one tried since; at most `limit` rows, never waiting
+   * for rows a reservation holds. Returns how many.
+   */
+  deleteExpired(windowMs: number, before: number, limit: number): Promise<number>;
 }
 
 export type RevocationKind = 'token' | 'agent' | 'user';
@@ -388,7 +455,10 @@ export interface ReplicaRepository {
    */
   announce(replica: ReplicaAnnouncement, liveMs: number): Promise<ReplicaRecord>;
   /** Stamps the heartbeat (store clock) and what may have changed since the announcement. */
-  heartbeat(id: string, changed: Pick<ReplicaRecord, 'policyVersion' | 'configDigest'>): Promise<void>;
+  heartbeat(
+    id: string,
+    changed: Pick<ReplicaRecord, 'policyVersion' | 'configDigest'>,
+  ): Promise<void>;
   /** Marks it stopped: its sessions and held calls are gone. */
   stop(id: string): Promise<void>;
   /** Every replica ever announced, with the store's clock now (to judge liveness). */
@@ -421,9 +491,42 @@ export interface SharedSecretRepository {
   getOrCreate(name: string, candidate: string): Promise<string>;
 }
 
+/** One pushed version of the policy and agents (`warden policy push`), which every replica applies. */
+export interface PolicyBundle {
+  /** 1, 2, 3, …: the newest is in force. */
+  readonly id: number;
+  /** SHA-256 of the canonical JSON of its sections: the same content pushed twice is one version. */
+  readonly contentHash: string;
+  /** The version its policy compiles to (PolicyEngine.version), as the replicas report it. */
+  readonly policyVersion: string;
+  /** Its sections as YAML (the policy sections of warden.yaml and `agents`). */
+  readonly text: string;
+  readonly pushedAt: number;
+  /** `user@host` of whoever pushed it. */
+  readonly pushedBy: string;
+}
+
+export interface PolicyBundleRepository {
+  /**
+   * Stores `bundle` as the newest version, unless the newest has the same content hash: then
+   * nothing is written and that one is returned with `created: false`. Pushes are serialised.
+   */
+  push(bundle: Omit<PolicyBundle, 'id'>): Promise<{ bundle: PolicyBundle; created: boolean }>;
+  latest(): Promise<PolicyBundle | undefined>;
+  /** Newest first, at most `limit` (default 20). */
+  list(limit?: number): Promise<PolicyBundle[]>;
+  /**
+   * Told the id of each newly pushed bundle: from any process on PostgreSQL (NOTIFY), from this
+   * store only on SQLite (readers poll `latest()` for other processes' pushes).
+   */
+  subscribe(listener: (id: number) => void): Promise<() => Promise<void>>;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
   readonly signingKeys: SigningKeyRepository;
+  readonly assertionReplays: AssertionReplayRepository;
+  readonly secretFailures: SecretFailureRepository;
   readonly revocations: RevocationRepository;
   readonly audit: AuditRepository;
   readonly policyStates: PolicyStateRepository;
@@ -434,6 +537,7 @@ export interface Store {
   readonly replicas: ReplicaRepository;
   readonly sessions: SessionDirectory;
   readonly sharedSecrets: SharedSecretRepository;
+  readonly policyBundles: PolicyBundleRepository;
   /** The migrations applied to this database, oldest first (for `doctor` and tests). */
   listAppliedMigrations(): Promise<AppliedMigration[]>;
   /** Releases every connection, file handle and timer. Safe to call twice. */

@@ -210,14 +210,43 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   {
     version: 8,
     name: 'identity protections shared by replicas',
-    // RESERVED (IDENT): replaced by its owner's SQL in this change.
-    sql: `SELECT 1;`,
+    // The token endpoint's protections, shared so every replica answers alike: assertion ids
+    // already used (kept until the assertion expires; jti as its SHA-256), and wrong client
+    // secrets, one row per failure, counted per source (kind 'source') or against the client's
+    // budget from every source (kind 'client').
+    sql: `
+      CREATE TABLE client_assertions (
+        issuer TEXT NOT NULL,
+        jti_hash TEXT NOT NULL,
+        keep_until BIGINT NOT NULL,
+        PRIMARY KEY (issuer, jti_hash)
+      );
+      CREATE INDEX client_assertions_keep_until ON client_assertions (keep_until);
+      CREATE TABLE secret_failures (
+        id BIGSERIAL PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('source', 'client')),
+        at BIGINT NOT NULL
+      );
+      CREATE INDEX secret_failures_client ON secret_failures (client_id, kind, at);
+      CREATE INDEX secret_failures_at ON secret_failures (at);
+    `,
   },
   {
     version: 9,
     name: 'policy bundles pushed to every replica',
-    // RESERVED (POLICY): replaced by its owner's SQL in this change.
-    sql: `SELECT 1;`,
+    // `warden policy push`: versions of the policy and agents; every replica applies the newest.
+    sql: `
+      CREATE TABLE policy_bundles (
+        id BIGINT PRIMARY KEY,
+        content_hash TEXT NOT NULL,
+        policy_version TEXT NOT NULL,
+        text TEXT NOT NULL,
+        pushed_at BIGINT NOT NULL,
+        pushed_by TEXT NOT NULL
+      );
+    `,
   },
 ];
 

@@ -21,7 +21,12 @@ import type { OpenStoreOptions, Revocation, Store } from '../types.js';
 import { createPostgresAuditRepository } from './postgres-audit-repository.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { createPostgresClusterRepositories } from './postgres-cluster-repositories.js';
+import {
+  createPostgresIdentityRepositories,
+  createSigningKeyFeed,
+} from './postgres-identity-repositories.js';
 import { createPostgresPolicyRepositories } from './postgres-policy-repositories.js';
+import { createPostgresPolicyBundles } from './postgres-policy-bundles.js';
 import { resolvePostgresTarget, type PostgresTarget } from './postgres-target.js';
 import { RevocationFeed } from './revocation-feed.js';
 
@@ -161,6 +166,10 @@ function createPostgresStore(
     onError,
   });
 
+  const policyBundles = createPostgresPolicyBundles({ query, transaction, target, onError });
+
+  const signingKeyFeed = createSigningKeyFeed(target, onError);
+
   function rememberOwnId(id: string): void {
     ownIds.add(id);
     if (ownIds.size > MAX_OWN_IDS) {
@@ -180,11 +189,20 @@ function createPostgresStore(
         return rows.map(toSigningKey);
       },
       insert: async (key) => {
+        // One statement: the other replicas hear of the key only once it is committed.
         await query(
           'insert a signing key',
-          `INSERT INTO signing_keys (${SIGNING_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-          toSigningKeyParams(key),
+          `WITH inserted AS (
+             INSERT INTO signing_keys (${SIGNING_KEY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             RETURNING kid
+           )
+           SELECT pg_notify($8, kid) FROM inserted`,
+          [...toSigningKeyParams(key), signingKeyFeed.channel],
         );
+      },
+      subscribe: (listener) => {
+        assertOpen('subscribe to signing keys');
+        return signingKeyFeed.subscribe(listener);
       },
       markRotated: async (at, retireAt) => {
         assertEpochMs('at', at);
@@ -258,6 +276,8 @@ function createPostgresStore(
     audit: createPostgresAuditRepository({ now, query, transaction }),
     ...createPostgresPolicyRepositories({ query, transaction }),
     ...createPostgresClusterRepositories({ query, transaction }),
+    ...createPostgresIdentityRepositories({ query, transaction }),
+    policyBundles,
     listAppliedMigrations: async () => {
       const rows = await query(
         'list migrations',
@@ -270,6 +290,8 @@ function createPostgresStore(
       closed = true;
       listeners.clear();
       await feed.close();
+      await signingKeyFeed.close();
+      await policyBundles.close();
       await pool.end();
     },
   };

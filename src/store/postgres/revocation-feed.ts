@@ -26,6 +26,8 @@ export interface RevocationFeedOptions {
   /** Runs after a lost connection is listening again. */
   readonly onReconnect: () => void;
   readonly onError: (error: Error) => void;
+  /** What the channel carries, for errors; default `revocations` (policy bundles use it too). */
+  readonly subject?: string;
 }
 
 export class RevocationFeed {
@@ -98,7 +100,7 @@ export class RevocationFeed {
       await client.end().catch(() => undefined);
       throw new StoreError(
         'STORE_OPEN_FAILED',
-        `cannot LISTEN for revocations at ${this.#options.target}: ${describeCause(cause)}`,
+        `cannot LISTEN for ${this.#options.subject ?? 'revocations'} at ${this.#options.target}: ${describeCause(cause)}`,
         { cause, target: this.#options.target },
       );
     }
@@ -121,7 +123,7 @@ export class RevocationFeed {
     this.#options.onError(
       new StoreError(
         'STORE_QUERY_FAILED',
-        `lost the revocation LISTEN connection to ${this.#options.target}` +
+        `lost the ${this.#options.subject ?? 'revocations'} LISTEN connection to ${this.#options.target}` +
           `${cause === undefined ? '' : `: ${describeCause(cause)}`}; reconnecting`,
         { cause, target: this.#options.target },
       ),

@@ -26,7 +26,9 @@ import { createSqliteAuditRepository } from './sqlite-audit-repository.js';
 import { isSqliteDuplicateKey } from './sqlite-errors.js';
 import { migrateSqlite } from './sqlite-migrations.js';
 import { createSqliteClusterRepositories } from './sqlite-cluster-repositories.js';
+import { createSqliteIdentityRepositories } from './sqlite-identity-repositories.js';
 import { createSqlitePolicyRepositories } from './sqlite-policy-repositories.js';
+import { createSqlitePolicyBundles } from './sqlite-policy-bundles.js';
 
 const MEMORY = ':memory:';
 /** How long a write waits for another connection's lock before failing with SQLITE_BUSY. */
@@ -110,6 +112,8 @@ function createSqliteStore(
   let watermark = 0;
   const ownIds = new Set<number>();
   let poller: NodeJS.Timeout | undefined;
+  /** Told of this store's own key inserts (another process's are found by re-reading). */
+  const keyListeners = new Set<() => void>();
   const sql = {
     listKeys: db.prepare(
       `SELECT ${SIGNING_KEY_COLUMNS} FROM signing_keys ORDER BY created_at, kid`,
@@ -196,6 +200,13 @@ function createSqliteStore(
       insert: async (key) => {
         const params = toSigningKeyParams(key);
         run('insert a signing key', () => sql.insertKey.run(params));
+        for (const listener of keyListeners) {
+          try {
+            listener();
+          } catch (error) {
+            onError(error instanceof Error ? error : new Error(String(error)));
+          }
+        }
       },
       markRotated: async (at, retireAt) => {
         assertEpochMs('at', at);
@@ -205,6 +216,13 @@ function createSqliteStore(
       deleteRetired: async (now) => {
         assertEpochMs('now', now);
         run('delete retired signing keys', () => sql.deleteRetiredKeys.run(now));
+      },
+      subscribe: async (listener) => {
+        assertOpen('subscribe to signing keys');
+        keyListeners.add(listener);
+        return async () => {
+          keyListeners.delete(listener);
+        };
       },
     },
     revocations: {
@@ -238,6 +256,8 @@ function createSqliteStore(
     audit: audit.repository,
     ...createSqlitePolicyRepositories(db, run),
     ...createSqliteClusterRepositories(db, run, now),
+    ...createSqliteIdentityRepositories(db, run),
+    policyBundles: createSqlitePolicyBundles(db, run, onError),
     listAppliedMigrations: async () =>
       run('list migrations', () => sql.listMigrations.all() as Row[]).map(toAppliedMigration),
     close: async () => {
@@ -245,6 +265,7 @@ function createSqliteStore(
       closed = true;
       clearInterval(poller);
       listeners.clear();
+      keyListeners.clear();
       // The writer thread first: its queued appends commit before the last connection closes.
       await audit.close();
       db.close();

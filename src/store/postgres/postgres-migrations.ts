@@ -203,9 +203,12 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
   },
   {
     version: 7,
-    name: 'quotas: exact under concurrency',
-    // RESERVED (QUOTA): replaced by its owner's SQL in this change.
-    sql: `SELECT 1;`,
+    name: 'pending approvals found by the replica holding their call',
+    // A replica found dead withdraws the held calls it left pending: found by held_by.
+    sql: `
+      CREATE INDEX approval_requests_held_by
+        ON approval_requests (held_by) WHERE status = 'pending';
+    `,
   },
   {
     version: 8,

@@ -313,7 +313,8 @@ describe('attacks on the 2026-07-28 contract', () => {
     const response = await postModern(gateway.endpoint('legacy_http'), 'tools/call', {
       name: 'test_sampling',
       arguments: { prompt: 'x' },
-      requestState: 'wst2.local.k0.AAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+      requestState:
+        'wst2.local.k0.AAAAAAAAAAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
       inputResponses: {
         'input-1': { role: 'assistant', model: 'm', content: { type: 'text', text: 'x' } },
       },

@@ -188,7 +188,7 @@ test('a decision made with --as records the OS user and host that asserted it', 
   }
 });
 
-test('approvals.cli_decisions: false refuses a CLI decision, naming the key; nothing changes', async () => {
+test('approvals.cli_decisions: false refuses a CLI decision, naming the key; nothing changes but the record of the refusal', async () => {
   for (const args of [
     ['approve', 'ap-held', '--as', 'carol@example.com'],
     ['deny', 'ap-held', '--as', 'carol@example.com', '--reason', 'no'],
@@ -203,7 +203,23 @@ test('approvals.cli_decisions: false refuses a CLI decision, naming the key; not
   const store = await openStore(storeUrl);
   try {
     assert.equal((await store.approvals.get('ap-held'))?.status, 'pending');
-    assert.deepEqual(await store.audit.query({ requestId: 'req-ap-held' }), []);
+    // Each refused attempt is told, under the held call's request id: who claimed, from where.
+    const records = await store.audit.query({ requestId: 'req-ap-held' });
+    assert.deepEqual(
+      records.map((record) => [record.event, record.errorCode, record.details?.['verdict']]).sort(),
+      [
+        ['request.refused', 'APPROVAL_CLI_DECISIONS_OFF', 'approve'],
+        ['request.refused', 'APPROVAL_CLI_DECISIONS_OFF', 'deny'],
+      ],
+    );
+    for (const record of records) {
+      assert.equal(record.details?.['approvalId'], 'ap-held');
+      assert.equal(record.details?.['approver'], 'carol@example.com');
+      assert.deepEqual(record.details?.['assertedBy'], {
+        osUser: userInfo().username,
+        host: hostname(),
+      });
+    }
   } finally {
     await store.close();
   }

@@ -454,7 +454,10 @@ test("a grant's approval_delivery overrides approvals.delivery; grants that disa
   assert.equal(deliveryOf(['payments'], grants, 'auto'), 'hold');
   assert.equal(deliveryOf(['plain'], grants, 'hold'), 'hold');
   assert.equal(deliveryOf(['refunds', 'payments'], grants, 'hold'), 'hold');
-  assert.equal(deliveryOf(['plain'], grants, 'auto'), 'retry', 'auto is retry: no tasks yet');
+  // auto is task: a task for a client that asks for one, retry for any other (approve-call.ts).
+  assert.equal(deliveryOf(['plain'], grants, 'auto'), 'task');
+  assert.equal(deliveryOf(['plain'], grants, 'task'), 'task');
+  assert.equal(deliveryOf(['refunds'], grants, 'task'), 'retry');
 });
 
 /**
@@ -647,7 +650,7 @@ for (const [name, open] of backends) {
   });
 }
 
-test('approvals.delivery and a grant’s approval_delivery are checked; tasks are not offered', () => {
+test('approvals.delivery and a grant’s approval_delivery are checked', () => {
   const base = {
     auth: { resource: 'https://warden.example.com/mcp', issuers: [{ builtin: {} }] },
     agents: { bot: { roles: ['payer'] } },
@@ -668,7 +671,11 @@ test('approvals.delivery and a grant’s approval_delivery are checked; tasks ar
     parseConfig({ ...base, approvals: { delivery: 'hold' } }, 'test').approvals.delivery,
     'hold',
   );
-  assert.match(problems({ approvals: { delivery: 'task' } }), /approvals\.delivery/);
+  assert.equal(
+    parseConfig({ ...base, approvals: { delivery: 'task' } }, 'test').approvals.delivery,
+    'task',
+  );
+  assert.match(problems({ approvals: { delivery: 'tasks' } }), /approvals\.delivery/);
   const grant = { tool: 'bank.pay', requires_approval: true, approval_delivery: 'retry' };
   const roles = (g: Record<string, unknown>) => ({ roles: { payer: { grants: [g] } } });
   const parsed = parseConfig({ ...base, ...roles(grant) }, 'test');

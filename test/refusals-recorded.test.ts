@@ -423,6 +423,14 @@ const TRIGGERS: Partial<
     // The retry of a multi round-trip request, with a requestState this gateway never minted.
     reply: await postModern('tools/list', { requestState: 'forged-state' }),
   }),
+  WARDEN_TASK_INVALID: async () => ({
+    // Polling a task of the gateway's that is not the caller's (here: none has this id).
+    reply: await post(
+      url('fixture'),
+      { jsonrpc: '2.0', id: 'task', method: 'tasks/get', params: { taskId: 'warden-approval-x' } },
+      { token, sessionId },
+    ),
+  }),
   WARDEN_HEADER_MISMATCH: async () => ({
     reply: await postModern('tools/list', {}, { 'mcp-method': 'tools/call' }),
   }),

@@ -106,6 +106,44 @@ export function decisionEntry(
   }
 }
 
+/**
+ * `request.refused` for a vote the rules refused before it was counted (CLI decisions turned
+ * off): who claimed to decide, from which OS account and host, and the verdict they asked for.
+ */
+export function refusedDecisionEntry(
+  refused: {
+    readonly id: string;
+    readonly request: ApprovalRequest | undefined;
+    readonly approver: Approver;
+    readonly verdict: 'approve' | 'deny';
+    readonly code: string;
+  },
+  at: number,
+  environment: string | undefined,
+): AuditEntry {
+  const { id, request, approver, verdict, code } = refused;
+  const { assertedBy } = approver;
+  return {
+    ...(request === undefined
+      ? environment === undefined
+        ? {}
+        : { environment }
+      : requestEntryBase(request, environment)),
+    event: 'request.refused',
+    time: isoTime(at),
+    errorCode: code,
+    details: {
+      operation: 'approvals.decide',
+      approvalId: id,
+      verdict,
+      approver: approver.user,
+      ...(assertedBy !== undefined && {
+        assertedBy: { osUser: assertedBy.osUser, host: assertedBy.host },
+      }),
+    },
+  };
+}
+
 /** `approval.expired`, noticed by the holder when the timeout passed. */
 export function expiredEntry(call: HeldCall, request: ApprovalRequest, at: number): AuditEntry {
   return {
@@ -130,6 +168,39 @@ export function withdrawnEntry(call: HeldCall, request: ApprovalRequest, at: num
       argumentsHash: request.argumentsHash,
     },
     details: { withdrawn: true, by: 'client' },
+  };
+}
+
+/** `approval.refused` for a request whose call died with the replica holding it open. */
+export function orphanedEntry(
+  request: ApprovalRequest,
+  replica: string,
+  at: number,
+  environment: string | undefined,
+): AuditEntry {
+  const decidedAt = isoTime(at);
+  return {
+    ...requestEntryBase(request, environment),
+    event: 'approval.refused',
+    time: decidedAt,
+    approval: { id: request.id, approvers: [], decidedAt, argumentsHash: request.argumentsHash },
+    details: { withdrawn: true, by: 'replica_gone', replica },
+  };
+}
+
+/** `approval.refused` for a request whose task the client cancelled (`tasks/cancel`). */
+export function taskCancelledEntry(
+  request: ApprovalRequest,
+  at: number,
+  environment: string | undefined,
+): AuditEntry {
+  const decidedAt = isoTime(at);
+  return {
+    ...requestEntryBase(request, environment),
+    event: 'approval.refused',
+    time: decidedAt,
+    approval: { id: request.id, approvers: [], decidedAt, argumentsHash: request.argumentsHash },
+    details: { withdrawn: true, by: 'client', via: 'tasks/cancel' },
   };
 }
 

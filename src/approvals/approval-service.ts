@@ -3,7 +3,8 @@
  * `hold` stores an approval request, records `approval.requested` durably, announces it
  * (`notify`), and waits until approvers decide (`decide`, from the admin API or the CLI), the
  * timeout passes, or the client goes away. `answerRetry` asks the same without waiting, and
- * releases the call when it is made again once granted. A granted approval releases exactly the
+ * releases the call when it is made again once granted (delivered by retry, or as an MCP task
+ * whose status is the request's: approval-task.ts). A granted approval releases exactly the
  * call it was given for, once.
  *
  * The service composes one module per concern, each a set of plain functions over the explicit
@@ -22,6 +23,7 @@ import type { ApprovalsConfig } from '../config/config.js';
 import type { AuditEntry } from '../domain/audit-record.js';
 import type { ApprovalRequest, ApprovalStatus, Store } from '../store/types.js';
 import type { ApprovalState } from './approval-state.js';
+import { cancelApprovalTask } from './approval-task.js';
 import { decideApproval } from './decide-approval.js';
 import type {
   ApprovalBinding,
@@ -34,7 +36,7 @@ import type {
 import { bindingOf, consumeApproval } from './release-approval.js';
 import { requestApproval } from './request-approval.js';
 import { answerRetriedCall, type RetryAnswer } from './retry-approval.js';
-import { invalidatePendingApprovals } from './settle-approval.js';
+import { invalidatePendingApprovals, withdrawOrphanedApprovals } from './settle-approval.js';
 
 export type { ApprovalBinding, ApprovedCall, Approver, AssertedBy, HeldCall, RetryAnswer, Verdict };
 export { bindingOf };
@@ -59,6 +61,8 @@ export interface ApprovalServiceOptions {
   readonly progressEveryMs?: number;
   /** Stamped on the records `decide` makes (hold takes it from the caller's identity). */
   readonly environment?: string;
+  /** This replica's name, written on the requests whose calls it holds open. */
+  readonly replica?: string;
 }
 
 export interface ApprovalService {
@@ -100,6 +104,16 @@ export interface ApprovalService {
     affected: (request: ApprovalRequest) => boolean,
     reason: string,
   ): Promise<string[]>;
+  /**
+   * Withdraws the request behind a task its client cancelled (`tasks/cancel`), recorded as
+   * `approval.refused`; undefined when it was not pending any more.
+   */
+  cancelTask(request: ApprovalRequest): Promise<ApprovalRequest | undefined>;
+  /**
+   * Withdraws the pending requests whose calls `replica` held open (it stopped or died), each
+   * recorded; resolves with their ids.
+   */
+  withdrawHeldBy(replica: string): Promise<string[]>;
   /** Newest first (at most 100). */
   list(status?: ApprovalStatus): Promise<ApprovalRequest[]>;
   get(id: string): Promise<ApprovalRequest | undefined>;
@@ -114,6 +128,8 @@ export function createApprovalService(options: ApprovalServiceOptions): Approval
     consume: (id, binding) => consumeApproval(state, id, binding),
     decide: (id, approver, verdict, reason) => decideApproval(state, id, approver, verdict, reason),
     invalidatePending: (affected, reason) => invalidatePendingApprovals(state, affected, reason),
+    withdrawHeldBy: (replica) => withdrawOrphanedApprovals(state, replica),
+    cancelTask: (request) => cancelApprovalTask(state, request),
     list: (status) => store.approvals.list(status === undefined ? {} : { status }),
     get: (id) => store.approvals.get(id),
   };
@@ -133,6 +149,7 @@ function approvalStateOf(options: ApprovalServiceOptions): ApprovalState {
     progressEveryMs: options.progressEveryMs ?? DEFAULT_PROGRESS_EVERY_MS,
     environment: options.environment,
     cliDecisions: options.config.cliDecisions ?? true,
+    replica: options.replica,
     holders: new Map(),
   });
 }

@@ -27,6 +27,8 @@ export interface ApprovalState {
   readonly environment: string | undefined;
   /** Whether an asserted approver (the CLI's `--as`) may decide; `approvals.cli_decisions`. */
   readonly cliDecisions: boolean;
+  /** This replica: named on the requests whose calls it holds open. */
+  readonly replica: string | undefined;
   readonly holders: Holders;
 }
 

@@ -14,7 +14,12 @@
  */
 import { WardenError } from '../domain/errors.js';
 import type { ApprovalRequest, ApprovalVote } from '../store/types.js';
-import { decisionEntry, type VoteOutcome } from './approval-records.js';
+import {
+  decisionEntry,
+  recordLate,
+  refusedDecisionEntry,
+  type VoteOutcome,
+} from './approval-records.js';
 import { wakeHolders, type ApprovalState } from './approval-state.js';
 import { approvingVoters, isoTime } from './approval-view.js';
 import { ApprovalError } from './errors.js';
@@ -33,11 +38,13 @@ export async function decideApproval(
   reason: string,
 ): Promise<ApprovalRequest> {
   if (approver.assertedBy !== undefined && !state.cliDecisions) {
-    throw new ApprovalError(
+    const refusal = new ApprovalError(
       'APPROVAL_CLI_DECISIONS_OFF',
       id,
       'decisions from the command line are turned off (approvals.cli_decisions: false); decide through the admin API (POST /admin/approvals/ID/approve or /deny) with your own token',
     );
+    await recordRefusedDecision(state, id, approver, verdict, refusal.code);
+    throw refusal;
   }
   const at = state.now();
   let outcome = 'voted' as VoteOutcome;
@@ -145,4 +152,23 @@ function checkVoter(request: ApprovalRequest, approver: Approver): void {
  */
 function sameId(a: string, b: string): boolean {
   return a.trim().toLowerCase() === b.trim().toLowerCase();
+}
+
+/**
+ * A vote the rules refused before it was counted leaves a `request.refused` record, under the
+ * request id of the call it was about when that request exists, so the call's story shows who
+ * tried to decide it, and from where. The refusal stands whether or not it is recorded.
+ */
+async function recordRefusedDecision(
+  state: Pick<ApprovalState, 'store' | 'now' | 'record' | 'onError' | 'environment'>,
+  id: string,
+  approver: Approver,
+  verdict: Verdict,
+  code: string,
+): Promise<void> {
+  const request = await state.store.approvals.get(id).catch(() => undefined);
+  await recordLate(
+    state,
+    refusedDecisionEntry({ id, request, approver, verdict, code }, state.now(), state.environment),
+  );
 }

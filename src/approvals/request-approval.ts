@@ -15,16 +15,17 @@ import { settleApproval } from './settle-approval.js';
 
 /** Asks for the approval, then holds the call until it is decided. */
 export async function requestApproval(state: ApprovalState, call: HeldCall): Promise<ApprovedCall> {
-  return awaitDecision(state, call, await askForApproval(state, call));
+  return awaitDecision(state, call, await askForApproval(state, call, state.replica));
 }
 
 /** Stores, records and announces the pending request for the call; resolves with it. */
 export async function askForApproval(
   state: ApprovalState,
   call: HeldCall,
+  heldBy?: string,
 ): Promise<ApprovalRequest> {
   call.signal.throwIfAborted();
-  const request = newApprovalRequest(state, call);
+  const request = { ...newApprovalRequest(state, call), heldBy };
   try {
     await state.store.approvals.create(request);
   } catch (error) {

@@ -4,7 +4,13 @@
  * changed). Each records what happened; a request already decided is left as it is.
  */
 import type { ApprovalRequest } from '../store/types.js';
-import { expiredEntry, invalidatedEntry, recordLate, withdrawnEntry } from './approval-records.js';
+import {
+  expiredEntry,
+  invalidatedEntry,
+  orphanedEntry,
+  recordLate,
+  withdrawnEntry,
+} from './approval-records.js';
 import { wakeHolders, type ApprovalState } from './approval-state.js';
 import type { HeldCall } from './held-call.js';
 
@@ -126,6 +132,37 @@ export async function invalidateApproval(
   }
   wakeHolders(state.holders, id);
   return updated;
+}
+
+/**
+ * Withdraws the pending requests whose calls `replica` held open: it stopped or died, and the
+ * clients' connections went with it, so nothing can ever release those calls. Each is recorded
+ * (`approval.refused`, withdrawn, by the replica's end) and approvers are told it is gone.
+ * Resolves with the ids withdrawn.
+ */
+export async function withdrawOrphanedApprovals(
+  state: ApprovalState,
+  replica: string,
+): Promise<string[]> {
+  const pending = await state.store.approvals.list({ status: 'pending', limit: 1000 });
+  const withdrawn: string[] = [];
+  for (const request of pending.filter((candidate) => candidate.heldBy === replica)) {
+    const settled = await settleApproval(state, request, 'withdrawn');
+    if (settled === undefined) continue;
+    withdrawn.push(request.id);
+    await state
+      .record(orphanedEntry(settled, replica, state.now(), state.environment))
+      .catch((error: unknown) =>
+        state.onError(error, `could not record the withdrawal of approval ${request.id}`),
+      );
+    try {
+      state.notifyInvalidated?.(settled, `the replica holding the call (${replica}) stopped`);
+    } catch (error) {
+      state.onError(error, `announcing the withdrawal of approval ${request.id} failed`);
+    }
+    wakeHolders(state.holders, request.id);
+  }
+  return withdrawn;
 }
 
 /** Invalidates every pending request `affected` picks; resolves with the ids invalidated. */

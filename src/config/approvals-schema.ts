@@ -77,9 +77,10 @@ const approvalsSchema = z.strictObject({
   /**
    * How a held call reaches its caller. `hold`: the call waits (stock clients give up after 60 s).
    * `retry`: answered at once with a pending result; the same call made again once approved goes.
-   * `auto`: `retry` (MCP tasks, where a client supports them, are not offered yet).
+   * `task`: an MCP task (2025-11-25, task-augmented `tools/call`) for a client that asks for
+   * one (`params.task`); `retry` for any other. `auto`: the same as `task`.
    */
-  delivery: z.enum(['auto', 'hold', 'retry']).default('auto'),
+  delivery: z.enum(['auto', 'hold', 'retry', 'task']).default('auto'),
 });
 
 /** Top-level keys this file adds to warden.yaml. */
@@ -102,7 +103,7 @@ export interface ApprovalWebhookConfig {
 }
 
 /** How an approval-gated call waits for its approval (`approvals.delivery`). */
-export type ApprovalDelivery = 'auto' | 'hold' | 'retry';
+export type ApprovalDelivery = 'auto' | 'hold' | 'retry' | 'task';
 
 export interface ApprovalsConfig {
   /** The approver registry, by user id. */

@@ -134,6 +134,12 @@ export const ERROR_CATALOGUE = {
     summary:
       'The requestState of this retry is unknown, expired or belongs to another request. Send the original request again.',
   },
+  WARDEN_TASK_INVALID: {
+    status: 400,
+    rpcCode: -32602,
+    summary:
+      'This task request cannot be answered: params.task is not an object, or (tasks/get, tasks/result, tasks/cancel) no task of yours has this id, it already ended (cancel), is still working (result), or its result is no longer kept here; data.reason says which.',
+  },
   WARDEN_HEADER_MISMATCH: {
     status: 400,
     rpcCode: -32020,
@@ -356,6 +362,7 @@ export const ANSWERED_IN_BAND: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'WARDEN_APPROVAL_EXPIRED',
   'WARDEN_APPROVAL_STALE',
   'WARDEN_APPROVAL_UNAVAILABLE',
+  'WARDEN_TASK_INVALID',
   'WARDEN_AUDIT_UNAVAILABLE',
   'WARDEN_UPSTREAM_UNAVAILABLE',
   'WARDEN_UPSTREAM_PROTOCOL_ERROR',

@@ -127,12 +127,20 @@ async function assembleGateway(
   opened.push({ name: 'store', close: () => store.close() });
   // Before anything is recorded: a second writer on this audit stream refuses to start here.
   let policyVersion = (): string => '';
+  // Replicas found dead before the approvals service is up wait for it here.
+  const goneBeforeApprovals: string[] = [];
+  const orphans: { withdraw?: (replica: string) => Promise<void> } = {};
   const cluster = await setUpCluster({
     config,
     store,
     hashKey: loadOrCreateHashKey(config.audit.hashKeyFile),
     policyVersion: () => policyVersion(),
     logger,
+    // A dead replica's held calls died with it: their requests must not stay pending.
+    onReplicaGone: async (replica) => {
+      if (orphans.withdraw === undefined) goneBeforeApprovals.push(replica.id);
+      else await orphans.withdraw(replica.id);
+    },
   });
   // Leaves last: its sessions have ended by then.
   opened.push({ name: 'cluster membership', close: () => cluster.close() });
@@ -201,6 +209,23 @@ async function assembleGateway(
   );
   // Lets pending webhook deliveries finish.
   opened.push({ name: 'approvals', close: () => approvals.close() });
+  const withdrawHeldBy = async (replica: string): Promise<void> => {
+    const withdrawn = await approvals.withdrawHeldBy(replica);
+    if (withdrawn.length > 0) {
+      logger.warn(
+        { event: 'approval.withdrawn', replica, approvals: withdrawn },
+        'withdrew the approvals whose calls a stopped replica held open',
+      );
+    }
+  };
+  // Calls this replica held open before a crash died with it, as did those of replicas found
+  // dead while it started: withdraw what they left pending.
+  orphans.withdraw = withdrawHeldBy;
+  for (const replica of [config.cluster.replica, ...goneBeforeApprovals]) {
+    await withdrawHeldBy(replica).catch((error: unknown) =>
+      logger.error({ err: error, replica }, 'could not withdraw orphaned approvals'),
+    );
+  }
   // The one path by which a re-read file or a pushed bundle puts policy and agents in force.
   const applyPolicy = async (reloaded: Config): Promise<PolicyReload> => {
     const outcome = await policy.reload(reloaded);

@@ -28,6 +28,8 @@ export interface GatewayApprovals {
    * definition): approvers are told, and the held calls are refused with WARDEN_APPROVAL_STALE.
    */
   invalidatePending: ApprovalService['invalidatePending'];
+  /** Withdraws the requests a stopped or dead replica held calls open for. */
+  withdrawHeldBy: ApprovalService['withdrawHeldBy'];
   /** Lets pending webhook deliveries finish. */
   close(): Promise<void>;
 }
@@ -51,6 +53,7 @@ export function setUpApprovals(
   });
   const service = createApprovalService({
     store,
+    replica: config.cluster.replica,
     config: config.approvals,
     now,
     record: auditLog.record,
@@ -91,8 +94,13 @@ export function setUpApprovals(
   const holder: ApprovalHolder = {
     deliveryFor: (decision) =>
       deliveryOf(decision.approval?.grants ?? [], grants(), config.approvals.delivery),
+    offersTasks: () =>
+      grants().some((grant) => grant.approvalDelivery === 'auto') ||
+      ['auto', 'task'].includes(config.approvals.delivery),
     hold: (call) => service.hold(toHeldCall(call)),
     answerRetry: (call) => service.answerRetry(toHeldCall(call)),
+    get: (id) => service.get(id),
+    cancelTask: (request) => service.cancelTask(request),
   };
   const api = createApprovalsApi({
     authenticate,
@@ -104,6 +112,7 @@ export function setUpApprovals(
     holder,
     api,
     invalidatePending: (affected, reason) => service.invalidatePending(affected, reason),
+    withdrawHeldBy: (replica) => service.withdrawHeldBy(replica),
     close: () => notifier.idle(),
   };
 }

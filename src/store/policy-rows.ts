@@ -85,6 +85,7 @@ export const APPROVAL_COLUMN_LIST = [
   'approver_roles',
   'approvals_required',
   'votes',
+  'held_by',
 ] as const;
 export const APPROVAL_COLUMNS = APPROVAL_COLUMN_LIST.join(', ');
 
@@ -277,6 +278,7 @@ export function toApprovalParams(request: ApprovalRequest): PolicyValue[] {
     strings('approverRoles', request.approverRoles),
     request.approvalsRequired,
     votes(request.votes),
+    optionalText('heldBy', request.heldBy),
   ];
 }
 
@@ -306,7 +308,14 @@ export function toApprovalRequest(row: Row): ApprovalRequest {
     approverRoles: readStrings(row, 'approver_roles'),
     approvalsRequired: readInteger(row, 'approvals_required'),
     votes: readVotes(row, 'votes'),
+    ...heldByOf(row),
   };
+}
+
+/** Only a held call's request names its replica: the others carry no heldBy at all. */
+function heldByOf(row: Row): { heldBy?: string } {
+  const heldBy = readOptionalText(row, 'held_by');
+  return heldBy === undefined ? {} : { heldBy };
 }
 
 /** The validated status filter and page size of a list() call. */

@@ -389,6 +389,12 @@ export interface ApprovalRequest {
   /** 1, or 2 for a grant that needs two distinct approvers. */
   readonly approvalsRequired: number;
   readonly votes: readonly ApprovalVote[];
+  /**
+   * The replica holding the call open (`hold` delivery): when it stops or dies, the client's
+   * connection went with it, and the request is withdrawn. Undefined for `retry` and `task`,
+   * whose calls any replica can release.
+   */
+  readonly heldBy?: string | undefined;
 }
 
 export interface ApprovalQuery {

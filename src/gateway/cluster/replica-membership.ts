@@ -7,6 +7,7 @@
  * get 404 and start again) and tells `onReplicaGone`, which withdraws what it held.
  */
 import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../logger.js';
 import { StoreError } from '../../store/errors.js';
@@ -64,7 +65,8 @@ export async function joinCluster(options: MembershipOptions): Promise<Membershi
   const { store, id, logger } = options;
   const announcement = {
     id,
-    instance: randomBytes(9).toString('base64url'),
+    // Host and process, so a restart on the same host can tell its previous life is gone.
+    instance: `${hostname()}/${process.pid}/${randomBytes(6).toString('base64url')}`,
     url: options.url,
     auditStream: options.auditStream,
     policyVersion: options.policyVersion(),
@@ -74,6 +76,7 @@ export async function joinCluster(options: MembershipOptions): Promise<Membershi
   // A replica restarted at once (after a crash) finds its previous instance still "live" for up
   // to liveMs: it waits that out. A second process with the same name keeps beating, and is
   // refused once the wait is over.
+  await retireDeadPredecessor(store, id);
   const giveUpAt = Date.now() + options.liveMs + options.heartbeatMs;
   for (;;) {
     try {
@@ -182,4 +185,28 @@ export async function joinCluster(options: MembershipOptions): Promise<Membershi
       await store.replicas.stop(id);
     },
   };
+}
+
+/**
+ * A replica restarted on the same host after a crash need not wait out its previous life's
+ * heartbeat: when that instance's process is gone, it is marked stopped at once. On another
+ * host nothing can be known, and the wait (dead_after) stands.
+ */
+async function retireDeadPredecessor(store: Pick<Store, 'replicas'>, id: string): Promise<void> {
+  const { replicas } = await store.replicas.list();
+  const previous = replicas.find((replica) => replica.id === id && replica.stoppedAt === undefined);
+  if (previous === undefined) return;
+  const [host, pid] = previous.instance.split('/');
+  if (host !== hostname() || !isProcessGone(Number(pid))) return;
+  await store.replicas.stop(id);
+}
+
+function isProcessGone(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
+  }
 }

@@ -2,8 +2,9 @@
  * Approve (approvals/): an approval-gated call waits for a person, delivered as
  * `approvals.delivery` says. `hold`: the call is held open (progress notifications for a client
  * that asked for them); a client that cancels, times out or goes away withdraws its request, and
- * nothing is forwarded after. `retry` (and `auto`): answered at once with a pending tool result,
- * so no client timeout applies; the same call made again once granted goes, once. Either way a
+ * nothing is forwarded after. `retry`: answered at once with a pending tool result, so no client
+ * timeout applies; the same call made again once granted goes, once. `task` (and `auto`): a
+ * client that asks for an MCP task gets one (answer-approval-task.ts); any other, `retry`. Either way a
  * granted call is decided again — revocations, policy, states, break-glass, tool definition,
  * quotas as they are then — and goes only if nothing changed the outcome (else
  * WARDEN_APPROVAL_STALE, recorded).
@@ -16,8 +17,16 @@ import type { McpCall, McpRequestCall, ToolCall } from '../../domain/mcp-call.js
 import type { RevocationList } from '../../identity/revocation-list.js';
 import type { CallObserver, ClientMessageContext } from '../../mcp/message-gate.js';
 import type { Authorization } from '../../policy/authorize-message.js';
+import {
+  bindReleasedTask,
+  createdTaskAnswer,
+  isTaskReplay,
+  taskAugmentationOf,
+  type ApprovalTasks,
+} from './answer-approval-task.js';
 import { answerWithToolError } from './answer-with-tool-error.js';
 import { callFacts, type MessageStageOptions } from './message-context.js';
+import type { TaskBook } from './task-book.js';
 
 /** The `_meta` key of a pending answer (retry delivery): `{ id, status, expiresAt }`. */
 export const APPROVAL_META_KEY = 'warden/approval';
@@ -42,14 +51,24 @@ export interface ApprovalGatedCall {
 
 /** A granted call, released: its approval (asked for under `requestId`) and who approved. */
 export interface ReleasedCall {
-  readonly approval: { readonly id: string; readonly requestId: string };
+  readonly approval: {
+    readonly id: string;
+    readonly requestId: string;
+    readonly createdAt: number;
+    readonly expiresAt: number;
+  };
   readonly approvers: readonly string[];
 }
 
 /** What the pipeline needs of the approvals service (approvals/approval-service.ts). */
-export interface ApprovalHolder {
-  /** How a gated call waits: held open, or answered pending and made again (`auto` is retry). */
-  deliveryFor(decision: Decision): 'hold' | 'retry';
+export interface ApprovalHolder extends ApprovalTasks {
+  /**
+   * How a gated call waits: held open, answered pending and made again, or (`task`, which
+   * `auto` is) as an MCP task for a client that asks for one, else as `retry`.
+   */
+  deliveryFor(decision: Decision): 'hold' | 'retry' | 'task';
+  /** Whether `task` delivery can happen at all (relayed `initialize` results then say so). */
+  offersTasks(): boolean;
   hold(
     call: ApprovalGatedCall & {
       readonly onWaiting?: (info: { approvalId: string; elapsedMs: number }) => void;
@@ -58,7 +77,11 @@ export interface ApprovalHolder {
   answerRetry(call: ApprovalGatedCall): Promise<
     | {
         readonly status: 'pending';
-        readonly approval: { readonly id: string; readonly expiresAt: number };
+        readonly approval: {
+          readonly id: string;
+          readonly createdAt: number;
+          readonly expiresAt: number;
+        };
       }
     | ({ readonly status: 'released' } & ReleasedCall)
   >;
@@ -89,9 +112,9 @@ export function withdrawCancelledApproval(
 
 /**
  * The decision the call goes ahead under: the policy's, or for an approval-gated call, the
- * approvers' once the call has been decided again; or, for a call delivered by retry whose
- * approval is pending, the pending answer (nothing forwarded). A call refused at release is
- * recorded so.
+ * approvers' once the call has been decided again; or, for a call delivered by retry or as a
+ * task whose approval is pending, the pending answer or the task (nothing forwarded). A call
+ * refused at release is recorded so.
  */
 export async function approveCall(
   call: McpRequestCall,
@@ -99,12 +122,21 @@ export async function approveCall(
   authorization: Authorization,
   options: Pick<MessageStageOptions, 'approvals' | 'recorder' | 'authorizer' | 'revocations'>,
   held: HeldCalls,
+  tasks?: TaskBook,
 ): Promise<ApprovalOutcome> {
   const { decision } = authorization;
   if (decision.effect !== 'approval_required') return decision;
+  const delivery = isTaskReplay(call.message, tasks)
+    ? 'retry' // a task's call, made on a poll once granted: never held
+    : options.approvals?.deliveryFor(decision);
+  // A task for a client that asked for one; `task` delivery is `retry` for any other.
+  const asTask =
+    delivery === 'task' && taskAugmentationOf(call.message, context) !== undefined
+      ? tasks
+      : undefined;
   const waiting =
-    options.approvals?.deliveryFor(decision) === 'retry'
-      ? answerRetriedCall(call, context, authorization, options)
+    delivery === 'retry' || delivery === 'task'
+      ? answerWithoutHolding(call, context, authorization, options, asTask)
       : holdForApproval(call, context, authorization, options, held);
   return waiting.catch(async (error: unknown) => {
     // Refused at release (stale, revoked): the log says why, nothing is sent.
@@ -166,15 +198,19 @@ async function holdForApproval(
 }
 
 /**
- * Retry delivery: the call is answered at once while its approval is pending, and goes when it
- * is made again (same arguments) once granted. No wait, so no client timeout, and nothing held
- * that a client which gave up could still release.
+ * Retry and task delivery: the call is answered at once while its approval is pending, with a
+ * pending tool result, or, for a task-augmented call (`asTask`), with a task bound to the
+ * approval (answer-approval-task.ts answers its polls). It goes when it is made again once
+ * granted: the same call (retry), or the first poll after the grant (task). No wait, so no
+ * client timeout, and nothing held that a client which gave up could still release. Granted
+ * already (the same call asked before): it goes now, and for a task its reply becomes the task.
  */
-async function answerRetriedCall(
+async function answerWithoutHolding(
   call: McpRequestCall,
   ctx: ClientMessageContext,
   authorization: Authorization,
   options: Pick<MessageStageOptions, 'approvals' | 'recorder' | 'authorizer' | 'revocations'>,
+  asTask: TaskBook | undefined,
 ): Promise<ApprovalOutcome> {
   const { approvals } = options;
   const { decision } = authorization;
@@ -186,8 +222,13 @@ async function answerRetriedCall(
     approvals.answerRetry(gatedCallOf(call, ctx, authorization, options, signal)),
     refuseUnavailable,
   );
-  if (answer.status === 'released') return approvedDecision(decision, answer, ctx.requestId);
-  return pendingAnswer(call.message.id, answer.approval);
+  if (answer.status === 'pending') {
+    return asTask === undefined
+      ? pendingAnswer(call.message.id, answer.approval)
+      : createdTaskAnswer(call.message.id, answer.approval);
+  }
+  if (asTask !== undefined) bindReleasedTask(call.message, answer.approval, ctx, asTask);
+  return approvedDecision(decision, answer, ctx.requestId);
 }
 
 /** The gated call as the approvals service takes it; `signal` withdraws it. */

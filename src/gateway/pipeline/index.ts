@@ -40,8 +40,10 @@
  *                        break-glass), quotas (checked, not charged); listings are filtered. A
  *                        failing policy stage denies. A denial is recorded (audit/), then refused
  *  11. approve           approve-call.ts, with approvals/: an approval-gated call is held for a
- *                        person; once granted it is decided again under the rules in force then
- *                        (else WARDEN_APPROVAL_STALE, recorded)
+ *                        person, or answered pending (retry) or as a task (answer-approval-task.ts,
+ *                        which also answers tasks/get, tasks/result and tasks/cancel for the
+ *                        gateway's own tasks, after classify); once granted it is decided again
+ *                        under the rules in force then (else WARDEN_APPROVAL_STALE, recorded)
  *  12. record decision   record-decision.ts, with audit/: the decision is durably in the
  *                        hash-chained log before anything is forwarded, or the call is refused
  *                        (fail closed); until then a refused call leaves its quotas unspent
@@ -91,6 +93,7 @@ import type { ExchangeFacts } from '../exchange-ledger.js';
 import type { RefusalRecords } from '../refusal-records.js';
 import { acceptHop } from './accept-hop.js';
 import { answerHealthProbes } from './answer-probes.js';
+import { advertiseTasks, answerAsTask, answerGatewayTask } from './answer-approval-task.js';
 import { approveCall, createHeldCalls, withdrawCancelledApproval } from './approve-call.js';
 import { authenticateCaller } from './authenticate.js';
 import { authorizeCall } from './authorize-call.js';
@@ -118,6 +121,7 @@ import { relayModernMessage } from './relay-modern-message.js';
 import { relayServerStream } from './relay-server-stream.js';
 import { relaySessionMessage } from './relay-session-message.js';
 import { resolveTarget } from './resolve-target.js';
+import { createTaskBook } from './task-book.js';
 
 /** Stages 1 to 5, in the order they run on every exchange. */
 export const EXCHANGE_STAGES: readonly ExchangeStage[] = [
@@ -166,11 +170,17 @@ export function finishExchange(
 /** Stages 9 to 13, as one call each MCP endpoint makes for a client message (stage 8 on). */
 export function createMessageStages(options: MessageStageOptions): MessageStages {
   const held = createHeldCalls();
-  return {
+  const tasks = createTaskBook();
+  const stages: MessageStages = {
     async admitClientMessage(message, context) {
       const call = classifyMessage(message, context, options.logger);
       withdrawCancelledApproval(call, context, held);
       refuseMisnamedNotification(message);
+      // The gateway's own tasks (task delivery) are answered here; their call is made on a poll.
+      const task = await answerGatewayTask(call, context, options.approvals, tasks, (replay) =>
+        stages.admitClientMessage(replay, context),
+      );
+      if (task !== undefined) return task;
       if (!needsDecision(call)) return undefined;
       const facts = callFacts(call, context);
       const authorization = await authorizeCall(call, context, options);
@@ -185,7 +195,7 @@ export function createMessageStages(options: MessageStageOptions): MessageStages
         );
       }
       const approved = await releasingQuotasOnFailure(authorization, async () => {
-        const allowed = await approveCall(call, context, authorization, options, held);
+        const allowed = await approveCall(call, context, authorization, options, held, tasks);
         // Answered by the approve stage (pending, delivered by retry): nothing goes or is spent.
         if ('answer' in allowed) return { answer: allowed };
         const recorded = await recordAllowed(call, context, authorization, allowed, options);
@@ -197,9 +207,15 @@ export function createMessageStages(options: MessageStageOptions): MessageStages
       }
       const { allowed, recorded } = approved;
       await chargeQuotas(facts, authorization, options.recorder);
-      return observeOutcome(facts, allowed, authorization, recorded);
+      const observer = observeOutcome(facts, allowed, authorization, recorded);
+      return advertiseTasks(
+        call,
+        answerAsTask(call.message, observer, tasks, context),
+        options.approvals?.offersTasks() ?? false,
+      );
     },
   };
+  return stages;
 }
 
 /**

@@ -19,6 +19,7 @@ import { z } from 'zod';
 import { hashClientSecret } from '../src/identity/client-authentication.js';
 import { openStore } from '../src/store/open-store.js';
 import type { ApprovalRequest, Store } from '../src/store/types.js';
+import { startTestGateway } from './support/gateway.js';
 import { startMcpHttpUpstream, type McpHttpUpstream } from './support/mcp-http-upstream.js';
 import {
   findFreePort,
@@ -182,5 +183,102 @@ describe('held approvals and the replica holding them', () => {
       return request?.status === 'withdrawn' ? request : undefined;
     });
     assert.equal(now.status, 'withdrawn');
+  });
+});
+
+describe('a stopping replica hands its held calls over', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'warden-handover-'));
+  const storeUrl = `sqlite:${join(dir, 'warden.db')}`;
+  let upstream: McpHttpUpstream;
+  after(async () => {
+    await upstream?.close();
+  });
+
+  function gatewayConfig(stream: string): Record<string, unknown> {
+    return {
+      log: { level: 'warn' },
+      store: storeUrl,
+      limits: { shutdown_grace: '1s' },
+      agents: {
+        'pay-bot': { roles: ['payer'] },
+        'approver-console': { roles: ['warden_approver'] },
+      },
+      roles: {
+        payer: {
+          grants: [{ tool: 'bank.wire', requires_approval: true, approvers: ['finance'] }],
+        },
+      },
+      approvals: {
+        approvers: { 'carol@example.com': { roles: ['finance'] } },
+        delivery: 'hold',
+        poll_interval: '50ms',
+      },
+      upstreams: { bank: { url: upstream.url } },
+      audit: { stream, hash_key_file: join(dir, 'hash.key') },
+    };
+  }
+
+  test('SIGTERM grace passes with a call held: the client gets the pending answer, the approval stays pending, another replica releases the retry once', async () => {
+    upstream = await startMcpHttpUpstream(bankServer);
+    const first = await startTestGateway(gatewayConfig('handover-a'));
+    const client = new Client({ name: 'handover', version: '1.0.0' });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(first.endpoint('bank')), {
+        requestInit: { headers: await first.authHeaders({ agent: 'pay-bot' }) },
+      }),
+    );
+    const wire = { to: 'globex', amount: 303 };
+    const answer = client.callTool({ name: 'wire', arguments: wire }, undefined, { timeout: 8000 });
+    const store = await openStore(storeUrl);
+    try {
+      const pending = await (async () => {
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const found = (await store.approvals.list({ status: 'pending' }))[0];
+          if (found) return found;
+          assert.ok(Date.now() < deadline, 'the call was never held');
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      })();
+      assert.equal(pending.heldBy, 'handover-a');
+      await first.close();
+      const result = await answer.catch((error: Error) => {
+        throw new Error(`${error.message}\n${JSON.stringify(first.logs.slice(-15), null, 1)}`);
+      });
+      assert.equal(result.isError, true);
+      const meta = result._meta?.['warden/approval'] as { id?: string; status?: string };
+      assert.deepEqual([meta?.id, meta?.status], [pending.id, 'pending']);
+      const after = await store.approvals.get(pending.id);
+      assert.equal(after?.status, 'pending', 'handed over, not withdrawn');
+      assert.equal(after?.heldBy, undefined, 'held by no replica now');
+      await client.close().catch(() => undefined);
+
+      const second = await startTestGateway(gatewayConfig('handover-b'));
+      try {
+        const decided = await fetch(`${second.url}/admin/approvals/${pending.id}/approve`, {
+          method: 'POST',
+          headers: {
+            ...(await second.authHeaders({ agent: 'approver-console', user: 'carol@example.com' })),
+            'content-type': 'application/json',
+          },
+          body: JSON.stringify({ reason: 'ok' }),
+        });
+        assert.equal(decided.status, 200, await decided.text());
+        const retry = new Client({ name: 'handover-retry', version: '1.0.0' });
+        await retry.connect(
+          new StreamableHTTPClientTransport(new URL(second.endpoint('bank')), {
+            requestInit: { headers: await second.authHeaders({ agent: 'pay-bot' }) },
+          }),
+        );
+        const released = await retry.callTool({ name: 'wire', arguments: wire });
+        assert.notEqual(released.isError, true, JSON.stringify(released));
+        assert.equal(upstream.callsTo('wire').length, 1, 'forwarded exactly once');
+        await retry.close();
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await store.close();
+    }
   });
 });

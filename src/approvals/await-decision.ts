@@ -16,6 +16,7 @@ import {
   approvalUnavailable,
   approverRefusal,
 } from './held-call-errors.js';
+import { ApprovalHandedOver } from './errors.js';
 import { releaseApproval } from './release-approval.js';
 import { expireApproval, withdrawApproval } from './settle-approval.js';
 
@@ -36,7 +37,11 @@ export async function awaitDecision(
   let failing = false;
   try {
     for (;;) {
-      if (call.signal.aborted) return await withdrawApproval(state, call, request);
+      if (call.signal.aborted) {
+        // A stopping gateway hands the call over rather than withdrawing it.
+        if (isShutdown(call.signal.reason)) throw await handOver(state, request);
+        return await withdrawApproval(state, call, request);
+      }
       let current: ApprovalRequest | undefined = request;
       try {
         current = await state.store.approvals.get(id);
@@ -90,4 +95,23 @@ function startProgress(
       state.onError(error, `the progress callback of approval ${request.id} failed`);
     }
   }, state.progressEveryMs);
+}
+
+function isShutdown(reason: unknown): boolean {
+  return (reason as { code?: unknown } | undefined)?.code === 'WARDEN_SHUTTING_DOWN';
+}
+
+/**
+ * The request stays pending for any replica to release, held by none: the client is told to
+ * make the call again. When it was decided meanwhile, the decision stands and is told by the
+ * retry as well.
+ */
+async function handOver(
+  state: Pick<ApprovalState, 'store'>,
+  request: ApprovalRequest,
+): Promise<ApprovalHandedOver> {
+  await state.store.approvals.update(request.id, (current) =>
+    current.status === 'pending' ? { ...current, heldBy: undefined } : current,
+  );
+  return new ApprovalHandedOver(request.id, request.expiresAt);
 }

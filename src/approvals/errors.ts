@@ -35,3 +35,20 @@ export class ApprovalError extends LocalError {
     this.approvalId = approvalId;
   }
 }
+
+/**
+ * The gateway is stopping with a call still held: its request stays pending, no longer held by
+ * this replica, and the client is told to make the call again (any replica releases it once
+ * granted). Not a refusal: the pipeline answers it as a pending result.
+ */
+export class ApprovalHandedOver extends Error {
+  readonly approvalId: string;
+  readonly expiresAt: number;
+
+  constructor(approvalId: string, expiresAt: number) {
+    super(`approval ${approvalId} was handed over: the gateway holding its call is stopping`);
+    this.name = 'ApprovalHandedOver';
+    this.approvalId = approvalId;
+    this.expiresAt = expiresAt;
+  }
+}

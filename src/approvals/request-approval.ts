@@ -11,11 +11,39 @@ import type { ApprovalState } from './approval-state.js';
 import { awaitDecision } from './await-decision.js';
 import type { ApprovedCall, HeldCall } from './held-call.js';
 import { approvalUnavailable } from './held-call-errors.js';
+import { releaseApproval } from './release-approval.js';
+import { findLatestRequest } from './retry-approval.js';
 import { settleApproval } from './settle-approval.js';
 
 /** Asks for the approval, then holds the call until it is decided. */
 export async function requestApproval(state: ApprovalState, call: HeldCall): Promise<ApprovedCall> {
+  const handedOver = await findHandedOver(state, call);
+  if (handedOver?.status === 'granted') return releaseApproval(state, call, handedOver);
+  if (handedOver !== undefined) {
+    // Held here from now on: if this replica stops too, the request is handed over again.
+    const adopted = await state.store.approvals.update(handedOver.id, (current) =>
+      current.status === 'pending' ? { ...current, heldBy: state.replica } : current,
+    );
+    return awaitDecision(state, call, adopted ?? handedOver);
+  }
   return awaitDecision(state, call, await askForApproval(state, call, state.replica));
+}
+
+/**
+ * The request a stopping replica handed over for this same call (same agent, user, tool and
+ * arguments), still live and unused: pending and held by no replica, or granted meanwhile. The
+ * call made again waits for that request, or goes at once, instead of asking anew.
+ */
+async function findHandedOver(
+  state: ApprovalState,
+  call: HeldCall,
+): Promise<ApprovalRequest | undefined> {
+  const latest = await findLatestRequest(state, call);
+  if (latest === undefined || latest.consumedAt !== undefined) return undefined;
+  if (state.now() >= latest.expiresAt) return undefined;
+  if (latest.status === 'pending' && latest.heldBy === undefined) return latest;
+  if (latest.status === 'granted') return latest;
+  return undefined;
 }
 
 /** Stores, records and announces the pending request for the call; resolves with it. */

@@ -67,7 +67,7 @@ export async function answerRetriedCall(
   return { status: 'pending', approval: await askForApproval(state, call) };
 }
 
-async function findLatestRequest(
+export async function findLatestRequest(
   state: Pick<ApprovalState, 'store'>,
   call: HeldCall,
 ): Promise<ApprovalRequest | undefined> {

@@ -9,6 +9,7 @@
  * quotas as they are then — and goes only if nothing changed the outcome (else
  * WARDEN_APPROVAL_STALE, recorded).
  */
+import { ApprovalHandedOver } from '../../approvals/errors.js';
 import type { Decision } from '../../domain/decision.js';
 import { WardenError } from '../../domain/errors.js';
 import type { Identity } from '../../domain/identity.js';
@@ -158,7 +159,7 @@ async function holdForApproval(
   authorization: Authorization,
   options: Pick<MessageStageOptions, 'approvals' | 'recorder' | 'authorizer' | 'revocations'>,
   held: HeldCalls,
-): Promise<Decision> {
+): Promise<ApprovalOutcome> {
   const { approvals } = options;
   const { decision } = authorization;
   const refuseUnavailable = (cause?: unknown) =>
@@ -190,10 +191,23 @@ async function holdForApproval(
       },
     }),
     refuseUnavailable,
-  ).finally(() => {
-    held.delete(key);
-    ctx.signal?.removeEventListener('abort', onGone);
-  });
+  )
+    .catch((error: unknown) => {
+      // The gateway is stopping: the request stays pending for any replica, and the client is
+      // told to call again, as with retry delivery.
+      if (error instanceof ApprovalHandedOver) return error;
+      throw error;
+    })
+    .finally(() => {
+      held.delete(key);
+      ctx.signal?.removeEventListener('abort', onGone);
+    });
+  if (approved instanceof ApprovalHandedOver) {
+    return pendingAnswer(call.message.id, {
+      id: approved.approvalId,
+      expiresAt: approved.expiresAt,
+    });
+  }
   return approvedDecision(decision, approved, ctx.requestId);
 }
 

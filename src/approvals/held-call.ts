@@ -22,6 +22,8 @@ export interface HeldCall {
   readonly toolDefinitionHash: string | undefined;
   /** Aborts when the client cancels or goes away: the request is then withdrawn. */
   readonly signal: AbortSignal;
+  /** Called once the request is stored and announced, before the wait (e.g. to tell the person). */
+  readonly onAsked?: (request: ApprovalRequest) => void;
   /** Called about every `progressEveryMs` while held (e.g. to send a progress notification). */
   readonly onWaiting?: (info: { approvalId: string; elapsedMs: number }) => void;
   /**

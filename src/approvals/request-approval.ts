@@ -24,9 +24,19 @@ export async function requestApproval(state: ApprovalState, call: HeldCall): Pro
     const adopted = await state.store.approvals.update(handedOver.id, (current) =>
       current.status === 'pending' ? { ...current, heldBy: state.replica } : current,
     );
-    return awaitDecision(state, call, adopted ?? handedOver);
+    return awaitDecision(state, call, told(call, adopted ?? handedOver));
   }
-  return awaitDecision(state, call, await askForApproval(state, call, state.replica));
+  return awaitDecision(state, call, told(call, await askForApproval(state, call, state.replica)));
+}
+
+/** Tells the holder its request is asked (a failure to tell changes nothing). */
+function told(call: HeldCall, request: ApprovalRequest): ApprovalRequest {
+  try {
+    call.onAsked?.(request);
+  } catch {
+    // Telling the person is a courtesy: the call waits for its approver either way.
+  }
+  return request;
 }
 
 /**

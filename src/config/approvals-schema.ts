@@ -81,6 +81,11 @@ const approvalsSchema = z.strictObject({
    * one (`params.task`); `retry` for any other. `auto`: the same as `task`.
    */
   delivery: z.enum(['auto', 'hold', 'retry', 'task']).default('auto'),
+  /**
+   * A call held open (`hold`) for a client that declared elicitation: the person is told, by an
+   * elicitation request, that the call waits for an approval (nothing is asked of them).
+   */
+  notify_elicitation: z.boolean().default(true),
 });
 
 /** Top-level keys this file adds to warden.yaml. */
@@ -117,6 +122,8 @@ export interface ApprovalsConfig {
   /** Whether an approver named on the command line (`--as`) may decide. */
   readonly cliDecisions: boolean;
   readonly delivery: ApprovalDelivery;
+  /** Tell a person whose client elicits that their held call waits for approval. */
+  readonly notifyElicitation: boolean;
 }
 
 /**
@@ -154,5 +161,6 @@ export function toApprovalsConfig(
     summaries: new Map(Object.entries(raw.summaries)),
     cliDecisions: raw.cli_decisions,
     delivery: raw.delivery,
+    notifyElicitation: raw.notify_elicitation,
   };
 }

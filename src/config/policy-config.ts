@@ -79,7 +79,7 @@ export interface GrantConfig {
   readonly approvalsRequired: 1 | 2;
   readonly approvalTimeoutMs: number;
   /** `approval_delivery`: how its held calls wait; undefined: as `approvals.delivery` says. */
-  readonly approvalDelivery: 'auto' | 'hold' | 'retry' | undefined;
+  readonly approvalDelivery: 'auto' | 'hold' | 'retry' | 'task' | undefined;
   /** Epoch ms from which the grant no longer applies. */
   readonly expiresAt: number | undefined;
   readonly owner: string | undefined;

@@ -186,7 +186,7 @@ export const grantSchema = z.strictObject({
     .default(1),
   approval_timeout: positiveDurationSchema.optional(),
   /** How a held call waits (approvals.delivery for this grant); the global setting when absent. */
-  approval_delivery: z.enum(['auto', 'hold', 'retry']).optional(),
+  approval_delivery: z.enum(['auto', 'hold', 'retry', 'task']).optional(),
   expires: instant.optional(),
   owner: z.string().min(1).optional(),
   reason: z.string().min(1).optional(),

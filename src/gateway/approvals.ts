@@ -95,8 +95,9 @@ export function setUpApprovals(
     deliveryFor: (decision) =>
       deliveryOf(decision.approval?.grants ?? [], grants(), config.approvals.delivery),
     offersTasks: () =>
-      grants().some((grant) => grant.approvalDelivery === 'auto') ||
+      grants().some((grant) => ['auto', 'task'].includes(grant.approvalDelivery ?? '')) ||
       ['auto', 'task'].includes(config.approvals.delivery),
+    notifiesByElicitation: () => config.approvals.notifyElicitation,
     hold: (call) => service.hold(toHeldCall(call)),
     answerRetry: (call) => service.answerRetry(toHeldCall(call)),
     get: (id) => service.get(id),

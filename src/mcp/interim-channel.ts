@@ -4,11 +4,12 @@
  * the upstream's answer then follows on the same stream (see writeReply).
  */
 import type { ServerResponse } from 'node:http';
-import type { JsonRpcNotification } from '../domain/jsonrpc.js';
+import type { JsonRpcNotification, JsonRpcRequest } from '../domain/jsonrpc.js';
 import { formatSseEvent } from './sse.js';
 
 export interface InterimChannel {
-  notify(message: JsonRpcNotification): void;
+  /** A notification, or a request of the gateway's own (its answer never reaches the upstream). */
+  notify(message: JsonRpcNotification | JsonRpcRequest): void;
 }
 
 export function createInterimChannel(

@@ -21,6 +21,8 @@ export interface ClientMessageContext {
   readonly signal?: AbortSignal;
   /** Sends notifications (progress) to the client while the request is held. */
   readonly interim?: InterimChannel;
+  /** The client declared elicitation: a held call can tell the person it waits for approval. */
+  readonly elicits?: boolean;
   /** Lists the upstream's tools on this session (for a call to a tool never seen listed). */
   readonly listTools?: () => Promise<unknown[]>;
 }

@@ -7,7 +7,7 @@ import { WardenError } from '../domain/errors.js';
 import type { JsonRpcMessage } from '../domain/jsonrpc.js';
 import { isResponse } from '../domain/jsonrpc.js';
 import { readHeader } from '../http/http-headers.js';
-import type { ClientExchange } from './read-exchange.js';
+import type { ClientExchange, PostedExchange } from './read-exchange.js';
 import type { ClientSession, SessionRegistry } from './session-registry.js';
 import { ownerOf } from './session-owner.js';
 import type { ForwardContext, UpstreamConnector, UpstreamReply } from './upstream/types.js';
@@ -49,6 +49,7 @@ export function openClientSession(
     owner: ownerOf(exchange.identity),
     agent: exchange.identity.agent,
     protocolVersion: exchange.version,
+    elicits: declaresElicitation(exchange),
     open: () => upstream.openSession(),
   });
 }
@@ -155,4 +156,14 @@ function negotiatedVersion(reply: UpstreamReply): string | undefined {
     return undefined;
   const version = reply.message.result['protocolVersion'];
   return typeof version === 'string' ? version : undefined;
+}
+
+/** Whether the initialize declares the elicitation capability (any mode). */
+function declaresElicitation(exchange: ClientExchange): boolean {
+  const message = (exchange as Partial<PostedExchange>).message;
+  const params = message !== undefined && 'params' in message ? message.params : undefined;
+  const capabilities = (params as { capabilities?: Record<string, unknown> } | undefined)
+    ?.capabilities;
+  const elicitation = capabilities?.['elicitation'];
+  return elicitation !== null && typeof elicitation === 'object';
 }

@@ -23,6 +23,8 @@ export interface ClientSession {
   /** The agent that opened it: the unit whose share of the upstream is capped. */
   readonly agent: string;
   protocolVersion: string | undefined;
+  /** Whether the client declared it can answer elicitation requests (its initialize said so). */
+  readonly elicits: boolean;
   lastSeenAt: number;
   /** Open exchanges (POSTs from lookup to reply, GET streams); a session in use is never idle. */
   activeExchanges: number;
@@ -52,6 +54,7 @@ export interface NewSession {
   readonly owner: string;
   readonly agent: string;
   readonly protocolVersion: string | undefined;
+  readonly elicits?: boolean;
   /** Opens the upstream half: called only once the session is admitted. */
   readonly open: () => UpstreamSession;
 }
@@ -108,6 +111,7 @@ export class SessionRegistry {
       owner: request.owner,
       agent: request.agent,
       protocolVersion: request.protocolVersion,
+      elicits: request.elicits ?? false,
       lastSeenAt: this.now(),
       activeExchanges: 0,
       callsInFlight: 0,

@@ -13,11 +13,12 @@ import { ApprovalHandedOver } from '../../approvals/errors.js';
 import type { Decision } from '../../domain/decision.js';
 import { WardenError } from '../../domain/errors.js';
 import type { Identity } from '../../domain/identity.js';
-import type { JsonRpcId, JsonRpcResponse } from '../../domain/jsonrpc.js';
+import type { JsonRpcId, JsonRpcRequest, JsonRpcResponse } from '../../domain/jsonrpc.js';
 import type { McpCall, McpRequestCall, ToolCall } from '../../domain/mcp-call.js';
 import type { RevocationList } from '../../identity/revocation-list.js';
 import type { CallObserver, ClientMessageContext } from '../../mcp/message-gate.js';
 import type { Authorization } from '../../policy/authorize-message.js';
+import type { ApprovalRequest } from '../../store/types.js';
 import {
   bindReleasedTask,
   createdTaskAnswer,
@@ -70,8 +71,11 @@ export interface ApprovalHolder extends ApprovalTasks {
   deliveryFor(decision: Decision): 'hold' | 'retry' | 'task';
   /** Whether `task` delivery can happen at all (relayed `initialize` results then say so). */
   offersTasks(): boolean;
+  /** `approvals.notify_elicitation`: tell a person whose client elicits that a call is held. */
+  notifiesByElicitation(): boolean;
   hold(
     call: ApprovalGatedCall & {
+      readonly onAsked?: (request: ApprovalRequest) => void;
       readonly onWaiting?: (info: { approvalId: string; elapsedMs: number }) => void;
     },
   ): Promise<ReleasedCall>;
@@ -177,6 +181,10 @@ async function holdForApproval(
   const approved = await recordingUnavailable(
     approvals.hold({
       ...gatedCallOf(call, ctx, authorization, options, cancellation.signal),
+      ...(ctx.elicits === true &&
+        approvals.notifiesByElicitation() && {
+          onAsked: (request: ApprovalRequest) => ctx.interim?.notify(approvalNotice(call, request)),
+        }),
       onWaiting: ({ approvalId, elapsedMs }) => {
         if (progressRef === undefined) return;
         ctx.interim?.notify({
@@ -277,6 +285,30 @@ function recordingUnavailable<T>(
       ? refuse(error)
       : Promise.reject(error),
   );
+}
+
+/** The id prefix of the gateway's own elicitation requests: their answers end at the gateway. */
+export const APPROVAL_NOTICE_ID_PREFIX = 'warden-approval-notice-';
+
+/**
+ * An elicitation request that tells the person their call waits for an approver. It asks for
+ * nothing (an empty form): whatever they answer, the call waits for the approval alone.
+ */
+function approvalNotice(call: ToolCall, request: ApprovalRequest): JsonRpcRequest {
+  const roles = request.approverRoles.join(' or ');
+  return {
+    jsonrpc: '2.0',
+    id: `${APPROVAL_NOTICE_ID_PREFIX}${request.id}`,
+    method: 'elicitation/create',
+    params: {
+      mode: 'form',
+      message:
+        `Your call to ${call.name} is waiting for approval ${request.id} by a person ` +
+        `(${roles}). It goes ahead only once approved, until ` +
+        `${new Date(request.expiresAt).toISOString()}; nothing is needed from you.`,
+      requestedSchema: { type: 'object', properties: {} },
+    },
+  };
 }
 
 /** The tool result of a call whose approval is pending: what to do, and until when. */

@@ -64,6 +64,7 @@ export function sessionMessageContext(
     traceparent: readHeader(exchange.request, 'traceparent'),
     signal: exchange.signal,
     interim: createInterimChannel(exchange.response, { 'x-request-id': exchange.requestId }),
+    elicits: session.elicits,
     listTools: () => listUpstreamTools(session.upstream, forwardContext(exchange)),
   };
 }

@@ -12,6 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import {
+  Client as ClientV2,
+  StreamableHTTPClientTransport as TransportV2,
+} from '@modelcontextprotocol/client';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -19,6 +23,7 @@ import { z } from 'zod';
 import { hashClientSecret } from '../src/identity/client-authentication.js';
 import { openStore } from '../src/store/open-store.js';
 import type { Store } from '../src/store/types.js';
+import { startConformanceHttpServer } from './fixtures/conformance-http.js';
 import { startMcpHttpUpstream, type McpHttpUpstream } from './support/mcp-http-upstream.js';
 import {
   findFreePort,
@@ -72,6 +77,7 @@ describe('three warden serve replicas behind a round-robin balancer', () => {
   const config = join(dir, 'warden.yaml');
   const schema = uniqueName('replica_procs').toLowerCase();
   let upstream: McpHttpUpstream;
+  let legacy: Awaited<ReturnType<typeof startConformanceHttpServer>>;
   let balancer: Balancer;
   const replicas: Replica[] = [];
   let store: Store;
@@ -80,6 +86,7 @@ describe('three warden serve replicas behind a round-robin balancer', () => {
     await (await adminClient()).query(`CREATE SCHEMA ${schema}`);
     testSchemas.push(schema);
     upstream = await startMcpHttpUpstream(bankServer);
+    legacy = await startConformanceHttpServer();
     const backends: string[] = [];
     balancer = await startRoundRobinBalancer(backends);
     const storeUrl = `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
@@ -97,6 +104,7 @@ describe('three warden serve replicas behind a round-robin balancer', () => {
             grants: [
               { tool: 'bank.echo' },
               { tool: 'bank.note' },
+              { tool: 'legacy.test_sampling' },
               { tool: 'bank.pay' },
               { tool: 'bank.wire', requires_approval: true, approvers: ['finance_approver'] },
             ],
@@ -117,7 +125,7 @@ describe('three warden serve replicas behind a round-robin balancer', () => {
           approvers: { 'carol@example.com': { roles: ['finance_approver'] } },
           delivery: 'retry',
         },
-        upstreams: { bank: { url: upstream.url } },
+        upstreams: { bank: { url: upstream.url }, legacy: { url: legacy.url } },
         audit: { hash_key_file: join(dir, 'hash.key') },
         // Death is noticed by the balancer here (the victim is taken out); the store's judgement
         // keeps its default, which a loaded machine's delayed heartbeats must not trip.
@@ -143,6 +151,7 @@ describe('three warden serve replicas behind a round-robin balancer', () => {
     await balancer?.close();
     await Promise.all(replicas.map((replica) => replica.process.stop()));
     await upstream?.close();
+    await legacy?.close();
     await store?.close();
   });
 
@@ -260,6 +269,73 @@ describe('three warden serve replicas behind a round-robin balancer', () => {
       assert.equal(textOf(released), 'wired 700 to globex');
       const again = await client.callTool({ name: 'wire', arguments: wire });
       assert.equal(again.isError, true, 'used once: the same call asks anew');
+      assert.equal(upstream.callsTo('wire').length, before + 1, 'forwarded exactly once');
+    } finally {
+      await client.close();
+    }
+  });
+
+  async function connectV2(path: string): Promise<ClientV2> {
+    const bearer = await token();
+    const client = new ClientV2(
+      { name: 'replica-procs-v2', version: '1.0.0' },
+      { capabilities: { sampling: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    client.setRequestHandler('sampling/createMessage', () => ({
+      role: 'assistant',
+      model: 'test-model',
+      content: { type: 'text', text: 'sampled by a replica process' },
+    }));
+    await client.connect(
+      new TransportV2(new URL(`${balancer.url}/mcp/${path}`), {
+        authProvider: { token: () => Promise.resolve(bearer) },
+      }),
+    );
+    return client;
+  }
+
+  test('an SDK 2.x client: multi round-trip sampling completes with its retry on another replica', async () => {
+    const client = await connectV2('legacy');
+    try {
+      await client.listTools();
+      for (let i = 0; i < 2; i += 1) {
+        const before = balancer.routed.length;
+        const sampled = await client.callTool({
+          name: 'test_sampling',
+          arguments: { prompt: `hello ${i}` },
+        });
+        const content = sampled.content as Array<{ text?: string }>;
+        assert.equal(content[0]?.text, 'LLM response: sampled by a replica process');
+        const [first, retry] = balancer.routed.slice(before);
+        assert.notEqual(first, retry, 'the retry reached another replica than the parked call');
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('an SDK 2.x client: an approval asked on one replica is released once on another', async () => {
+    const client = await connectV2('bank');
+    try {
+      const wire = { to: 'initech', amount: 450 };
+      const first = await client.callTool({ name: 'wire', arguments: wire });
+      const meta = first._meta?.['warden/approval'] as { id?: string } | undefined;
+      assert.ok(meta?.id, `pending answer expected: ${JSON.stringify(first)}`);
+      const approved = spawnSync(
+        process.execPath,
+        [CLI, 'approvals', 'approve', meta.id, '--as', 'carol@example.com', '--config', config],
+        {
+          cwd: dir,
+          encoding: 'utf8',
+          timeout: 60_000,
+          env: { ...process.env, WARDEN_AUDIT_STREAM: 'cli' },
+        },
+      );
+      assert.equal(approved.status, 0, approved.stderr);
+      const before = upstream.callsTo('wire').length;
+      const released = await client.callTool({ name: 'wire', arguments: wire });
+      const content = released.content as Array<{ text?: string }>;
+      assert.equal(content[0]?.text, 'wired 450 to initech');
       assert.equal(upstream.callsTo('wire').length, before + 1, 'forwarded exactly once');
     } finally {
       await client.close();

@@ -8,6 +8,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { WardenError } from '../../domain/errors.js';
+import { STATELESS_REVISION } from '../../domain/protocol.js';
 import { firstValue } from '../../http/http-headers.js';
 
 /** Headers a hop adds; a client that sends any of them is refused unless the signature holds. */
@@ -17,6 +18,7 @@ export const HOP_HEADERS = {
   at: 'warden-hop-at',
   source: 'warden-hop-source',
   session: 'warden-hop-session',
+  kind: 'warden-hop-kind',
   certificate: 'warden-hop-certificate',
   signature: 'warden-hop-signature',
 } as const;
@@ -26,7 +28,11 @@ const HOP_VALID_MS = 30_000;
 
 export interface HopClaims {
   readonly from: string;
+  /** The target replica's instance (name, host, process): a restarted replica takes no old hop. */
   readonly to: string;
+  /** `session`: an exchange on a session (its Mcp-Session-Id must be `session`); `retry`: a
+   * 2026-07-28 retry whose requestState is `session`. */
+  readonly kind: 'session' | 'retry';
   readonly at: number;
   readonly method: string;
   /** The request target as received: path and query. */
@@ -42,6 +48,7 @@ export interface HopClaims {
 function mac(key: Buffer, claims: HopClaims): string {
   const text = [
     'warden-hop-v1',
+    claims.kind,
     claims.from,
     claims.to,
     String(claims.at),
@@ -57,6 +64,7 @@ function mac(key: Buffer, claims: HopClaims): string {
 /** The headers that carry `claims` to the owner. */
 export function signHop(key: Buffer, claims: HopClaims): Record<string, string> {
   return {
+    [HOP_HEADERS.kind]: claims.kind,
     [HOP_HEADERS.from]: claims.from,
     [HOP_HEADERS.to]: claims.to,
     [HOP_HEADERS.at]: String(claims.at),
@@ -84,7 +92,9 @@ export function verifyHop(
 ): HopClaims {
   const header = (name: string) => firstValue(request.headers[name]);
   const at = Number(header(HOP_HEADERS.at));
+  const kind = header(HOP_HEADERS.kind) === 'retry' ? 'retry' : 'session';
   const claims: HopClaims = {
+    kind,
     from: header(HOP_HEADERS.from) ?? '',
     to: header(HOP_HEADERS.to) ?? '',
     at,
@@ -104,8 +114,15 @@ export function verifyHop(
   if (!Number.isFinite(at) || Math.abs(now - at) > HOP_VALID_MS) {
     throw new WardenError('WARDEN_HOP_REFUSED', 'the hop is stale');
   }
+  // A session hop is good for that session only; a retry hop for a message with no session
+  // (its requestState is checked against the claim once the body is read: checkRetryHop).
   const sessionHeader = header('mcp-session-id');
-  if (claims.session === '' || (sessionHeader !== undefined && sessionHeader !== claims.session)) {
+  // A retry is a 2026-07-28 message: it is read in that revision's lane, which checks it.
+  const named =
+    kind === 'session'
+      ? sessionHeader === claims.session
+      : sessionHeader === undefined && header('mcp-protocol-version') === STATELESS_REVISION;
+  if (claims.session === '' || !named) {
     throw new WardenError('WARDEN_HOP_REFUSED', 'a hop must name the session it is for');
   }
   return claims;

@@ -44,11 +44,15 @@ export interface ClusterReport {
 
 export interface Membership {
   readonly id: string;
+  /** This process's instance of the replica: hops are addressed to it. */
+  readonly instance: string;
   /**
    * A live replica's hop address, or undefined when it is dead, stopped or takes no hops. A
    * replica not in the last view (it started since) is looked up in the store once.
    */
-  addressOf(replica: string): Promise<string | undefined>;
+  addressOf(
+    replica: string,
+  ): Promise<{ readonly url: string; readonly instance: string } | undefined>;
   report(): ClusterReport;
   /** Announces the stop and forgets this replica's sessions. */
   leave(): Promise<void>;
@@ -159,13 +163,16 @@ export async function joinCluster(options: MembershipOptions): Promise<Membershi
 
   return {
     id,
+    instance: announcement.instance,
     async addressOf(replica) {
       let record = view.replicas.find((candidate) => candidate.id === replica);
       if (record === undefined || !alive(record)) {
         view = await store.replicas.list();
         record = view.replicas.find((candidate) => candidate.id === replica);
       }
-      return record !== undefined && record.id !== id && alive(record) ? record.url : undefined;
+      return record !== undefined && record.id !== id && alive(record) && record.url !== undefined
+        ? { url: record.url, instance: record.instance }
+        : undefined;
     },
     report: () => ({
       replica: id,

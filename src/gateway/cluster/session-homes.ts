@@ -46,6 +46,13 @@ export interface SessionHomes {
   accept(request: IncomingMessage): HopClaims;
   /** The client certificate a relayed request carried, verified by the replica it reached. */
   certificateOf(request: IncomingMessage): X509Certificate | undefined;
+  /** Whether another replica relayed this request here (it is never relayed again). */
+  wasRelayed(request: IncomingMessage): boolean;
+  /**
+   * A request relayed as a 2026-07-28 retry must carry the requestState its hop was signed for;
+   * anything else (WARDEN_HOP_REFUSED) was not what the relaying replica sent.
+   */
+  checkRetryHop(request: IncomingMessage, requestState: unknown): void;
 }
 
 /** A hop's signature is accepted once: a captured hop cannot be replayed within its window. */
@@ -65,6 +72,7 @@ export function createSessionHomes(options: {
   const seen = new Map<string, number>();
   const homesSeen = new Map<string, string>();
   const certificates = new WeakMap<IncomingMessage, X509Certificate>();
+  const relayed = new WeakMap<IncomingMessage, HopClaims>();
 
   function remember(signature: string, at: number): void {
     for (const [old, until] of seen) {
@@ -75,6 +83,7 @@ export function createSessionHomes(options: {
   }
 
   function claimsFor(
+    kind: HopClaims['kind'],
     to: string,
     session: string,
     request: IncomingMessage,
@@ -86,6 +95,7 @@ export function createSessionHomes(options: {
         ? socket.getPeerX509Certificate()
         : undefined;
     return {
+      kind,
       from: membership.id,
       to,
       at: now(),
@@ -129,30 +139,50 @@ export function createSessionHomes(options: {
         await store.sessions.forget(session);
         return false;
       }
-      const claims = claimsFor(home, session, request, source);
-      await relayToReplica(address, request, undefined, response, signHop(hopKey, claims), signal);
+      const claims = claimsFor('session', address.instance, session, request, source);
+      await relayToReplica(
+        address.url,
+        request,
+        undefined,
+        response,
+        signHop(hopKey, claims),
+        signal,
+      );
       return true;
     },
     async relayRetry(replica, parkedCall, request, body, response, source, signal) {
       const address = await membership.addressOf(replica);
       if (address === undefined) return false;
-      const claims = claimsFor(replica, parkedCall, request, source);
-      await relayToReplica(address, request, body, response, signHop(hopKey, claims), signal);
+      const claims = claimsFor('retry', address.instance, parkedCall, request, source);
+      await relayToReplica(address.url, request, body, response, signHop(hopKey, claims), signal);
       return true;
     },
     accept(request) {
       const at = now();
-      const claims = verifyHop(hopKey, membership.id, request, at);
+      const claims = verifyHop(hopKey, membership.instance, request, at);
       const signature = String(request.headers['warden-hop-signature']);
       if (seen.has(signature)) {
         throw new WardenError('WARDEN_HOP_REFUSED', 'this hop was used already');
       }
       remember(signature, at);
+      relayed.set(request, claims);
       if (claims.certificate !== undefined) {
         certificates.set(request, new X509Certificate(Buffer.from(claims.certificate, 'base64')));
       }
       return claims;
     },
     certificateOf: (request) => certificates.get(request),
+    wasRelayed: (request) => relayed.has(request),
+    checkRetryHop(request, requestState) {
+      const claims = relayed.get(request);
+      // A session hop carries whatever the client sent on its session; it is read as such.
+      if (claims === undefined || claims.kind === 'session') return;
+      if (claims.session !== requestState) {
+        throw new WardenError(
+          'WARDEN_HOP_REFUSED',
+          'the relayed message is not the retry its hop was signed for',
+        );
+      }
+    },
   };
 }

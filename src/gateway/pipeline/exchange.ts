@@ -66,7 +66,8 @@ export interface McpEndpointOptions extends ExchangeLimits {
    * Publishes a new session so every replica can find it, before its id is told; relays a
    * 2026-07-28 retry to the replica that parked its call.
    */
-  readonly homes?: Pick<SessionHomes, 'publish' | 'relayRetry'> | undefined;
+  readonly homes?:
+    Pick<SessionHomes, 'publish' | 'relayRetry' | 'wasRelayed' | 'checkRetryHop'> | undefined;
   /** Reads which replica a requestState names. */
   readonly requestStates?: RequestStateSigner | undefined;
   /** Stages 9 to 13 (createMessageStages), asked for every client message. */

@@ -9,6 +9,7 @@ import { writeReply } from '../../mcp/http-reply.js';
 import { observeReply } from '../../mcp/observe-reply.js';
 import type { PostedExchange } from '../../mcp/read-exchange.js';
 import {
+  asModernAnswer,
   forwardModernMessage,
   modernForwardContext,
   readModernEnvelope,
@@ -37,7 +38,7 @@ export async function relayModernMessage(
   // 14. forward, in the form the policy judged, to the upstream's era; unless the stages
   // answered the request themselves
   if (observer?.answer) {
-    await writeReply(exchange.response, answeredHere(observer.answer), {
+    await writeReply(exchange.response, answeredHere(asModernAnswer(observer.answer)), {
       requestId: exchange.requestId,
       rpcId: isRequest(message) ? message.id : undefined,
       signal: exchange.signal,

@@ -15,7 +15,16 @@ export async function relayRetryHome(
 ): Promise<boolean> {
   const { homes, requestStates } = options;
   const { message } = exchange;
-  if (homes === undefined || requestStates === undefined || !isRequest(message)) return false;
+  if (homes === undefined || requestStates === undefined) return false;
+  // Relayed here already: it must be the retry it was relayed for, and it goes no further.
+  if (homes.wasRelayed(exchange.request)) {
+    homes.checkRetryHop(
+      exchange.request,
+      isRequest(message) ? message.params?.['requestState'] : undefined,
+    );
+    return false;
+  }
+  if (!isRequest(message)) return false;
   const state = message.params?.['requestState'];
   if (typeof state !== 'string') return false;
   const home = requestStates.homeOf(state);

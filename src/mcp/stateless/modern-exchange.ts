@@ -6,7 +6,12 @@
  */
 import { WardenError } from '../../domain/errors.js';
 import type { Identity } from '../../domain/identity.js';
-import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from '../../domain/jsonrpc.js';
+import type {
+  JsonRpcMessage,
+  JsonRpcNotification,
+  JsonRpcRequest,
+  JsonRpcResponse,
+} from '../../domain/jsonrpc.js';
 import { isRequest, isResponse } from '../../domain/jsonrpc.js';
 import { STATELESS_REQUEST_METHODS, STATELESS_REVISION } from '../../domain/protocol.js';
 import { firstValue } from '../../http/http-headers.js';
@@ -141,4 +146,13 @@ async function toReply(events: AsyncGenerator<UpstreamEvent>): Promise<UpstreamR
     yield* events;
   }
   return { kind: 'stream', events: replay() };
+}
+
+/**
+ * An answer the gateway gives a 2026-07-28 request itself (a denial as a result, an approval
+ * still pending): a result of that revision says it is complete.
+ */
+export function asModernAnswer(response: JsonRpcResponse): JsonRpcResponse {
+  if (!('result' in response) || response.result['resultType'] !== undefined) return response;
+  return { ...response, result: { ...response.result, resultType: 'complete' } };
 }

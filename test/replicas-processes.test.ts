@@ -182,6 +182,21 @@ describe('three warden serve replicas behind a round-robin balancer', () => {
     return client;
   }
 
+  /** Carol approves through the CLI, which opens the store itself (no replica involved). */
+  function approveWithCli(id: string): void {
+    const approved = spawnSync(
+      process.execPath,
+      [CLI, 'approvals', 'approve', id, '--as', 'carol@example.com', '--config', config],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, WARDEN_AUDIT_STREAM: 'cli' },
+      },
+    );
+    assert.equal(approved.status, 0, approved.stderr);
+  }
+
   type CallResult = Awaited<ReturnType<Client['callTool']>>;
   const textOf = (result: CallResult) =>
     (result.content as Array<{ text?: string }> | undefined)?.[0]?.text ?? '';
@@ -253,17 +268,7 @@ describe('three warden serve replicas behind a round-robin balancer', () => {
       const first = await client.callTool({ name: 'wire', arguments: wire });
       const meta = first._meta?.['warden/approval'] as { id?: string } | undefined;
       assert.ok(meta?.id, `pending answer expected: ${JSON.stringify(first)}`);
-      const approved = spawnSync(
-        process.execPath,
-        [CLI, 'approvals', 'approve', meta.id, '--as', 'carol@example.com', '--config', config],
-        {
-          cwd: dir,
-          encoding: 'utf8',
-          timeout: 60_000,
-          env: { ...process.env, WARDEN_AUDIT_STREAM: 'cli' },
-        },
-      );
-      assert.equal(approved.status, 0, approved.stderr);
+      approveWithCli(meta.id);
       const before = upstream.callsTo('wire').length;
       const released = await client.callTool({ name: 'wire', arguments: wire });
       assert.equal(textOf(released), 'wired 700 to globex');
@@ -321,17 +326,7 @@ describe('three warden serve replicas behind a round-robin balancer', () => {
       const first = await client.callTool({ name: 'wire', arguments: wire });
       const meta = first._meta?.['warden/approval'] as { id?: string } | undefined;
       assert.ok(meta?.id, `pending answer expected: ${JSON.stringify(first)}`);
-      const approved = spawnSync(
-        process.execPath,
-        [CLI, 'approvals', 'approve', meta.id, '--as', 'carol@example.com', '--config', config],
-        {
-          cwd: dir,
-          encoding: 'utf8',
-          timeout: 60_000,
-          env: { ...process.env, WARDEN_AUDIT_STREAM: 'cli' },
-        },
-      );
-      assert.equal(approved.status, 0, approved.stderr);
+      approveWithCli(meta.id);
       const before = upstream.callsTo('wire').length;
       const released = await client.callTool({ name: 'wire', arguments: wire });
       const content = released.content as Array<{ text?: string }>;

@@ -171,12 +171,16 @@ export function withdrawnEntry(call: HeldCall, request: ApprovalRequest, at: num
   };
 }
 
-/** `approval.refused` for a request whose call died with the replica holding it open. */
-export function orphanedEntry(
+/**
+ * `approval.refused` for a request withdrawn without its held call at hand: its task was
+ * cancelled (`{ by: 'client', via: 'tasks/cancel' }`), or the replica holding its call died
+ * (`{ by: 'replica_gone', replica }`).
+ */
+export function withdrawnRequestEntry(
   request: ApprovalRequest,
-  replica: string,
   at: number,
   environment: string | undefined,
+  why: Readonly<Record<string, string>>,
 ): AuditEntry {
   const decidedAt = isoTime(at);
   return {
@@ -184,23 +188,7 @@ export function orphanedEntry(
     event: 'approval.refused',
     time: decidedAt,
     approval: { id: request.id, approvers: [], decidedAt, argumentsHash: request.argumentsHash },
-    details: { withdrawn: true, by: 'replica_gone', replica },
-  };
-}
-
-/** `approval.refused` for a request whose task the client cancelled (`tasks/cancel`). */
-export function taskCancelledEntry(
-  request: ApprovalRequest,
-  at: number,
-  environment: string | undefined,
-): AuditEntry {
-  const decidedAt = isoTime(at);
-  return {
-    ...requestEntryBase(request, environment),
-    event: 'approval.refused',
-    time: decidedAt,
-    approval: { id: request.id, approvers: [], decidedAt, argumentsHash: request.argumentsHash },
-    details: { withdrawn: true, by: 'client', via: 'tasks/cancel' },
+    details: { withdrawn: true, ...why },
   };
 }
 

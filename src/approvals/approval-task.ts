@@ -7,7 +7,7 @@
 import type { WardenError } from '../domain/errors.js';
 import type { TaskStatus } from '../mcp/task-messages.js';
 import type { ApprovalRequest } from '../store/types.js';
-import { recordLate, taskCancelledEntry } from './approval-records.js';
+import { recordLate, withdrawnRequestEntry } from './approval-records.js';
 import type { ApprovalState } from './approval-state.js';
 import { approvingVoters, isoTime } from './approval-view.js';
 import {
@@ -94,7 +94,10 @@ export async function cancelApprovalTask(
   if (settled === undefined) return undefined;
   await recordLate(
     state,
-    taskCancelledEntry(settled, settled.decidedAt ?? state.now(), state.environment),
+    withdrawnRequestEntry(settled, settled.decidedAt ?? state.now(), state.environment, {
+      by: 'client',
+      via: 'tasks/cancel',
+    }),
   );
   return settled;
 }

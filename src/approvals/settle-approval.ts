@@ -7,9 +7,9 @@ import type { ApprovalRequest } from '../store/types.js';
 import {
   expiredEntry,
   invalidatedEntry,
-  orphanedEntry,
   recordLate,
   withdrawnEntry,
+  withdrawnRequestEntry,
 } from './approval-records.js';
 import { wakeHolders, type ApprovalState } from './approval-state.js';
 import type { HeldCall } from './held-call.js';
@@ -151,7 +151,12 @@ export async function withdrawOrphanedApprovals(
     if (settled === undefined) continue;
     withdrawn.push(request.id);
     await state
-      .record(orphanedEntry(settled, replica, state.now(), state.environment))
+      .record(
+        withdrawnRequestEntry(settled, state.now(), state.environment, {
+          by: 'replica_gone',
+          replica,
+        }),
+      )
       .catch((error: unknown) =>
         state.onError(error, `could not record the withdrawal of approval ${request.id}`),
       );

@@ -58,13 +58,24 @@ export function createToolCatalog(options: {
   const current = new Map<string, { definition: ToolDefinition; hash: string }>();
   let approved = new Map<string, string>();
   let approvedReadAt = Number.NEGATIVE_INFINITY;
+  /** Reads of the approvals begun so far, and what this process approved after which read. */
+  let reads = 0;
+  const approvedHere = new Map<string, { hash: string; generation: number }>();
   const reported = new Set<string>();
   /** Names the latest listing gave two different definitions: blocked until listed cleanly. */
   const ambiguous = new Set<string>();
 
   const readApprovals = async (force: boolean) => {
     if (!force && now() - approvedReadAt < APPROVALS_REFRESH_MS) return;
-    approved = await store.toolDefinitions.approvedHashes();
+    const generation = ++reads;
+    const read = await store.toolDefinitions.approvedHashes();
+    // A read that began before this process approved something must not take it back: reads
+    // overlap when calls arrive together, and a snapshot taken before the approval committed
+    // would make the tool look unapproved again.
+    for (const [key, approval] of approvedHere) {
+      if (approval.generation >= generation) read.set(key, approval.hash);
+    }
+    approved = read;
     approvedReadAt = now();
   };
 
@@ -90,6 +101,7 @@ export function createToolCatalog(options: {
     if (pinned === undefined && options.mode === 'trust_on_first_use') {
       await store.toolDefinitions.approve(upstream, definition.name, hash, FIRST_USE_APPROVER, at);
       approved.set(key, hash);
+      approvedHere.set(key, { hash, generation: reads });
       await options.record({
         event: 'tool.approved',
         time: new Date(at).toISOString(),

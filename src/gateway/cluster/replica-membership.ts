@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { LocalError } from '../../domain/errors.js';
 import type { Logger } from '../logger.js';
 import { StoreError } from '../../store/errors.js';
 import type { ReplicaRecord, Store } from '../../store/types.js';
@@ -58,9 +59,10 @@ export interface Membership {
   leave(): Promise<void>;
 }
 
-export class ReplicaConflictError extends Error {
+/** Another live process writes this replica's audit stream, or runs under its name. */
+export class ReplicaConflictError extends LocalError {
   constructor(message: string) {
-    super(message);
+    super('REPLICA_CONFLICT', message);
     this.name = 'ReplicaConflictError';
   }
 }

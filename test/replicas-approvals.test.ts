@@ -153,11 +153,11 @@ describe('held approvals and the replica holding them', () => {
       return now?.status === 'withdrawn' ? now : undefined;
     });
     assert.equal(withdrawn.status, 'withdrawn');
-    const records = await store.audit.query({ requestId: held.requestId, limit: 100 });
-    const refusal = records.find((record) => record.event === 'approval.refused');
-    assert.ok(
-      refusal,
-      `no approval.refused record: ${JSON.stringify(records.map((r) => r.event))}`,
+    // The record follows the status change: wait for it too.
+    const refusal = await waitFor(async () =>
+      (await store.audit.query({ requestId: held.requestId, limit: 100 })).find(
+        (record) => record.event === 'approval.refused',
+      ),
     );
     assert.match(JSON.stringify(refusal), /replica_gone/);
     const approve = spawnSync(

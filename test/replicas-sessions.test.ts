@@ -44,6 +44,7 @@ describe('sessions through any replica (PostgreSQL, three replicas, round robin)
   let legacy: Awaited<ReturnType<typeof startConformanceHttpServer>>;
   let balancer: Balancer;
   const replicas: TestGateway[] = [];
+  const stopped = new Set<TestGateway>();
   let store: Store;
 
   before(async () => {
@@ -83,7 +84,8 @@ describe('sessions through any replica (PostgreSQL, three replicas, round robin)
     client: Client;
     transport: StreamableHTTPClientTransport;
   }> {
-    const token = await replicas[0]!.token();
+    // Any replica still running issues the token (the stopped one's store is closed).
+    const token = await replicas.find((replica) => !stopped.has(replica))!.token();
     const transport = new StreamableHTTPClientTransport(new URL(`${balancer.url}/mcp/echo`), {
       requestInit: { headers: { authorization: `Bearer ${token}` } },
     });
@@ -184,6 +186,7 @@ describe('sessions through any replica (PostgreSQL, three replicas, round robin)
     assert.ok(owner !== undefined);
     const index = ['replica-r1', 'replica-r2', 'replica-r3'].indexOf(owner);
     await replicas[index]!.close();
+    stopped.add(replicas[index]!);
     balancer.remove(index);
     const token = await replicas[(index + 1) % 3]!.token();
     const started = Date.now();

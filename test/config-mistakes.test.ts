@@ -104,6 +104,17 @@ describe('a duration it cannot read', () => {
     ['auth.issuers.0.builtin.max_ttl'],
     ['auth.issuers.0.builtin.rotate_every'],
     ['auth.max_token_lifetime'],
+    ...(['session_ttl', 'refresh_token_ttl', 'client_metadata_documents.timeout'] as const).map(
+      (key): [string, Record<string, unknown>] => [
+        `auth.login.${key}`,
+        {
+          auth: {
+            ...BASE.auth,
+            login: { agent: 'invoice-bot', users: {}, client_metadata_documents: {} },
+          },
+        },
+      ],
+    ),
     ['auth.clock_skew'],
     ['audit.checkpoint_interval'],
     ['cluster.heartbeat'],

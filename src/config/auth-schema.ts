@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { positiveDurationSchema } from './duration.js';
+import { enterpriseSchema, loginSchema } from './login-schema.js';
 
 /** Asymmetric algorithms only: a shared-secret (HS*) or `none` token can never be accepted. */
 export const ALLOWED_ALGORITHMS = [
@@ -60,6 +61,10 @@ export const authSchema = z.strictObject({
   clock_skew: positiveDurationSchema.default(30_000),
   /** Accept a client certificate alone (no token) from agents with an mtls_identity. */
   mtls: z.boolean().default(false),
+  /** People log in (authorization code with PKCE) at the built-in issuer: see login-schema.ts. */
+  login: loginSchema.optional(),
+  /** Enterprise IdPs whose identity assertions (ID-JAG) the built-in issuer accepts. */
+  enterprise: enterpriseSchema.optional(),
 });
 
 const agentSchema = z.strictObject({

@@ -1,5 +1,6 @@
 /** The typed, frozen configuration every other module receives. */
 import type { ApprovalsConfig } from './approvals-schema.js';
+import type { EnterpriseConfig, LoginConfig } from './login-schema.js';
 import type { PolicyConfig } from './policy-config.js';
 
 export type { ApprovalsConfig } from './approvals-schema.js';
@@ -129,6 +130,10 @@ export interface AuthConfig {
   readonly clockSkewMs: number;
   /** A client certificate alone authenticates agents that have an mtlsIdentity. */
   readonly mtls: boolean;
+  /** Interactive login at the built-in issuer; undefined when people do not log in. */
+  readonly login?: LoginConfig | undefined;
+  /** Absent means no enterprise IdP is trusted. */
+  readonly enterprise?: EnterpriseConfig | undefined;
 }
 
 export interface AgentConfig {

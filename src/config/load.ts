@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { toApprovalsConfig } from './approvals-schema.js';
 import { checkAgentRoles } from './check-agent-roles.js';
+import { checkLoginConfig, toEnterpriseConfig, toLoginConfig } from './login-schema.js';
 import { checkApproverRoles } from './check-approver-roles.js';
 import { toPolicyConfig } from './policy-config.js';
 import { ConfigError } from '../domain/errors.js';
@@ -96,6 +97,12 @@ export function parseConfig(raw: unknown, source: string, baseDir = process.cwd(
   const config = toConfig(result.data, source, baseDir, issues);
   checkAgentRoles(config.agents, new Set(config.policy.roles.keys()), issues);
   checkApproverRoles(config.policy.grants, config.approvals.approvers, issues);
+  checkLoginConfig(
+    config.auth.login,
+    config.agents,
+    config.auth.issuers.some((issuer) => issuer.kind === 'builtin'),
+    issues,
+  );
   if (issues.length > 0) throw new ConfigError(source, issues);
   return freezeDeep(Object.assign(config, { [PARSED_FROM]: keepParsedFrom(input, baseDir) }));
 }
@@ -163,6 +170,8 @@ function toAuthConfig(raw: RawConfig['auth']): AuthConfig {
     maxTokenLifetimeMs: raw.max_token_lifetime,
     clockSkewMs: raw.clock_skew,
     mtls: raw.mtls,
+    login: raw.login && toLoginConfig(raw.login),
+    enterprise: toEnterpriseConfig(raw.enterprise ?? { id_jag: [] }),
     issuers: raw.issuers.map((issuer): IssuerConfig =>
       'builtin' in issuer
         ? {

@@ -6,6 +6,7 @@
 import type { AgentConfig, AuthConfig } from '../config/config.js';
 import { WardenError } from '../domain/errors.js';
 import type { Identity } from '../domain/identity.js';
+import { AGENT_CLAIM } from './builtin-issuer.js';
 import { checkCertificateBinding } from './certificate-binding.js';
 import {
   matchAgentByCertificate,
@@ -76,7 +77,7 @@ export function createRequestAuthenticator(
     }
     const agent =
       verified.issuer === options.builtinIssuer
-        ? agents.get(verified.agentClaimValue)
+        ? agents.get(builtinAgentOf(verified))
         : findAgentByClientId(agents, verified.agentClaimValue);
     if (!agent)
       throw invalidToken(
@@ -178,6 +179,16 @@ export function createRequestAuthenticator(
       throw new WardenError('WARDEN_UNAUTHENTICATED');
     },
   };
+}
+
+/**
+ * The agent a built-in token names: `warden_agent` when an app acts for a person (its
+ * `client_id` is the app's), else `client_id`. The claim is trusted only because the built-in
+ * issuer signed it; external issuers' tokens are matched by client id alone.
+ */
+function builtinAgentOf(verified: VerifiedToken): string {
+  const agent = verified.claims[AGENT_CLAIM];
+  return typeof agent === 'string' ? agent : verified.agentClaimValue;
 }
 
 /** The bearer token of the one Authorization header, if there is one. */

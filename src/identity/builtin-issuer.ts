@@ -16,6 +16,12 @@ import type { SigningKeyring } from './signing-keys.js';
 /** The claim carrying the environment a token is valid in (see ExternalIssuerConfig). */
 export const ENVIRONMENT_CLAIM = 'warden_env';
 
+/**
+ * The claim naming the registered agent an app acts as, in tokens the built-in issuer mints for
+ * apps acting for a person (their `client_id` is the app's). Read only from the built-in issuer.
+ */
+export const AGENT_CLAIM = 'warden_agent';
+
 export type IssuerErrorCode =
   | 'WARDEN_INVALID_RESOURCE'
   | 'WARDEN_UNKNOWN_AGENT'
@@ -55,6 +61,12 @@ export interface IssueTokenRequest {
   readonly certificateThumbprint?: string;
   /** One endpoint's resource (`<auth.resource>/<upstream>`) to narrow the audience to. */
   readonly resource?: string;
+  /**
+   * An app acting for `user` (a person who logged in, or whom an enterprise IdP vouched for):
+   * the token's `client_id` and `act` name the app, `warden_agent` the registered agent it acts
+   * as, and `roles` the roles it acts with (see `actingRoles`). Requires `user`.
+   */
+  readonly app?: { readonly clientId: string; readonly roles: readonly string[] };
 }
 
 export interface IssuedToken {
@@ -119,6 +131,11 @@ export function createBuiltinIssuer(options: BuiltinIssuerOptions): BuiltinIssue
       const scopes = checkScopes(request.scopes ?? auth.requiredScopes, agent, auth);
       if (request.user !== undefined && request.user.trim() === '')
         throw new IssuerError('WARDEN_INVALID_USER', 'the user must be a non-empty string');
+      if (request.app !== undefined && request.user === undefined)
+        throw new IssuerError(
+          'WARDEN_INVALID_USER',
+          'a token for an app names the person it acts for',
+        );
       const thumbprint = request.certificateThumbprint;
       if (thumbprint !== undefined && !SHA256_THUMBPRINT.test(thumbprint))
         throw new IssuerError(
@@ -140,6 +157,12 @@ export function createBuiltinIssuer(options: BuiltinIssuerOptions): BuiltinIssue
         client_id: agent.id,
         [ENVIRONMENT_CLAIM]: environment,
       };
+      if (request.app !== undefined) {
+        claims['client_id'] = request.app.clientId;
+        claims[AGENT_CLAIM] = agent.id;
+        claims['act'] = { sub: request.app.clientId };
+        claims['roles'] = [...request.app.roles];
+      }
       if (scopes.length > 0) claims['scope'] = scopes.join(' ');
       if (thumbprint !== undefined) claims['cnf'] = { 'x5t#S256': thumbprint };
 

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
-import { ConfigError } from '../domain/errors.js';
+import { ConfigError, LocalError } from '../domain/errors.js';
 import type { RunningGateway } from '../gateway/app.js';
 import { CONFIG_OPTION, UsageError } from './operator.js';
 import { applyServeOverrides, type ServeOverrideOptions } from './serve-overrides.js';
@@ -40,16 +40,17 @@ export function registerServeCommand(program: Command): void {
           void reloadPolicyAndAgents(gateway, options.config);
         });
       } catch (error) {
-        // Another live replica writes this audit stream, or runs under this name.
-        if (error instanceof Error && error.name === 'ReplicaConflictError') {
-          process.stderr.write(`warden: ${error.message}\n`);
-          process.exit(1);
-        }
         if (error instanceof ConfigError || error instanceof UsageError) {
           process.stderr.write(
             `${error instanceof UsageError ? 'warden: ' : ''}${error.message}\n`,
           );
           process.exit(2);
+        }
+        // A refusal to start that says why (another live replica on this audit stream or name,
+        // a store that cannot be opened): one line, not a stack trace.
+        if (error instanceof LocalError) {
+          process.stderr.write(`warden: ${error.message}\n`);
+          process.exit(1);
         }
         throw error;
       }

@@ -73,11 +73,16 @@ export async function readPolicyStatus(
   };
 }
 
-/** Where live replicas differ, one sentence per kind of difference. */
+/**
+ * Where live replicas differ, one sentence per kind of difference. `/readyz`, the disagreement
+ * log and `warden policy status` all say it this way.
+ */
 export function describeDisagreements(live: readonly ReplicaRecord[]): string[] {
   const problems: string[] = [];
   const differ = (field: 'policyVersion' | 'configDigest' | 'hashKeyDigest', what: string) => {
-    if (new Set(live.map((replica) => replica[field])).size > 1) {
+    // A replica still starting has no policy version yet: that is no disagreement.
+    const values = new Set(live.map((replica) => replica[field]).filter((value) => value !== ''));
+    if (values.size > 1) {
       problems.push(
         `replicas disagree on ${what}: ${live.map((r) => `${r.id}=${r[field].slice(0, 12)}`).join(', ')}`,
       );

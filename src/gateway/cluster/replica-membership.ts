@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalError } from '../../domain/errors.js';
+import { describeDisagreements } from '../../policy/read-policy-status.js';
 import type { Logger } from '../logger.js';
 import { StoreError } from '../../store/errors.js';
 import type { ReplicaRecord, Store } from '../../store/types.js';
@@ -134,23 +135,7 @@ export async function joinCluster(options: MembershipOptions): Promise<Membershi
     }
   }
 
-  function problemsOf(): string[] {
-    const live = view.replicas.filter(alive);
-    const problems: string[] = [];
-    const differ = (field: 'policyVersion' | 'configDigest' | 'hashKeyDigest', what: string) => {
-      // A replica still starting has no policy version yet: that is no disagreement.
-      const values = new Set(live.map((replica) => replica[field]).filter((value) => value !== ''));
-      if (values.size > 1) {
-        problems.push(
-          `replicas disagree on ${what}: ${live.map((r) => `${r.id}=${r[field].slice(0, 12)}`).join(', ')}`,
-        );
-      }
-    };
-    differ('policyVersion', 'the policy version');
-    differ('configDigest', 'the configuration file');
-    differ('hashKeyDigest', 'the argument-hash key (equal arguments would hash differently)');
-    return problems;
-  }
+  const problemsOf = () => describeDisagreements(view.replicas.filter(alive));
 
   await beat();
   let beating: Promise<void> | undefined;

@@ -22,7 +22,7 @@ import { startTestGateway, TEST_RESOURCE, type TestGateway } from './support/gat
 import { answerIn, openSession, postMcp } from './support/raw-http.js';
 import { startScriptedUpstream, type ScriptedUpstream } from './support/scripted-upstream.js';
 import {
-  adminClient,
+  createSharedSchema,
   openTracked,
   POSTGRES_URL,
   tempRoot,
@@ -153,9 +153,7 @@ describe('policy bundles on PostgreSQL (two replicas, one schema)', () => {
   let pushedVersion: string;
 
   before(async () => {
-    await (await adminClient()).query(`CREATE SCHEMA ${schema}`);
-    testSchemas.push(schema);
-    storeUrl = `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    storeUrl = await createSharedSchema(schema);
     r1 = await startTestGateway(replicaConfig(storeUrl, 'pg-r1'));
     r2 = await startTestGateway(replicaConfig(storeUrl, 'pg-r2'));
     operator = await operatorSession(replicaConfig(storeUrl, 'operator'));

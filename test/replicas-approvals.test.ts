@@ -27,7 +27,12 @@ import {
   waitForPort,
   type RunningProcess,
 } from './support/processes.js';
-import { adminClient, POSTGRES_URL, testSchemas, uniqueName } from './support/store-databases.js';
+import {
+  createSharedSchema,
+  POSTGRES_URL,
+  schemaStoreUrl,
+  uniqueName,
+} from './support/store-databases.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const SECRET = 'held-approval-secret-0123456789';
@@ -51,14 +56,13 @@ describe('held approvals and the replica holding them', () => {
   const processes: RunningProcess[] = [];
 
   before(async () => {
-    await (await adminClient()).query(`CREATE SCHEMA ${schema}`);
-    testSchemas.push(schema);
+    await createSharedSchema(schema);
     upstream = await startMcpHttpUpstream(bankServer);
     writeFileSync(
       config,
       JSON.stringify({
         listen: { host: '127.0.0.1', port: 8080 },
-        store: `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`,
+        store: schemaStoreUrl(schema),
         log: { level: 'warn' },
         auth: { resource: 'https://warden.test/mcp', issuers: [{ builtin: {} }] },
         agents: { 'pay-bot': { roles: ['payer'], secret_hash: await hashClientSecret(SECRET) } },

@@ -24,7 +24,7 @@ import { startConformanceHttpServer } from './fixtures/conformance-http.js';
 import { startTestGateway, TEST_AGENT, TESTER_ROLE, type TestGateway } from './support/gateway.js';
 import { startMcpHttpUpstream, type McpHttpUpstream } from './support/mcp-http-upstream.js';
 import { findFreePort } from './support/processes.js';
-import { adminClient, POSTGRES_URL, testSchemas, uniqueName } from './support/store-databases.js';
+import { createSharedSchema, POSTGRES_URL, uniqueName } from './support/store-databases.js';
 
 const MALLORY = 'mallory-agent';
 const SESSIONFUL = '2025-11-25';
@@ -76,9 +76,7 @@ describe('attacks on the replica cluster (PostgreSQL, three replicas)', () => {
   }
 
   before(async () => {
-    await (await adminClient()).query(`CREATE SCHEMA ${schema}`);
-    testSchemas.push(schema);
-    storeUrl = `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    storeUrl = await createSharedSchema(schema);
     upstream = await startMcpHttpUpstream(echoServer);
     legacy = await startConformanceHttpServer();
     for (const name of ['r1', 'r2', 'r3']) replicas.push(await startReplica(name));

@@ -32,7 +32,12 @@ import {
   type RunningProcess,
 } from './support/processes.js';
 import { startRoundRobinBalancer, type Balancer } from './support/round-robin-balancer.js';
-import { adminClient, POSTGRES_URL, testSchemas, uniqueName } from './support/store-databases.js';
+import {
+  createSharedSchema,
+  POSTGRES_URL,
+  schemaStoreUrl,
+  uniqueName,
+} from './support/store-databases.js';
 
 const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
 const SECRET = 'replica-test-secret-0123456789';
@@ -83,13 +88,12 @@ describe('three warden serve replicas behind a round-robin balancer', () => {
   let store: Store;
 
   before(async () => {
-    await (await adminClient()).query(`CREATE SCHEMA ${schema}`);
-    testSchemas.push(schema);
+    await createSharedSchema(schema);
     upstream = await startMcpHttpUpstream(bankServer);
     legacy = await startConformanceHttpServer();
     const backends: string[] = [];
     balancer = await startRoundRobinBalancer(backends);
-    const storeUrl = `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const storeUrl = schemaStoreUrl(schema);
     const secretHash = await hashClientSecret(SECRET);
     writeFileSync(
       config,

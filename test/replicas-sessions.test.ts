@@ -25,7 +25,7 @@ import { startTestGateway, type TestGateway } from './support/gateway.js';
 import { startMcpHttpUpstream, type McpHttpUpstream } from './support/mcp-http-upstream.js';
 import { findFreePort } from './support/processes.js';
 import { startRoundRobinBalancer, type Balancer } from './support/round-robin-balancer.js';
-import { adminClient, POSTGRES_URL, testSchemas, uniqueName } from './support/store-databases.js';
+import { createSharedSchema, POSTGRES_URL, uniqueName } from './support/store-databases.js';
 
 function echoServer(): McpServer {
   const server = new McpServer({ name: 'echo', version: '1.0.0' });
@@ -48,9 +48,7 @@ describe('sessions through any replica (PostgreSQL, three replicas, round robin)
   let store: Store;
 
   before(async () => {
-    await (await adminClient()).query(`CREATE SCHEMA ${schema}`);
-    testSchemas.push(schema);
-    const storeUrl = `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+    const storeUrl = await createSharedSchema(schema);
     upstream = await startMcpHttpUpstream(echoServer);
     legacy = await startConformanceHttpServer();
     const backends: string[] = [];

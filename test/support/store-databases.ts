@@ -39,6 +39,21 @@ export async function openTracked(url: string, options?: OpenStoreOptions): Prom
   return store;
 }
 
+/**
+ * Creates `schema` (dropped after the file) and returns a store URL whose every connection uses
+ * it: what several replicas, or a replica and the CLI, are given to share one store.
+ */
+export async function createSharedSchema(schema: string): Promise<string> {
+  await (await adminClient()).query(`CREATE SCHEMA ${schema}`);
+  testSchemas.push(schema);
+  return schemaStoreUrl(schema);
+}
+
+/** The store URL of an existing schema. */
+export function schemaStoreUrl(schema: string): string {
+  return `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+}
+
 export function uniqueName(prefix: string): string {
   return `${prefix}_${process.pid}_${randomBytes(4).toString('hex')}`;
 }

@@ -138,7 +138,7 @@ export async function startAuthorizationServer(
  * oidc-provider warns about its development defaults (and Node 20) on the console: keep test
  * output clean. Returns the function that puts the console back.
  */
-function silenceOidcProviderNotices(): () => void {
+export function silenceOidcProviderNotices(): () => void {
   const original = { warn: console.warn, info: console.info };
   const quiet =
     (write: (...args: unknown[]) => void) =>

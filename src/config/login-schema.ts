@@ -199,6 +199,17 @@ export function checkLoginConfig(
     );
   if (!hasBuiltinIssuer)
     issues.push('auth.login needs the built-in issuer: add { builtin: {} } to auth.issuers');
+  if (login.oidc !== undefined && !isSecureIssuer(login.oidc.issuer))
+    issues.push(
+      `auth.login.oidc.issuer: "${login.oidc.issuer}" must be https (plain http only on loopback, for tests): the login's codes and tokens travel there`,
+    );
   if (login.users.size === 0 && login.oidc === undefined)
     issues.push('auth.login: nobody can log in; add users: or oidc:');
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function isSecureIssuer(issuer: string): boolean {
+  const url = new URL(issuer);
+  return url.protocol === 'https:' || LOOPBACK_HOSTS.has(url.hostname);
 }

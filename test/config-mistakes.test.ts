@@ -95,6 +95,26 @@ describe('a duration it cannot read', () => {
     ['limits.request_timeout'],
     ['upstreams.payments.timeout'],
     ['upstreams.payments.circuit_breaker.open_for'],
+    ...(['subject_token_ttl', 'refresh_before', 'timeout'] as const).map(
+      (key): [string, Record<string, unknown>] => [
+        `upstreams.payments.credential.token_exchange.${key}`,
+        {
+          upstreams: {
+            payments: {
+              url: 'https://payments.example.com/mcp',
+              credential: {
+                token_exchange: {
+                  token_endpoint: 'https://as.example.com/token',
+                  audience: 'payments',
+                  client_id: 'warden',
+                  client_secret_env: 'AS_SECRET',
+                },
+              },
+            },
+          },
+        },
+      ],
+    ),
     ['upstreams.payments.restart_backoff', { upstreams: { payments: { command: ['server'] } } }],
     [
       'upstreams.payments.restart_backoff_max',

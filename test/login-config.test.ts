@@ -104,6 +104,28 @@ describe('auth.login', () => {
     );
   });
 
+  test('user ids that look alike, or hide white space, do not load', () => {
+    const problems = issuesOf(
+      configWith({
+        login: {
+          agent: 'desktop-apps',
+          users: { alice: { password_hash: HASH }, ａｌｉｃｅ: { password_hash: HASH } },
+        },
+      }),
+    );
+    assert.ok(
+      problems.some((p) => p.includes('look alike')),
+      problems.join('\n'),
+    );
+    const spaced = issuesOf(
+      configWith({ login: { agent: 'desktop-apps', users: { 'bob ': { password_hash: HASH } } } }),
+    );
+    assert.ok(
+      spaced.some((p) => p.includes('white space')),
+      spaced.join('\n'),
+    );
+  });
+
   test('a loopback http IdP is allowed (tests, a lab)', () => {
     const problems = issuesOf(
       configWith({
@@ -114,6 +136,23 @@ describe('auth.login', () => {
       }),
     );
     assert.deepEqual(problems, []);
+  });
+});
+
+describe('auth.enterprise', () => {
+  test('ID-JAG issuers need the built-in issuer', () => {
+    const problems = issuesOf(
+      configWith({ enterprise: { id_jag: [{ issuer: 'https://idp.example.com' }] } }, [
+        { issuer: 'https://idp.example.com' },
+      ]),
+    );
+    assert.ok(
+      problems.some((p) => p.startsWith('auth.enterprise.id_jag needs the built-in issuer')),
+    );
+    assert.deepEqual(
+      issuesOf(configWith({ enterprise: { id_jag: [{ issuer: 'https://idp.example.com' }] } })),
+      [],
+    );
   });
 });
 

@@ -126,7 +126,8 @@ async function startServer(clientCertificates: TlsConfig['clientCertificates']) 
   const options = buildTlsServerOptions({
     cert: pki.serverCert,
     key: pki.serverKey,
-    clientCa: pki.caCert,
+    clientCas: [{ file: pki.caCert, trustDomains: undefined }],
+    crls: [],
     clientCertificates,
   });
   const state: TestServer = { server: createServer(options), port: 0, served: 0 };
@@ -476,7 +477,8 @@ describe('buildTlsServerOptions', () => {
     return {
       cert: pki.serverCert,
       key: pki.serverKey,
-      clientCa: undefined,
+      clientCas: [],
+      crls: [],
       clientCertificates: 'optional',
       ...changes,
     };
@@ -508,7 +510,10 @@ describe('buildTlsServerOptions', () => {
 
   test('refuses a file that is not PEM', () => {
     assert.throws(
-      () => buildTlsServerOptions(tlsConfig({ clientCa: pki.serverKey })),
+      () =>
+        buildTlsServerOptions(
+          tlsConfig({ clientCas: [{ file: pki.serverKey, trustDomains: undefined }] }),
+        ),
       refusal('not_pem', (error) => error.setting === 'client_ca'),
     );
   });
@@ -524,12 +529,17 @@ describe('buildTlsServerOptions', () => {
     const without = buildTlsServerOptions(tlsConfig());
     assert.equal(without.requestCert, false);
     assert.equal(without.minVersion, 'TLSv1.2');
-    const optional = buildTlsServerOptions(tlsConfig({ clientCa: pki.caCert }));
+    const optional = buildTlsServerOptions(
+      tlsConfig({ clientCas: [{ file: pki.caCert, trustDomains: undefined }] }),
+    );
     assert.equal(optional.requestCert, true);
     assert.equal(optional.rejectUnauthorized, false);
     assert.equal(optional.minVersion, 'TLSv1.2');
     const required = buildTlsServerOptions(
-      tlsConfig({ clientCa: pki.caCert, clientCertificates: 'required' }),
+      tlsConfig({
+        clientCas: [{ file: pki.caCert, trustDomains: undefined }],
+        clientCertificates: 'required',
+      }),
     );
     assert.equal(required.rejectUnauthorized, true);
   });

@@ -71,6 +71,7 @@ let token: string;
 let sessionId: string;
 
 before(async () => {
+  process.env['WARDEN_TEST_EXCHANGE_SECRET'] = 'exchange-secret';
   upstream = await startScriptedUpstream();
   upstream.intercept = misbehave;
   main = await startAuditedGateway('refusals', {
@@ -126,6 +127,18 @@ before(async () => {
       slow: { url: upstream.url, timeout: '300ms' },
       flaky: { url: upstream.url, circuit_breaker: { failures: 1, open_for: '10m' } },
       dead: { url: 'http://127.0.0.1:9/mcp' },
+      // Warden's credential for it is exchanged per caller at an authorization server that is down.
+      exchanged: {
+        url: upstream.url,
+        credential: {
+          token_exchange: {
+            token_endpoint: 'http://127.0.0.1:9/token',
+            audience: 'https://exchanged.example',
+            client_id: 'warden',
+            client_secret_env: 'WARDEN_TEST_EXCHANGE_SECRET',
+          },
+        },
+      },
     },
   });
   token = await main.gateway.token();
@@ -525,6 +538,9 @@ const TRIGGERS: Partial<
       stream.abort();
     }
   },
+  WARDEN_UPSTREAM_CREDENTIAL_FAILED: async () => ({
+    reply: await post(url('exchanged'), initializeRequest(), { token }),
+  }),
   WARDEN_UPSTREAM_UNAVAILABLE: async () => ({
     reply: await post(url('dead'), initializeRequest(), { token }),
   }),

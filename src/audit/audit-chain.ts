@@ -45,6 +45,11 @@ export interface AuditChainOptions {
   readonly maxBatch?: number;
   /** Told when a timer-driven checkpoint fails (no caller is waiting for it). */
   readonly onError?: (error: Error) => void;
+  /**
+   * Told of each batch once it is durably stored, with how long its append took (metrics). An
+   * observer that throws is ignored: watching the log must never fail a record.
+   */
+  readonly onAppended?: (records: readonly AuditRecord[], latencyMs: number) => void;
 }
 
 export interface AuditChain {
@@ -58,6 +63,8 @@ export interface AuditChain {
   checkpoint(): Promise<AuditCheckpoint | undefined>;
   /** Commits what is pending, checkpoints the head, stops the timer; later records are refused. */
   close(): Promise<void>;
+  /** Records waiting for their append (not the one in flight). */
+  queued(): number;
 }
 
 const DEFAULTS = {
@@ -189,16 +196,26 @@ export function createAuditChain(options: AuditChainOptions): AuditChain {
             })
           : undefined;
       if (records.length > 0 || checkpoint) {
+        const started = performance.now();
         await repository.append(records, checkpoint);
         current.seq = headSeq;
         current.hash = prevHash;
         if (checkpoint) current.lastCheckpoint = checkpoint;
+        if (records.length > 0) tellAppended(records, performance.now() - started);
       }
       batch.forEach(({ resolve }, index) => resolve(records[index] as AuditRecord));
       for (const waiter of waiters) waiter.resolve(current.lastCheckpoint);
     } catch (cause) {
       state = undefined; // re-read the head before the next batch: see the module comment
       fail(batch, waiters, timed, cause);
+    }
+  }
+
+  function tellAppended(records: readonly AuditRecord[], latencyMs: number): void {
+    try {
+      options.onAppended?.(records, latencyMs);
+    } catch {
+      // The records are stored; a failing observer only loses its own view of them.
     }
   }
 
@@ -219,6 +236,7 @@ export function createAuditChain(options: AuditChainOptions): AuditChain {
 
   return Object.freeze({
     stream,
+    queued: () => pending.length,
 
     record(entry: AuditEntry): Promise<AuditRecord> {
       if (closed) {

@@ -2,8 +2,8 @@
  * What the audit log says about one MCP call: which tool or resource, with which arguments, from
  * which identity, in which trace. Pure: the pipeline decides when to record.
  */
-import type { AuditEntry } from '../domain/audit-record.js';
-import type { Identity } from '../domain/identity.js';
+import type { AuditCredential, AuditEntry } from '../domain/audit-record.js';
+import type { Credential, Identity } from '../domain/identity.js';
 import type { McpRequestCall } from '../domain/mcp-call.js';
 
 export interface CallFacts {
@@ -63,7 +63,10 @@ export function callEntryBase(
 /** Who made a call, as every record of it names them: the model only as declared. */
 export function identityFields(
   identity: Identity,
-): Pick<AuditEntry, 'environment' | 'tenant' | 'user' | 'agent' | 'roles' | 'model'> {
+): Pick<
+  AuditEntry,
+  'environment' | 'tenant' | 'user' | 'agent' | 'roles' | 'model' | 'credential'
+> {
   return {
     environment: identity.environment,
     ...(identity.tenant !== undefined && { tenant: identity.tenant }),
@@ -71,5 +74,21 @@ export function identityFields(
     agent: identity.agent,
     roles: identity.roles,
     ...(identity.declaredModel !== undefined && { model: identity.declaredModel }),
+    credential: describeCredential(identity.credential),
+  };
+}
+
+/** The credential's identifiers, without what a record needs not repeat (expiry, scopes). */
+export function describeCredential(credential: Credential): AuditCredential {
+  if (credential.kind === 'mtls') {
+    return { kind: 'mtls', subject: credential.subject, fingerprint: credential.fingerprint };
+  }
+  return {
+    kind: 'jwt',
+    issuer: credential.issuer,
+    ...(credential.tokenId !== undefined && { tokenId: credential.tokenId }),
+    ...(credential.boundCertificate !== undefined && {
+      boundCertificate: credential.boundCertificate,
+    }),
   };
 }

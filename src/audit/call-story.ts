@@ -3,7 +3,7 @@
  * for what, what was decided and why, who approved, and how it ended. Pure: `warden audit show`
  * reads the records and prints this text.
  */
-import type { AuditRecord } from '../domain/audit-record.js';
+import type { AuditCredential, AuditRecord } from '../domain/audit-record.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { toTerminalText } from './terminal-text.js';
 import { compareTimeline } from './timeline.js';
@@ -32,6 +32,8 @@ export function tellCallStory(records: readonly AuditRecord[]): string {
   lines.push(
     field('model', model === undefined ? 'not declared' : `${model} (declared by the client)`),
   );
+  const credential = pick('credential');
+  if (credential !== undefined) lines.push(field('credential', describeCredential(credential)));
   lines.push(field('environment', pick('environment') ?? '-'));
   const tenant = pick('tenant');
   if (tenant !== undefined) lines.push(field('tenant', tenant));
@@ -71,6 +73,18 @@ export function tellCallStory(records: readonly AuditRecord[]): string {
 
 function field(label: string, value: string): string {
   return `  ${label.padEnd(LABEL_WIDTH)}${value}`;
+}
+
+function describeCredential(credential: AuditCredential): string {
+  if (credential.kind === 'mtls') {
+    return `client certificate ${credential.subject}, SHA-256 ${credential.fingerprint}`;
+  }
+  const id = credential.tokenId === undefined ? 'without jti' : `jti ${credential.tokenId}`;
+  const bound =
+    credential.boundCertificate === undefined
+      ? ''
+      : `, bound to certificate SHA-256 ${credential.boundCertificate}`;
+  return `token ${id} from ${credential.issuer}${bound}`;
 }
 
 function describeRecords(records: readonly AuditRecord[]): string {

@@ -1,8 +1,21 @@
-/** `warden certs dev`: a development CA, server certificate and agent client certificates. */
+/**
+ * `warden certs dev`: a development CA, server certificate and agent client certificates.
+ * `warden certs revoke`: refuse one client certificate, by serial, on every replica.
+ */
 import type { Command } from 'commander';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { DEFAULT_DEV_HOSTS, DEFAULT_TRUST_DOMAIN } from '../identity/dev-certificate-defaults.js';
 import type { DevCertificateFiles } from '../identity/dev-certificates.js';
+import { CONFIG_OPTION, currentUser, runCliAction, UsageError, withSession } from './operator.js';
+
+interface RevokeOptions {
+  readonly config: string;
+  readonly serial?: string;
+  readonly cert?: string;
+  readonly reason: string;
+}
 
 interface DevCommandOptions {
   readonly out: string;
@@ -14,6 +27,7 @@ interface DevCommandOptions {
 
 export function registerCertsCommand(program: Command): void {
   const certs = program.command('certs').description('manage TLS certificates');
+  registerRevokeCommand(certs);
   certs
     .command('dev')
     .description('write a development CA, a server certificate and agent client certificates')
@@ -56,6 +70,52 @@ export function registerCertsCommand(program: Command): void {
         throw error;
       }
     });
+}
+
+function registerRevokeCommand(certs: Command): void {
+  certs
+    .command('revoke')
+    .description(
+      'refuse a client certificate from now on (every replica, at the TLS layer), by serial or by its file',
+    )
+    .option(...CONFIG_OPTION)
+    .option('--serial <hex>', 'the serial number, hex (colons allowed)')
+    .option('--cert <file>', 'the certificate (PEM): its serial, revoked until it expires')
+    .option('--reason <text>', 'why, for the audit trail', 'revoked with warden certs revoke')
+    .action((options: RevokeOptions) =>
+      runCliAction(async () => {
+        const target = chooseCertificate(options);
+        const revocation = await withSession(options.config, (session) =>
+          session.identity.revokeCertificate({
+            ...target,
+            reason: options.reason,
+            by: `cli:${currentUser()}`,
+          }),
+        );
+        process.stdout.write(
+          `revoked certificate ${revocation.subject} until ${new Date(revocation.expiresAt).toISOString()}\n`,
+        );
+      }),
+    );
+}
+
+function chooseCertificate(options: RevokeOptions): { serial: string; until?: number } {
+  if ((options.serial === undefined) === (options.cert === undefined)) {
+    throw new UsageError('name exactly one of --serial or --cert');
+  }
+  if (options.serial !== undefined) return { serial: options.serial };
+  let certificate: X509Certificate;
+  try {
+    certificate = new X509Certificate(readFileSync(options.cert ?? ''));
+  } catch {
+    throw new UsageError(`--cert ${options.cert ?? ''}: not a readable PEM certificate`);
+  }
+  const until = Date.parse(certificate.validTo);
+  // An expired certificate is refused anyway; its revocation still goes on the record.
+  return {
+    serial: certificate.serialNumber,
+    ...(until > Date.now() && { until }),
+  };
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {

@@ -40,6 +40,17 @@ const DEMO_AGENTS = [
   { id: 'finance-bot', roles: ['finance_executor'], user: 'alan@example.com' },
 ] as const;
 
+/**
+ * The demo's person, who logs in through an MCP app (authorization code with PKCE at the
+ * built-in authorization server). Her password is kept and printed like the agents' secrets.
+ */
+const DEMO_PERSON = { id: 'alice', name: 'Alice (demo)', roles: ['research', 'operations'] };
+/**
+ * The agent every logged-in app acts as: research only, so an app acting for alice reads and
+ * searches but cannot change records, although alice herself holds operations.
+ */
+const DEMO_LOGIN_AGENT = { id: 'desktop-apps', roles: ['research'] };
+
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
@@ -53,7 +64,7 @@ async function runDemo(portOption: string): Promise<void> {
   const port = await claimPort(parsePortOption(portOption));
   mkdirSync('.warden', { recursive: true });
   const credentials = await loadDemoCredentials(
-    DEMO_AGENTS.map((agent) => agent.id),
+    [...DEMO_AGENTS.map((agent) => agent.id), DEMO_PERSON.id],
     { secrets: DEMO_SECRETS_FILE, config: DEMO_CONFIG_FILE },
   );
   const raw = await demoConfig(port, credentials);
@@ -87,6 +98,7 @@ async function demoConfig(
       secret_hash: credentials.get(agent.id)?.secretHash,
     };
   }
+  agents[DEMO_LOGIN_AGENT.id] = { roles: [...DEMO_LOGIN_AGENT.roles] };
   const business = (domain: string) => ({
     command: [
       process.execPath,
@@ -106,6 +118,17 @@ async function demoConfig(
     auth: {
       resource: `http://127.0.0.1:${port}/mcp`,
       issuers: [{ builtin: { token_ttl: '1h', max_ttl: '1h' } }],
+      // People log in through MCP apps (Claude Desktop, VS Code, the Inspector) as alice.
+      login: {
+        agent: DEMO_LOGIN_AGENT.id,
+        users: {
+          [DEMO_PERSON.id]: {
+            password_hash: credentials.get(DEMO_PERSON.id)?.secretHash,
+            roles: [...DEMO_PERSON.roles],
+            name: DEMO_PERSON.name,
+          },
+        },
+      },
     },
     agents,
     ...DEMO_POLICY,
@@ -177,11 +200,16 @@ Warden demo is running. Every endpoint needs a token: there is no anonymous acce
   Demo agents:
 ${lines.join('\n')}
 
+  Demo person (log in through an MCP app, e.g. the Inspector's OAuth flow):
+    user: ${DEMO_PERSON.id}   password: ${credentials.get(DEMO_PERSON.id)?.secret ?? ''}
+    apps act as ${DEMO_LOGIN_AGENT.id} with the roles both hold: ${DEMO_LOGIN_AGENT.roles.join(', ')}
+
   Try it:
     curl -s ${url}/.well-known/oauth-protected-resource/mcp/research
     curl -s -u ${research.id}:${credentials.get(research.id)?.secret ?? ''} -d grant_type=client_credentials ${url}/oauth/token
     npx @modelcontextprotocol/inspector@0.15.0   (on Node.js 20; newer ones need Node.js 22)
-        connect to ${url}/mcp/research with header Authorization: Bearer <a token above>
+        connect to ${url}/mcp/research with header Authorization: Bearer <a token above>,
+        or leave the header out and log in as ${DEMO_PERSON.id} when the app asks (OAuth)
 
   Approvals: finance-bot's issue_payment needs a person. The first call answers at once
   "held for approval <id>"; once approved, the same call again goes through, once. Approve:

@@ -14,6 +14,7 @@ import { registerServeCommand } from './serve.js';
 import { registerTokenCommand } from './token.js';
 import { applyV8Workarounds } from '../gateway/v8-workarounds.js';
 import { registerToolsCommand } from './tools.js';
+import { registerUsersCommand } from './users.js';
 
 applyV8Workarounds();
 
@@ -34,5 +35,6 @@ registerApprovalsCommand(program);
 registerPolicyCommand(program);
 registerGrantCommand(program);
 registerToolsCommand(program);
+registerUsersCommand(program);
 
 await program.parseAsync(process.argv);

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { ConfigError, LocalError } from '../domain/errors.js';
 import type { RunningGateway } from '../gateway/app.js';
+import type { TlsReloadOutcome } from '../identity/tls-reloader.js';
 import { CONFIG_OPTION, UsageError } from './operator.js';
 import { applyServeOverrides, type ServeOverrideOptions } from './serve-overrides.js';
 import { stopOnSignal } from './run-until-signal.js';
@@ -27,7 +28,10 @@ export function registerServeCommand(program: Command): void {
         // SIGHUP re-reads the file and reloads the policy and agents (the log names any other
         // changed section, which needs a restart); a bad file changes nothing. With
         // policy_source: store it re-reads the newest pushed bundle instead, not the file.
+        // It also re-reads the TLS certificate, key, client CAs and CRLs (the paths as started);
+        // a bad TLS file keeps the running ones, and the log says why.
         process.on('SIGHUP', () => {
+          if (config.listen.tls) reportTlsReload(gateway.reloadTls());
           if (config.policy.source === 'store') {
             void gateway.reloadPolicy(config).then(
               (outcome) => {
@@ -67,6 +71,13 @@ async function reloadPolicyAndAgents(gateway: RunningGateway, file: string): Pro
   }
   const outcome = await gateway.reloadPolicy(config);
   if (!outcome.ok) reportRefusedReload(outcome.problems);
+}
+
+function reportTlsReload(outcome: TlsReloadOutcome): void {
+  if (outcome.ok) return;
+  process.stderr.write(
+    `TLS reload refused; the running certificate, key, CAs and CRLs stay in force:\n${outcome.problems.map((p) => `  - ${p}`).join('\n')}\n`,
+  );
 }
 
 function reportRefusedReload(problems: readonly string[]): void {

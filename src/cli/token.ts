@@ -107,7 +107,7 @@ function chooseRevocationTarget(options: RevokeOptions): {
       ['agent', options.agent],
       ['user', options.user],
     ] as const
-  ).filter((entry): entry is readonly [RevocationKind, string] => entry[1] !== undefined);
+  ).filter((entry): entry is readonly [(typeof entry)[0], string] => entry[1] !== undefined);
   const [target] = targets;
   if (targets.length !== 1 || !target || target[1] === '')
     throw new UsageError('name exactly one of --jti, --agent or --user');

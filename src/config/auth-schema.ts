@@ -95,10 +95,30 @@ export const agentsSchema = z.record(
   agentSchema,
 );
 
+/** A SPIFFE trust domain (SPIFFE-ID §2.1): lowercase letters, digits, '.', '-' and '_'. */
+const trustDomainSchema = z
+  .string()
+  .regex(/^[a-z0-9._-]{1,255}$/, 'a trust domain is lowercase letters, digits, ., - and _');
+
+/** A client CA file, optionally with the SPIFFE trust domains its certificates may name. */
+const clientCaSchema = z.union([
+  z.string().min(1),
+  z.strictObject({
+    file: z.string().min(1),
+    trust_domains: z.array(trustDomainSchema).min(1).optional(),
+  }),
+]);
+
 export const tlsSchema = z.strictObject({
   cert: z.string().min(1),
   key: z.string().min(1),
-  /** CA that signs client certificates; with it, clients may (or must) present one. */
-  client_ca: z.string().min(1).optional(),
+  /**
+   * CA(s) that sign client certificates; with them, clients may (or must) present one. A path,
+   * or a list of paths and `{ file, trust_domains }`: a trust domain some CA lists may be named
+   * only by certificates of the CAs that list it.
+   */
+  client_ca: z.union([z.string().min(1), z.array(clientCaSchema).min(1)]).optional(),
+  /** CRL file(s) (PEM or DER) signed by a client CA; re-read with the certificates. */
+  crl: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   client_certificates: z.enum(['required', 'optional']).default('optional'),
 });

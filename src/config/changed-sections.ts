@@ -24,6 +24,7 @@ const SECTIONS_IN_FILE_ORDER: Readonly<Record<ConfigSection, true>> = {
   agents: true,
   policy: true,
   approvals: true,
+  metrics: true,
 };
 const SECTIONS = Object.keys(SECTIONS_IN_FILE_ORDER) as ConfigSection[];
 

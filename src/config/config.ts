@@ -1,18 +1,42 @@
 /** The typed, frozen configuration every other module receives. */
 import type { ApprovalsConfig } from './approvals-schema.js';
 import type { EnterpriseConfig, LoginConfig } from './login-schema.js';
+import type { MetricsConfig } from './metrics-schema.js';
 import type { PolicyConfig } from './policy-config.js';
 
 export type { ApprovalsConfig } from './approvals-schema.js';
+export type { MetricsConfig } from './metrics-schema.js';
 
 export type { PolicyConfig } from './policy-config.js';
 
 export interface UpstreamCredentialConfig {
   readonly source:
     | { readonly kind: 'env'; readonly name: string }
-    | { readonly kind: 'file'; readonly path: string };
+    | { readonly kind: 'file'; readonly path: string }
+    | TokenExchangeConfig;
   readonly header: string;
   readonly scheme: string;
+}
+
+/** RFC 8693 token exchange at the upstream's authorization server, once per caller (cached). */
+export interface TokenExchangeConfig {
+  readonly kind: 'token_exchange';
+  readonly tokenEndpoint: string;
+  /** The `audience` parameter: the upstream as its authorization server names it. */
+  readonly audience: string;
+  /** The `resource` parameter (RFC 8707), when the authorization server wants one. */
+  readonly resource: string | undefined;
+  readonly scopes: readonly string[];
+  readonly clientId: string;
+  /** The env var holding Warden's client secret; read at each exchange, so it can rotate. */
+  readonly clientSecretEnv: string;
+  /** The `aud` of the subject token Warden signs: the authorization server's issuer. */
+  readonly subjectTokenAudience: string;
+  readonly subjectTokenTtlMs: number;
+  /** An exchanged token is exchanged again this long before it expires. */
+  readonly refreshBeforeMs: number;
+  readonly cacheSize: number;
+  readonly timeoutMs: number;
 }
 
 /** After `failures` failed calls in a row, calls are refused at once for `openForMs`. */
@@ -95,6 +119,8 @@ export interface Config {
   readonly policy: PolicyConfig;
   /** Who may approve held calls, and where new requests are announced. */
   readonly approvals: ApprovalsConfig;
+  /** Prometheus metrics at /metrics; off unless enabled. */
+  readonly metrics: MetricsConfig;
 }
 
 /** The gateway's own token issuer, so the embedded setup needs no identity provider. */
@@ -157,8 +183,21 @@ export interface TlsConfig {
   /** Paths of PEM files. */
   readonly cert: string;
   readonly key: string;
-  readonly clientCa: string | undefined;
+  /** The CAs that sign client certificates; empty: clients are not asked for one. */
+  readonly clientCas: readonly ClientCaConfig[];
+  /** CRL files (PEM or DER), each signed by one of the client CAs. */
+  readonly crls: readonly string[];
   readonly clientCertificates: 'required' | 'optional';
+}
+
+export interface ClientCaConfig {
+  /** PEM file of one or more CA certificates. */
+  readonly file: string;
+  /**
+   * The SPIFFE trust domains its certificates may name. Undefined: any trust domain no other CA
+   * lists, and subject CN identities (a CA limited to trust domains identifies no one by CN).
+   */
+  readonly trustDomains: readonly string[] | undefined;
 }
 
 /** This replica among the others on one store. */

@@ -3,8 +3,15 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { toApprovalsConfig } from './approvals-schema.js';
+import { toMetricsConfig } from './metrics-schema.js';
 import { checkAgentRoles } from './check-agent-roles.js';
-import { checkLoginConfig, toEnterpriseConfig, toLoginConfig } from './login-schema.js';
+import { findUserIdProblem } from './login-user-ids.js';
+import {
+  checkEnterpriseConfig,
+  checkLoginConfig,
+  toEnterpriseConfig,
+  toLoginConfig,
+} from './login-schema.js';
 import { checkApproverRoles } from './check-approver-roles.js';
 import { toPolicyConfig } from './policy-config.js';
 import { ConfigError } from '../domain/errors.js';
@@ -17,6 +24,7 @@ import type {
   IssuerConfig,
   TlsConfig,
   UpstreamConfig,
+  UpstreamCredentialConfig,
 } from './config.js';
 import { describeConfigIssues } from './describe-issue.js';
 import { parseConfigYaml } from './read-yaml.js';
@@ -97,12 +105,12 @@ export function parseConfig(raw: unknown, source: string, baseDir = process.cwd(
   const config = toConfig(result.data, source, baseDir, issues);
   checkAgentRoles(config.agents, new Set(config.policy.roles.keys()), issues);
   checkApproverRoles(config.policy.grants, config.approvals.approvers, issues);
-  checkLoginConfig(
-    config.auth.login,
-    config.agents,
-    config.auth.issuers.some((issuer) => issuer.kind === 'builtin'),
-    issues,
-  );
+  const hasBuiltinIssuer = config.auth.issuers.some((issuer) => issuer.kind === 'builtin');
+  checkLoginConfig(config.auth.login, config.agents, hasBuiltinIssuer, issues);
+  const userIdProblem = config.auth.login && findUserIdProblem(config.auth.login.users.keys());
+  if (userIdProblem) issues.push(userIdProblem.message);
+  checkEnterpriseConfig(config.auth.enterprise, hasBuiltinIssuer, issues);
+  checkTokenExchangeIssuer(config, issues);
   if (issues.length > 0) throw new ConfigError(source, issues);
   return freezeDeep(Object.assign(config, { [PARSED_FROM]: keepParsedFrom(input, baseDir) }));
 }
@@ -159,6 +167,7 @@ function toConfig(raw: RawConfig, source: string, baseDir: string, issues: strin
     agents: toAgents(raw.agents),
     policy: toPolicyConfig(raw, [...upstreams.keys()], (file) => resolve(baseDir, file), issues),
     approvals: toApprovalsConfig(raw.approvals, [...upstreams.keys()], issues),
+    metrics: toMetricsConfig(raw.metrics),
   };
 }
 
@@ -212,11 +221,69 @@ function toAgents(raw: RawConfig['agents']): Map<string, AgentConfig> {
   );
 }
 
+type RawCredential = NonNullable<
+  Extract<RawConfig['upstreams'][string], { url: string }>['credential']
+>;
+
+function toCredentialConfig(raw: RawCredential, baseDir: string): UpstreamCredentialConfig {
+  const exchange = raw.token_exchange;
+  if (exchange !== undefined) {
+    return {
+      source: {
+        kind: 'token_exchange',
+        tokenEndpoint: exchange.token_endpoint,
+        audience: exchange.audience,
+        resource: exchange.resource,
+        scopes: exchange.scopes ?? [],
+        clientId: exchange.client_id,
+        clientSecretEnv: exchange.client_secret_env,
+        subjectTokenAudience: exchange.subject_token_audience ?? exchange.token_endpoint,
+        subjectTokenTtlMs: exchange.subject_token_ttl,
+        refreshBeforeMs: exchange.refresh_before,
+        cacheSize: exchange.cache_size,
+        timeoutMs: exchange.timeout,
+      },
+      header: 'authorization',
+      scheme: 'Bearer',
+    };
+  }
+  return {
+    source:
+      raw.env !== undefined
+        ? { kind: 'env', name: raw.env }
+        : { kind: 'file', path: resolve(baseDir, raw.file ?? '') },
+    header: (raw.header ?? 'authorization').toLowerCase(),
+    scheme: raw.scheme ?? 'Bearer',
+  };
+}
+
+/**
+ * Token exchange needs the built-in issuer: Warden signs the subject token with its keys, which
+ * the upstream's authorization server checks at /.well-known/jwks.json.
+ */
+function checkTokenExchangeIssuer(config: Config, issues: string[]): void {
+  if (config.auth.issuers.some((issuer) => issuer.kind === 'builtin')) return;
+  for (const upstream of config.upstreams.values()) {
+    if (upstream.kind === 'http' && upstream.credential?.source.kind === 'token_exchange')
+      issues.push(
+        `upstreams.${upstream.name}.credential.token_exchange: needs the built-in issuer, whose keys sign the subject token the authorization server verifies; add { builtin: {} } to auth.issuers`,
+      );
+  }
+}
+
 function toTlsConfig(raw: NonNullable<RawConfig['listen']['tls']>, baseDir: string): TlsConfig {
   return {
     cert: resolve(baseDir, raw.cert),
     key: resolve(baseDir, raw.key),
-    clientCa: raw.client_ca === undefined ? undefined : resolve(baseDir, raw.client_ca),
+    clientCas: (typeof raw.client_ca === 'string' ? [raw.client_ca] : (raw.client_ca ?? [])).map(
+      (ca) =>
+        typeof ca === 'string'
+          ? { file: resolve(baseDir, ca), trustDomains: undefined }
+          : { file: resolve(baseDir, ca.file), trustDomains: ca.trust_domains },
+    ),
+    crls: (typeof raw.crl === 'string' ? [raw.crl] : (raw.crl ?? [])).map((crl) =>
+      resolve(baseDir, crl),
+    ),
     clientCertificates: raw.client_certificates,
   };
 }
@@ -236,16 +303,7 @@ function toUpstreamConfig(
       timeoutMs: upstream.timeout,
       circuitBreaker: toCircuitBreakerConfig(upstream.circuit_breaker),
       tools: toToolSettings(upstream.tools),
-      credential: credential
-        ? {
-            source:
-              credential.env !== undefined
-                ? { kind: 'env', name: credential.env }
-                : { kind: 'file', path: resolve(baseDir, credential.file ?? '') },
-            header: credential.header.toLowerCase(),
-            scheme: credential.scheme,
-          }
-        : undefined,
+      credential: credential && toCredentialConfig(credential, baseDir),
     };
   }
   const [command, ...args] = upstream.command;

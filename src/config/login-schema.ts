@@ -207,6 +207,18 @@ export function checkLoginConfig(
     issues.push('auth.login: nobody can log in; add users: or oidc:');
 }
 
+/** ID-JAGs are exchanged for tokens the built-in issuer mints: without it they go nowhere. */
+export function checkEnterpriseConfig(
+  enterprise: EnterpriseConfig | undefined,
+  hasBuiltinIssuer: boolean,
+  issues: string[],
+): void {
+  if (enterprise !== undefined && enterprise.idJag.length > 0 && !hasBuiltinIssuer)
+    issues.push(
+      'auth.enterprise.id_jag needs the built-in issuer (it mints the tokens): add { builtin: {} } to auth.issuers',
+    );
+}
+
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]']);
 
 function isSecureIssuer(issuer: string): boolean {

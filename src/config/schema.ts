@@ -4,8 +4,9 @@
  */
 import { z } from 'zod';
 import { approvalsConfigShape } from './approvals-schema.js';
-import { agentsSchema, authSchema, tlsSchema } from './auth-schema.js';
+import { SCOPE_TOKEN_PATTERN, agentsSchema, authSchema, tlsSchema } from './auth-schema.js';
 import { durationSchema, positiveDurationSchema } from './duration.js';
+import { metricsSchema } from './metrics-schema.js';
 import { policyConfigShape } from './policy-schema.js';
 
 const upstreamName = z
@@ -15,16 +16,66 @@ const upstreamName = z
 /** The log levels `log.level` (and `warden serve --log-level`) accept. */
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** Warden's own credential for an upstream: never the client's. */
+/**
+ * A token for the caller from the upstream's authorization server (RFC 8693 token exchange): the
+ * subject token is one Warden signs naming the person (or the agent), never the client's own.
+ */
+const tokenExchangeSchema = z.strictObject({
+  token_endpoint: z.url({ protocol: /^https?$/ }),
+  /** The upstream as its authorization server names it: the exchanged token's `aud`. */
+  audience: z.string().min(1),
+  resource: z.url().optional(),
+  scopes: z
+    .array(
+      z
+        .string()
+        .regex(
+          SCOPE_TOKEN_PATTERN,
+          'a scope is printable ASCII without spaces, quotes or backslashes',
+        ),
+    )
+    .min(1)
+    .optional(),
+  client_id: z.string().min(1),
+  /** The env var holding Warden's client secret at the authorization server. */
+  client_secret_env: z.string().min(1),
+  /** The subject token's `aud`: the authorization server's issuer; the token endpoint if unset. */
+  subject_token_audience: z.string().min(1).optional(),
+  subject_token_ttl: positiveDurationSchema.default(60_000),
+  /** An exchanged token is used until this long before it expires, then exchanged again. */
+  refresh_before: durationSchema.default(30_000),
+  /** The most exchanged tokens kept (one per caller); the least recently used go first. */
+  cache_size: z.number().int().min(1).default(10_000),
+  timeout: positiveDurationSchema.default(10_000),
+});
+
+/**
+ * Warden's own credential for an upstream, never the client's: a static secret from `env` or
+ * `file` (sent in `header`, `authorization` by default, after `scheme`, `Bearer` by default), or
+ * a token exchanged per caller (`token_exchange`, always sent as `Authorization: Bearer`).
+ */
 const credentialSchema = z
   .strictObject({
     env: z.string().min(1).optional(),
     file: z.string().min(1).optional(),
-    header: z.string().min(1).default('authorization'),
-    scheme: z.string().default('Bearer'),
+    header: z.string().min(1).optional(),
+    scheme: z.string().optional(),
+    token_exchange: tokenExchangeSchema.optional(),
   })
-  .refine((c) => (c.env === undefined) !== (c.file === undefined), {
-    message: 'set exactly one of env or file',
+  .superRefine((c, context) => {
+    if (c.token_exchange === undefined) {
+      if ((c.env === undefined) === (c.file === undefined))
+        context.addIssue({ code: 'custom', message: 'set exactly one of env or file' });
+      return;
+    }
+    const beside = (['env', 'file', 'header', 'scheme'] as const).filter(
+      (key) => c[key] !== undefined,
+    );
+    if (beside.length > 0)
+      context.addIssue({
+        code: 'custom',
+        message: `token_exchange is the whole credential (sent as Authorization: Bearer); remove ${beside.join(', ')}`,
+      });
   });
 
 /** Refuses calls to an upstream at once for `open_for` after `failures` failed calls in a row. */
@@ -178,6 +229,8 @@ export const configSchema = z
      */
     policy_source: z.enum(['file', 'store']).default('file'),
     ...approvalsConfigShape,
+    /** Prometheus metrics at /metrics (a token, or a listener of their own). */
+    metrics: metricsSchema.default({ enabled: false }),
   })
   .superRefine(checkAuthenticationCoverage);
 
@@ -187,7 +240,7 @@ export const configSchema = z
  */
 function checkAuthenticationCoverage(
   config: {
-    listen: { tls?: { client_ca?: string | undefined; client_certificates: string } | undefined };
+    listen: { tls?: { client_ca?: unknown; client_certificates: string } | undefined };
     auth: z.output<typeof authSchema>;
     agents: z.output<typeof agentsSchema>;
   },

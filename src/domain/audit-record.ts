@@ -58,6 +58,8 @@ export interface AuditEntry {
   readonly roles?: readonly string[];
   /** The model the client declared; recorded as declared. */
   readonly model?: string;
+  /** What the caller proved who it is with, on every record of a call. */
+  readonly credential?: AuditCredential;
   readonly upstream?: string;
   /** The MCP method (tools/call, resources/read, …). */
   readonly method?: string;
@@ -86,6 +88,27 @@ export interface AuditEntry {
   /** Event-specific facts (e.g. the revoked subject, the rotated key id). */
   readonly details?: Readonly<Record<string, unknown>>;
 }
+
+/**
+ * A call's credential, named as an operator finds or revokes it: a token by its issuer and `jti`
+ * (and the certificate it is bound to), a client certificate by its fingerprint and identity.
+ */
+export type AuditCredential =
+  | {
+      readonly kind: 'jwt';
+      readonly issuer: string;
+      /** The token's `jti`, when its issuer set one. */
+      readonly tokenId?: string;
+      /** `x5t#S256` of the client certificate the token is bound to (RFC 8705 §3). */
+      readonly boundCertificate?: string;
+    }
+  | {
+      readonly kind: 'mtls';
+      /** The SPIFFE id or subject CN that matched the agent's `mtls_identity`. */
+      readonly subject: string;
+      /** base64url SHA-256 of the DER certificate (its `x5t#S256`). */
+      readonly fingerprint: string;
+    };
 
 /** A record as stored: the entry plus its place in the chain. */
 export interface AuditRecord extends AuditEntry {

@@ -324,6 +324,12 @@ export const ERROR_CATALOGUE = {
     summary:
       'The upstream MCP server answered with a server error (HTTP 5xx). The call may not have completed. Tell the operator the reference id if it persists.',
   },
+  WARDEN_UPSTREAM_CREDENTIAL_FAILED: {
+    status: 502,
+    rpcCode: -32044,
+    summary:
+      "Warden could not obtain its credential for this upstream on the caller's behalf (the upstream's authorization server refused the token exchange, answered with something malformed, or could not be reached), so the call was refused and not forwarded (fail closed). Retry later; if it persists, tell the operator the reference id.",
+  },
   WARDEN_SHUTTING_DOWN: {
     status: 503,
     rpcCode: -32000,
@@ -367,6 +373,7 @@ export const ANSWERED_IN_BAND: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'WARDEN_UPSTREAM_UNAVAILABLE',
   'WARDEN_UPSTREAM_PROTOCOL_ERROR',
   'WARDEN_UPSTREAM_FAILED',
+  'WARDEN_UPSTREAM_CREDENTIAL_FAILED',
   'WARDEN_UPSTREAM_CIRCUIT_OPEN',
   'WARDEN_UPSTREAM_TIMEOUT',
   'WARDEN_INTERNAL',

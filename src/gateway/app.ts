@@ -2,16 +2,16 @@
  * The composition root: the only place that constructs concrete pieces and wires them together.
  */
 import { createRevocationsApi } from '../admin/revocations-api.js';
+import type { Server as HttpsServer } from 'node:https';
 import type { Config, UpstreamConfig } from '../config/config.js';
 import { createLegacyBridge, type LegacyBridge } from '../mcp/stateless/legacy-bridge.js';
 import { createEraDetector } from '../mcp/stateless/upstream-era.js';
 import { createOriginGuard, type OriginGuard } from '../http/origin-guard.js';
 import { SessionRegistry } from '../mcp/session-registry.js';
-import { guardWithCircuitBreaker } from '../mcp/upstream/circuit-breaker.js';
-import { createHttpUpstream } from '../mcp/upstream/http-upstream.js';
+import { guardWithCircuitBreaker, type GuardedConnector } from '../mcp/upstream/circuit-breaker.js';
+import { createHttpUpstream, type HttpUpstreamOptions } from '../mcp/upstream/http-upstream.js';
 import { createStdioUpstream } from '../mcp/upstream/stdio-upstream.js';
-import { backgroundContext, type UpstreamConnector } from '../mcp/upstream/types.js';
-import { buildTlsServerOptions } from '../identity/tls-options.js';
+import { backgroundContext } from '../mcp/upstream/types.js';
 import type { CallRecorder } from '../audit/call-recorder.js';
 import type { RequestAuthenticator } from '../identity/authenticate-request.js';
 import type { BuiltinIssuer } from '../identity/builtin-issuer.js';
@@ -25,6 +25,8 @@ import { setUpCluster } from './cluster/set-up-cluster.js';
 import { setUpAuthentication } from './authentication.js';
 import { createExchangeLedger, noteDecisionsIn, noteRecordsIn } from './exchange-ledger.js';
 import { startListener } from './http-server.js';
+import { setUpTlsListener } from './tls-listener.js';
+import type { TlsReloadOutcome } from '../identity/tls-reloader.js';
 import { createLogger, type Logger } from './logger.js';
 import {
   authenticateRequest,
@@ -38,6 +40,9 @@ import { setUpPolicy, type PolicyReload } from './policy.js';
 import { followPolicyBundles, loadStartingPolicy } from './policy-bundles.js';
 import { createRefusalRecords } from './refusal-records.js';
 import { ADMIN_APPROVALS_PATH, setUpApprovals } from './approvals.js';
+import { startMetricsListener } from './metrics/metrics-listener.js';
+import { METRICS_PATH } from './metrics/metrics-route.js';
+import { createGatewayMetrics } from './metrics/set-up-metrics.js';
 
 const PARKED_CALL_TIMEOUT_MS = 10 * 60_000;
 const ADMIN_REVOCATIONS_PATH = '/admin/revocations';
@@ -57,6 +62,11 @@ export interface RunningGateway {
    * With `policy_source: store` the given config is not read: the newest pushed bundle is.
    */
   reloadPolicy(config: Config): Promise<PolicyReload>;
+  /**
+   * Re-reads the TLS certificate, key, client CAs and CRLs (their paths as started); a bad file
+   * keeps the running ones. New connections get the new ones; open connections keep theirs.
+   */
+  reloadTls(): TlsReloadOutcome;
   /** Graceful stop: drains exchanges within the configured grace, then stops upstreams. */
   close(): Promise<void>;
 }
@@ -146,7 +156,12 @@ async function assembleGateway(
   opened.push({ name: 'cluster membership', close: () => cluster.close() });
   // Every record is noted against its exchange, so the listener can record what none tells.
   const ledger = createExchangeLedger();
-  const auditLog = noteRecordsIn(await setUpAuditLog(config, store, logger), ledger);
+  // Counted from the audit log's appended records: what the log tells, the metrics count.
+  const metrics = config.metrics.enabled ? createGatewayMetrics(config) : undefined;
+  const auditLog = noteRecordsIn(
+    await setUpAuditLog(config, store, logger, metrics?.onAppended),
+    ledger,
+  );
   opened.push({ name: 'audit log', close: () => auditLog.close() });
   const refusals = createRefusalRecords({
     logger,
@@ -197,6 +212,9 @@ async function assembleGateway(
   );
   opened.push({ name: 'policy', close: () => policy.close() });
   policyVersion = () => policy.engine().version;
+  await metrics
+    ?.learnPinnedTools(store)
+    .catch((error: unknown) => logger.error({ err: error }, 'metrics could not read pinned tools'));
   const authenticator = dependencies.authenticator ?? authentication.authenticator;
   const approvals = setUpApprovals(
     config,
@@ -255,7 +273,9 @@ async function assembleGateway(
   if (bundles !== undefined) opened.push({ name: 'policy bundles', close: () => bundles.close() });
   // Upstreams open after what records and decides, so they close before it.
   const connectors = [...config.upstreams.values()].map((upstream) =>
-    createConnector(upstream, logger, config.limits.reclaimIdleAfterMs),
+    createConnector(upstream, logger, config.limits.reclaimIdleAfterMs, {
+      ...(authentication.subjectTokenSigner && { signer: authentication.subjectTokenSigner }),
+    }),
   );
   opened.push({
     name: 'upstreams',
@@ -281,8 +301,17 @@ async function assembleGateway(
   opened.push({ name: 'client sessions', close: () => sessions.close() });
   const { homes } = cluster;
   if (homes !== undefined) sessions.onForget = (session) => homes.forget(session.id);
+  metrics?.readGaugesFrom({
+    auditQueued: () => auditLog.queued(),
+    circuits: () =>
+      connectors.map((connector) => ({ upstream: connector.name, state: connector.state() })),
+    sessionUpstreams: () => sessions.all().map((session) => session.upstreamName),
+    pendingApprovals: async (limit) =>
+      (await store.approvals.list({ status: 'pending', limit })).length,
+    onReadError: (error) => logger.warn({ err: error }, 'metrics could not read pending approvals'),
+  });
   const messageStages = createMessageStages({
-    authorizer: policy.authorizer,
+    authorizer: metrics ? metrics.timeDecisions(policy.authorizer) : policy.authorizer,
     recorder:
       dependencies.recorder === undefined
         ? auditLog.recorder
@@ -343,12 +372,23 @@ async function assembleGateway(
       return revocation;
     },
   });
+  const metricsRoute = metrics?.route({ ledger, refusals });
   // The guard needs the bound port, known only after listen (port 0 in tests).
   const guard: { current: OriginGuard } = { current: failClosedGuard };
+  const tlsListener =
+    config.listen.tls &&
+    setUpTlsListener({
+      tls: config.listen.tls,
+      environment: config.environment,
+      logger,
+      note: auditLog.note,
+      isSerialRevoked: (serial) => authentication.revocations.findCertificate(serial) !== undefined,
+    });
   const listener = await startListener({
     host: config.listen.host,
     port: config.listen.port,
-    tls: config.listen.tls ? buildTlsServerOptions(config.listen.tls) : undefined,
+    tls: tlsListener?.serverOptions,
+    ...(tlsListener && { tlsHandshakes: tlsListener }),
     stages: {
       endpoints,
       route: (path): GatewayRoute | undefined => {
@@ -357,6 +397,10 @@ async function assembleGateway(
         }
         if (path === ADMIN_APPROVALS_PATH || path.startsWith(`${ADMIN_APPROVALS_PATH}/`)) {
           return { handler: approvals.api, access: 'authenticated' };
+        }
+        // With a listener of their own, the metrics are not served here at all.
+        if (path === METRICS_PATH && metricsRoute && config.metrics.listen === undefined) {
+          return metricsRoute;
         }
         const handler = authentication.route(path);
         return handler && { handler, access: 'public' };
@@ -379,11 +423,34 @@ async function assembleGateway(
     },
     logger,
   });
+  if (tlsListener) {
+    tlsListener.attach(listener.server as HttpsServer);
+    opened.push({ name: 'tls files', close: () => tlsListener.close() });
+  }
   // The listener drains exchanges within the grace before anything they use closes.
   opened.push({
     name: 'listener',
     close: () => listener.close(config.limits.shutdownGraceMs),
   });
+  if (metricsRoute && config.metrics.listen) {
+    const metricsListener = await startMetricsListener({
+      ...config.metrics.listen,
+      route: metricsRoute,
+      refusals,
+      cluster: () => cluster.membership.report(),
+      ledger,
+      timeouts: {
+        headersMs: config.limits.headersTimeoutMs,
+        requestMs: config.limits.requestTimeoutMs,
+      },
+      logger,
+    });
+    opened.push({ name: 'metrics listener', close: () => metricsListener.close(0) });
+    logger.info(
+      { port: metricsListener.port, host: config.metrics.listen.host },
+      'metrics listening',
+    );
+  }
   guard.current = createOriginGuard({
     listenHost: config.listen.host,
     port: listener.port,
@@ -406,6 +473,8 @@ async function assembleGateway(
     revoke: (revocation) => authentication.revocations.revoke(revocation),
     // A store-sourced replica re-reads the store, not the file it was given.
     reloadPolicy: (reloaded) => (bundles === undefined ? applyPolicy(reloaded) : bundles.refresh()),
+    reloadTls: () =>
+      tlsListener ? tlsListener.reload() : { ok: false, problems: ['listen.tls is not set'] },
     close() {
       closing ??= (async () => {
         logger.info({}, 'warden shutting down');
@@ -421,10 +490,11 @@ function createConnector(
   upstream: UpstreamConfig,
   logger: Logger,
   reclaimIdleAfterMs: number,
-): UpstreamConnector {
+  httpOptions: HttpUpstreamOptions,
+): GuardedConnector {
   const connector =
     upstream.kind === 'http'
-      ? createHttpUpstream(upstream)
+      ? createHttpUpstream(upstream, httpOptions)
       : createStdioUpstream(upstream, logger, { reclaimIdleAfterMs });
   return guardWithCircuitBreaker(connector, {
     ...upstream.circuitBreaker,

@@ -9,7 +9,7 @@ import { createCheckpointSigner, loadOrCreateAuditKey } from '../audit/checkpoin
 import { loadOrCreateHashKey } from '../audit/hash-key.js';
 import { createArgumentRedactor } from '../audit/redaction.js';
 import type { Config } from '../config/config.js';
-import type { AuditEntry } from '../domain/audit-record.js';
+import type { AuditEntry, AuditRecord } from '../domain/audit-record.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import type { Store } from '../store/types.js';
 import type { Logger } from './logger.js';
@@ -24,7 +24,12 @@ export interface GatewayAuditLog {
   hashArguments(args: unknown): string;
   /** Commits what is pending and signs a final checkpoint. */
   close(): Promise<void>;
+  /** Records waiting for their append (metrics). */
+  queued(): number;
 }
+
+/** Told of each batch of records once durably stored, and how long the append took. */
+export type AuditAppendObserver = (records: readonly AuditRecord[], latencyMs: number) => void;
 
 /** Batches form while an append is in flight; an idle log commits at once (no added wait). */
 const BATCH_WINDOW_MS = 0;
@@ -33,6 +38,7 @@ export async function setUpAuditLog(
   config: Config,
   store: Store,
   logger: Logger,
+  onAppended?: AuditAppendObserver,
 ): Promise<GatewayAuditLog> {
   const key = await loadOrCreateAuditKey(store.audit);
   const alert = (error: unknown, entry: Pick<AuditEntry, 'event' | 'requestId'>): void => {
@@ -51,6 +57,7 @@ export async function setUpAuditLog(
     batchWindowMs: BATCH_WINDOW_MS,
     onError: (error) =>
       logger.error({ alert: 'audit_checkpoint_failed', err: error }, 'audit checkpoint failed'),
+    ...(onAppended !== undefined && { onAppended }),
   });
   const redactor = createArgumentRedactor({
     hashKey: loadOrCreateHashKey(config.audit.hashKeyFile),
@@ -94,6 +101,7 @@ export async function setUpAuditLog(
     note,
     record,
     hashArguments: (args) => redactor.hashArguments(args),
+    queued: () => chain.queued(),
     close: async () => {
       await recorder.close();
       await chain.close();

@@ -25,6 +25,7 @@ import {
 } from '../identity/protected-resource-metadata.js';
 import { loadRevocationList, type RevocationList } from '../identity/revocation-list.js';
 import { createStoreSecretLimiter } from '../identity/client-secret-limiter.js';
+import { advertiseJwtBearerGrant, createIdJagVerifier } from '../identity/id-jag.js';
 import { describeKeyRotation } from '../identity/rotate-signing-keys.js';
 import type { AuditEntry } from '../domain/audit-record.js';
 import type { AgentConfig } from '../config/config.js';
@@ -41,12 +42,16 @@ import type { Store } from '../store/types.js';
 import { createAuthFailureReporter, type AuthFailure } from './auth-failure-reporter.js';
 import type { RouteHandler } from './pipeline/index.js';
 import type { Logger } from './logger.js';
+import { setUpLoginServer, type LoginServer } from './login-server.js';
+import type { SubjectTokenSigner } from '../mcp/upstream/token-exchange-subject.js';
 
 export interface GatewayAuthentication {
   readonly authenticator: RequestAuthenticator;
   readonly revocations: RevocationList;
   /** The built-in issuer, when configured (the demo and tests mint tokens with it). */
   readonly issuer: BuiltinIssuer | undefined;
+  /** Signs the subject tokens of upstream token exchanges: the built-in issuer's keys. */
+  readonly subjectTokenSigner: SubjectTokenSigner | undefined;
   /** Public routes by exact path, plus the metadata paths. */
   route(path: string): RouteHandler | undefined;
   /** Whether an error refuses the caller's credentials (recorded as `auth.failed`). */
@@ -104,6 +109,8 @@ export async function setUpAuthentication(
 
   const tokenFailures = createTokenFailureReporter(logger, note, environment, agents);
   const routes = new Map<string, RouteHandler>();
+  // People log in through apps (auth.login): the built-in authorization server.
+  let loginServer: LoginServer | undefined;
   // A key stored by another replica (or the CLI) is re-read at once, not on the next refresh.
   const stopFollowingKeys = keyring
     ? await store.signingKeys.subscribe(() => keyring.markStale())
@@ -113,6 +120,24 @@ export async function setUpAuthentication(
     await keyring.currentKey();
     const tokenEndpointUrl = `${issuer.issuer}${BUILTIN_ISSUER_PATHS.token}`;
     const jwksUri = `${issuer.issuer}${BUILTIN_ISSUER_PATHS.jwks}`;
+    // Enterprise-managed authorization (SEP-990): jwt-bearer is offered only with a trusted IdP.
+    const idps = auth.enterprise?.idJag ?? [];
+    const enterprise =
+      idps.length === 0
+        ? undefined
+        : {
+            verifier: createIdJagVerifier({
+              idps,
+              audience: issuer.issuer,
+              agentIds: agents,
+              clockSkewMs: auth.clockSkewMs,
+              // Shared through the store: an ID-JAG is spent once across the replicas.
+              assertionReplays: store.assertionReplays,
+              onError: (error) => logger.error({ err: error }, 'pruning used ID-JAGs failed'),
+            }),
+            builtinUsers: auth.login?.users,
+            requiredScopes: auth.requiredScopes,
+          };
     routes.set(
       BUILTIN_ISSUER_PATHS.token,
       createTokenEndpoint({
@@ -126,6 +151,7 @@ export async function setUpAuthentication(
           onError: (error) => logger.error({ err: error }, 'pruning secret failures failed'),
         }),
         assertionReplays: store.assertionReplays,
+        ...(enterprise && { enterprise }),
         onError: (error) => logger.error({ err: error }, 'token endpoint failed'),
         onEvent: (event) =>
           event.kind === 'token.issued'
@@ -142,25 +168,45 @@ export async function setUpAuthentication(
       requireReadMethod(request);
       return jwks(request, response);
     });
+    if (auth.login) {
+      loginServer = await setUpLoginServer({
+        config,
+        login: auth.login,
+        store,
+        issuer,
+        logger,
+        note,
+      });
+      const builtinToken = routes.get(BUILTIN_ISSUER_PATHS.token);
+      if (builtinToken)
+        routes.set(BUILTIN_ISSUER_PATHS.token, loginServer.tokenEndpoint(builtinToken));
+    }
     const serverMetadata = describeAuthorizationServer({
+      ...(loginServer && { login: loginServer.server.metadata }),
       issuer: issuer.issuer,
       tokenEndpointUrl,
       jwksUri,
+      clientCertificates: (config.listen.tls?.clientCas.length ?? 0) > 0,
     });
+    const advertised = enterprise ? advertiseJwtBearerGrant(serverMetadata) : serverMetadata;
     routes.set(
       BUILTIN_ISSUER_PATHS.metadata,
-      serveJson(() => serverMetadata),
+      serveJson(() => advertised),
     );
   }
   const upstreams = new Set(config.upstreams.keys());
-  const mtls = config.listen.tls?.clientCa !== undefined;
+  const mtls = (config.listen.tls?.clientCas.length ?? 0) > 0;
 
   return {
     authenticator,
     revocations,
     issuer,
+    subjectTokenSigner:
+      issuer && keyring
+        ? { issuer: issuer.issuer, currentKey: () => keyring.currentKey() }
+        : undefined,
     route(path) {
-      const exact = routes.get(path);
+      const exact = routes.get(path) ?? loginServer?.route(path);
       if (exact) return exact;
       const resource = resolveMetadataPath(auth, path, upstreams);
       if (resource === undefined) return undefined;
@@ -194,6 +240,7 @@ export async function setUpAuthentication(
     },
     close: async () => {
       tokenFailures.flush();
+      await loginServer?.close();
       await stopFollowingKeys?.();
       await revocations.close();
     },
@@ -209,13 +256,18 @@ function describeIssuedToken(
     event: 'token.issued',
     ...(event.requestId !== undefined && { requestId: event.requestId }),
     environment,
+    ...(event.user !== undefined && { user: event.user }),
     agent: event.agent,
+    ...(event.roles !== undefined && { roles: event.roles }),
     details: {
       tokenId: event.tokenId,
       method: event.method,
+      grant: event.grant,
+      ...(event.idp !== undefined && { idp: event.idp }),
       scopes: event.scopes,
       expiresAt: new Date(event.expiresAt).toISOString(),
       source: event.source,
+      ...(event.boundCertificate !== undefined && { boundCertificate: event.boundCertificate }),
     },
   };
 }
@@ -287,6 +339,7 @@ function describeTokenFailure(
       source: event.source,
       method: event.method ?? null,
       reason: event.reason,
+      ...(event.idp !== undefined && { idp: event.idp }),
       // Whatever a stranger claimed, kept short: it is not trusted, only told.
       ...(!registered &&
         event.clientId !== undefined && { clientId: event.clientId.slice(0, MAX_CLAIMED_ID) }),

@@ -18,6 +18,7 @@ import {
 } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { WardenError } from '../domain/errors.js';
 import { firstValue } from '../http/http-headers.js';
 import { refusalWrittenTo, writeError, writeErrorAndClose } from '../mcp/http-reply.js';
@@ -36,6 +37,14 @@ export interface ListenerOptions {
   readonly port: number;
   /** HTTPS (and client certificates) when set; plain HTTP otherwise. */
   readonly tls: HttpsServerOptions | undefined;
+  /**
+   * Told of each TLS connection once its handshake is done, before the HTTP layer reads from it
+   * (it may destroy the socket), and of each handshake that failed.
+   */
+  readonly tlsHandshakes?: {
+    onSecureConnection(socket: TLSSocket): void;
+    onClientError(error: Error, socket: TLSSocket): void;
+  };
   /** What the pipeline's stages need: routes, endpoints, the guard, authentication, records. */
   readonly stages: Omit<ExchangeStageContext, 'isDraining'>;
   /** The open exchanges, and whether a record tells each. */
@@ -136,6 +145,21 @@ export async function startListener(options: ListenerOptions): Promise<Listener>
   const server = options.tls
     ? createHttpsServer({ ...options.tls, ...timeouts }, onRequest)
     : createServer(timeouts, onRequest);
+  if (options.tls) {
+    const handshakes = options.tlsHandshakes;
+    // Prepended: runs before the HTTP layer attaches its parser, so a refused socket is never read.
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      // Client-initiated renegotiation (TLS 1.2) costs the server a full handshake each time and
+      // would let a client swap certificates under a verified connection: it ends the connection.
+      socket.disableRenegotiation();
+      handshakes?.onSecureConnection(socket);
+    });
+    if (handshakes) {
+      server.on('tlsClientError', (error: Error, socket: TLSSocket) =>
+        handshakes.onClientError(error, socket),
+      );
+    }
+  }
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
     const open = [...inFlight.values()].find((candidate) => candidate.response.socket === socket);
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT' && open && !open.response.headersSent) {

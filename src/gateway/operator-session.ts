@@ -24,6 +24,10 @@ import {
   type RevokeCredentialRequest,
 } from '../identity/revoke-credential.js';
 import { rotateSigningKeys, type KeyRotation } from '../identity/rotate-signing-keys.js';
+import {
+  revokeCertificate,
+  type RevokeCertificateRequest,
+} from '../identity/tls-revoke-certificate.js';
 import type { SigningKeyring, SigningKeyStatus } from '../identity/signing-keys.js';
 import {
   approveToolDefinition,
@@ -50,6 +54,8 @@ import type { Store } from '../store/types.js';
 
 export interface IdentityOperations {
   revokeCredential(request: RevokeCredentialRequest): Promise<Revocation>;
+  /** A client certificate by serial, refused by every replica's listener. */
+  revokeCertificate(request: RevokeCertificateRequest): Promise<Revocation>;
   /** Throws ConfigError when no built-in issuer is configured (as do the two below). */
   rotateSigningKeys(request: { readonly by: string }): Promise<KeyRotation>;
   listSigningKeys(): Promise<SigningKeyStatus[]>;
@@ -155,6 +161,8 @@ function bindIdentityOperations(
   return {
     revokeCredential: (request) =>
       revokeCredential({ ...context, auth: config.auth, revocations: store.revocations }, request),
+    revokeCertificate: (request) =>
+      revokeCertificate({ ...context, revocations: store.revocations }, request),
     rotateSigningKeys: async (request) =>
       rotateSigningKeys({ ...context, keyring: (await builtinIssuer()).keyring }, request),
     listSigningKeys: async () => (await builtinIssuer()).keyring.listKeys(),

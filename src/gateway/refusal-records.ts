@@ -31,7 +31,12 @@ export interface RefusalRecords {
   /** Stage 1 refused the exchange's caller (or the caller lacks the role a route needs). */
   reportAuthFailure(
     exchange: ExchangeFacts,
-    failure: { readonly code: string; readonly reason: string | undefined },
+    failure: {
+      readonly code: string;
+      readonly reason: string | undefined;
+      /** The client certificate the listener refused, when that is why (optional mode). */
+      readonly certificate?: RefusedCertificate | undefined;
+    },
   ): void;
   /** The exchange ended with a refusal that no record tells. */
   recordRefusal(
@@ -42,10 +47,18 @@ export interface RefusalRecords {
   flush(): void;
 }
 
+/** A presented client certificate that did not count, as its refusal's record names it. */
+export interface RefusedCertificate {
+  /** What failed: OpenSSL's code, the CA, the trust domain or the serial. */
+  readonly detail: string;
+  readonly fingerprint: string | undefined;
+}
+
 /** What an aggregated report carries into its record besides the reporter's own fields. */
 interface ExchangeRefusal extends AuthFailure {
   readonly exchange: ExchangeFacts;
   readonly status: number | undefined;
+  readonly certificate?: RefusedCertificate | undefined;
 }
 
 export function createRefusalRecords(options: RefusalRecordsOptions): RefusalRecords {
@@ -67,7 +80,10 @@ export function createRefusalRecords(options: RefusalRecordsOptions): RefusalRec
   return {
     reportAuthFailure(exchange, failure) {
       exchange.told = true;
-      authFailures.report(toReported(exchange, failure.code, failure.reason, undefined));
+      authFailures.report({
+        ...toReported(exchange, failure.code, failure.reason, undefined),
+        certificate: failure.certificate,
+      });
     },
     recordRefusal(exchange, refusal) {
       exchange.told = true;
@@ -113,9 +129,21 @@ function describeReport(
       details: { source: report.source, repeated: report.repeated, codes: report.codes },
     };
   }
-  const { exchange, code, reason, status } = report.failure;
+  const { exchange, code, reason, status, certificate } = report.failure;
   const entry = describeRefusal(event, exchange, code, status, environment);
-  return reason === undefined ? entry : { ...entry, details: { ...entry.details, reason } };
+  return {
+    ...entry,
+    details: {
+      ...entry.details,
+      ...(reason !== undefined && { reason }),
+      ...(certificate !== undefined && {
+        certificate: {
+          detail: certificate.detail,
+          ...(certificate.fingerprint !== undefined && { fingerprint: certificate.fingerprint }),
+        },
+      }),
+    },
+  };
 }
 
 function describeRefusal(

@@ -3,11 +3,13 @@
  * with a bearer token (verified, scoped, bound, not revoked) or a registered client certificate.
  * The result is one Identity; anything else is refused with a specific error and challenge.
  */
+import type { X509Certificate } from 'node:crypto';
 import type { AgentConfig, AuthConfig } from '../config/config.js';
 import { WardenError } from '../domain/errors.js';
 import type { Identity } from '../domain/identity.js';
 import { AGENT_CLAIM } from './builtin-issuer.js';
 import { checkCertificateBinding } from './certificate-binding.js';
+import { selfSignedThumbprint } from './certificate-client-authentication.js';
 import {
   matchAgentByCertificate,
   type ClientCertificateDescription,
@@ -29,6 +31,22 @@ export interface AuthenticationInput {
   readonly upstream: string | undefined;
   /** The client certificate, only when the TLS layer verified it against the client CA. */
   readonly clientCertificate: ClientCertificateDescription | undefined;
+  /**
+   * Why the certificate the client presented does not count (untrusted CA, expired, revoked,
+   * outside its CA's trust domains): a caller with nothing else is refused with this reason.
+   */
+  readonly clientCertificateRefusal?:
+    | {
+        readonly reason: string;
+        readonly detail: string;
+        readonly fingerprint: string | undefined;
+      }
+    | undefined;
+  /**
+   * A certificate the client presented that the listener did not verify: it satisfies a bound
+   * token only when its key is one the token's agent registered (`self_signed_tls_client_auth`).
+   */
+  readonly unverifiedCertificate?: X509Certificate | undefined;
   /** The model the client declares (header), recorded as declared. */
   readonly declaredModel: string | undefined;
 }
@@ -84,7 +102,13 @@ export function createRequestAuthenticator(
         'agent_unknown',
         'The token names a client that is not a registered agent.',
       );
-    checkCertificateBinding(verified.certificateThumbprint, input.clientCertificate?.thumbprint);
+    checkCertificateBinding(
+      verified.certificateThumbprint,
+      input.clientCertificate?.thumbprint ??
+        (verified.certificateThumbprint === undefined
+          ? undefined
+          : await selfSignedThumbprint(agent, input.unverifiedCertificate)),
+    );
     // client_credentials tokens name the client as their subject: there is no human then.
     const user = verified.subject === verified.agentClaimValue ? undefined : verified.subject;
     const revoked = options.revocations.find({
@@ -176,7 +200,12 @@ export function createRequestAuthenticator(
       if (token !== undefined) return authenticateToken(token, input);
       if (auth.mtls && input.clientCertificate)
         return authenticateCertificate(input.clientCertificate, input);
-      throw new WardenError('WARDEN_UNAUTHENTICATED');
+      const refused = input.clientCertificateRefusal;
+      throw new WardenError(
+        'WARDEN_UNAUTHENTICATED',
+        refused === undefined ? undefined : 'The client certificate was not accepted.',
+        refused === undefined ? undefined : { details: { reason: refused.reason } },
+      );
     },
   };
 }

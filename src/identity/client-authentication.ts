@@ -2,7 +2,8 @@
  * How an agent proves who it is at the built-in token endpoint: a client secret (RFC 6749 §2.3.1,
  * Basic or in the form) checked against an scrypt hash, or a JWT signed with one of its
  * registered keys (private_key_jwt, RFC 7523 §2.2). The outcome is a value naming the reason,
- * so the endpoint can answer, count failures and audit without matching on messages.
+ * so the endpoint can answer, count failures and audit without matching on messages. A client
+ * certificate as the credential (RFC 8705) is checked in certificate-client-authentication.ts.
  */
 import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 import type { ScryptOptions } from 'node:crypto';
@@ -16,12 +17,24 @@ import { createAssertionReplayGuard } from './assertion-replay.js';
 export const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
 
 export type ClientAuthenticationMethod =
-  'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  | 'client_secret_basic'
+  | 'client_secret_post'
+  | 'private_key_jwt'
+  /** RFC 8705 §2.1: a certificate the listener verified, naming the agent's `mtls_identity`. */
+  | 'tls_client_auth'
+  /** RFC 8705 §2.2: a certificate (any issuer) whose key is one of the agent's `jwks`. */
+  | 'self_signed_tls_client_auth';
 
 export const CLIENT_AUTHENTICATION_METHODS: readonly ClientAuthenticationMethod[] = [
   'client_secret_basic',
   'client_secret_post',
   'private_key_jwt',
+];
+
+/** Offered only where the listener asks clients for a certificate (`listen.tls.client_ca`). */
+export const CERTIFICATE_AUTHENTICATION_METHODS: readonly ClientAuthenticationMethod[] = [
+  'tls_client_auth',
+  'self_signed_tls_client_auth',
 ];
 
 /** Asymmetric algorithms only: `none` and shared-key (HS*) assertions are never accepted. */
@@ -39,7 +52,11 @@ export type ClientAuthenticationFailure =
   | 'assertion_invalid'
   | 'assertion_expired'
   | 'assertion_lifetime_too_long'
-  | 'assertion_replayed';
+  | 'assertion_replayed'
+  /** The certificate failed the listener's verification and holds no key the agent registered. */
+  | 'certificate_untrusted'
+  /** The certificate names another identity, or holds a key the agent did not register. */
+  | 'certificate_mismatch';
 
 /** What the client presented, before anything was checked. */
 export type PresentedClientCredentials =

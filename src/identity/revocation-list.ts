@@ -17,6 +17,8 @@ export interface RevocationSubject {
 export interface RevocationList {
   /** The revocation that covers this credential, if any. */
   find(subject: RevocationSubject): Revocation | undefined;
+  /** The revocation of a client certificate by serial (lowercase hex, no leading zeros). */
+  findCertificate(serial: string): Revocation | undefined;
   /** True while an agent revocation is in force: the agent may not be issued new tokens. */
   isAgentRevoked(agent: string, at: number): boolean;
   revoke(revocation: Revocation): Promise<void>;
@@ -36,10 +38,12 @@ export async function loadRevocationList(
   // Agent and user revocations are watermarks: every credential issued up to then is dead.
   const byAgent = new Map<string, Revocation>();
   const byUser = new Map<string, Revocation>();
+  const byCertificate = new Map<string, Revocation>();
 
   const apply = (revocation: Revocation): void => {
-    const table =
-      revocation.kind === 'token' ? byToken : revocation.kind === 'agent' ? byAgent : byUser;
+    const table = { token: byToken, agent: byAgent, user: byUser, certificate: byCertificate }[
+      revocation.kind
+    ];
     const known = table.get(revocation.subject);
     if (!known || known.revokedAt < revocation.revokedAt) table.set(revocation.subject, revocation);
   };
@@ -59,6 +63,9 @@ export async function loadRevocationList(
       const user = subject.user === undefined ? undefined : byUser.get(subject.user);
       if (user && issuedAt <= user.revokedAt) return user;
       return undefined;
+    },
+    findCertificate(serial) {
+      return byCertificate.get(serial);
     },
     isAgentRevoked(agent, at) {
       const revocation = byAgent.get(agent);

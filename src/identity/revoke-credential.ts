@@ -55,10 +55,21 @@ export async function revokeCredential(
     reason: request.reason,
     revokedBy: request.by,
   };
+  return storeRevocation(dependencies, revocation);
+}
+
+/**
+ * Stores a revocation, then records it (`token.revoked`): the last step of every revocation,
+ * of credentials here and of client certificates (tls-revoke-certificate.ts).
+ */
+export async function storeRevocation(
+  dependencies: OperationContext & { readonly revocations: Pick<RevocationRepository, 'add'> },
+  revocation: Revocation,
+): Promise<Revocation> {
   await dependencies.revocations.add(revocation);
   await dependencies.record({
     event: 'token.revoked',
-    time: new Date(revokedAt).toISOString(),
+    time: new Date(revocation.revokedAt).toISOString(),
     environment: dependencies.environment,
     details: { ...revocation },
   });

@@ -10,8 +10,14 @@ import { WardenError } from '../domain/errors.js';
 import { sendJson } from '../http/json-reply.js';
 import { readBody } from '../http/read-body.js';
 import { IssuerError } from './builtin-issuer.js';
-import type { BuiltinIssuer } from './builtin-issuer.js';
+import type { BuiltinIssuer, IssueTokenRequest } from './builtin-issuer.js';
 import {
+  authenticateClientByCertificate,
+  readPresentedCertificate,
+  type PresentedCertificate,
+} from './certificate-client-authentication.js';
+import {
+  CERTIFICATE_AUTHENTICATION_METHODS,
   CLIENT_ASSERTION_ALGORITHMS,
   CLIENT_AUTHENTICATION_METHODS,
   createClientAuthenticator,
@@ -29,6 +35,11 @@ import type {
 } from './client-secret-limiter.js';
 import type { SigningKeyring } from './signing-keys.js';
 import type { AssertionReplayRepository } from '../store/types.js';
+import type { BuiltinUserConfig } from '../config/login-schema.js';
+import { JWT_BEARER_GRANT_TYPE } from './id-jag.js';
+import type { IdJagFailure, IdJagVerifier, VerifiedIdJag } from './id-jag.js';
+import { personFromIdJag } from './id-jag-person.js';
+import { actingRoles } from './login/person.js';
 
 /** Where the composition root is expected to serve the issuer, relative to its origin. */
 export const BUILTIN_ISSUER_PATHS = Object.freeze({
@@ -59,11 +70,18 @@ export type TokenRequestFailure =
   | 'scope_malformed'
   /** A requested scope is neither required by the gateway nor configured for the agent. */
   | 'scope_not_allowed'
+  /** A requested scope is beyond those the enterprise IdP's assertion grants. */
+  | 'scope_not_granted'
   | 'resource_not_served'
   /** The request itself was malformed (method, media type, size, repeated or missing fields). */
   | 'malformed_request'
-  /** A grant type other than client_credentials. */
-  | 'unsupported_grant_type';
+  /** A grant type not offered here (jwt-bearer is offered only with an enterprise IdP). */
+  | 'unsupported_grant_type'
+  /** The enterprise IdP's ID-JAG (jwt-bearer grant) was refused; see IdJagFailure. */
+  | IdJagFailure;
+
+/** The grants the endpoint issues tokens for. */
+export type TokenGrantType = 'client_credentials' | typeof JWT_BEARER_GRANT_TYPE;
 
 /** What the endpoint did, for the audit log (`token.issued`, `auth.failed`). */
 export type TokenEndpointEvent =
@@ -78,6 +96,15 @@ export type TokenEndpointEvent =
       readonly tokenId: string;
       readonly expiresAt: number;
       readonly scopes: readonly string[];
+      readonly grant: TokenGrantType;
+      /** The person the token acts for (an ID-JAG's), absent for an agent acting as itself. */
+      readonly user?: string;
+      /** The enterprise IdP that vouched for the person. */
+      readonly idp?: string;
+      /** The roles the agent acts with for the person (both hold them). */
+      readonly roles?: readonly string[];
+      /** The `x5t#S256` of the client certificate the token is bound to (RFC 8705 §3). */
+      readonly boundCertificate: string | undefined;
     }
   | {
       readonly kind: 'auth.failed';
@@ -88,6 +115,8 @@ export type TokenEndpointEvent =
       readonly clientId: string | undefined;
       readonly method: ClientAuthenticationMethod | undefined;
       readonly reason: TokenRequestFailure;
+      /** The configured enterprise IdP whose signed assertion was refused, if it came to that. */
+      readonly idp?: string;
       /** The OAuth error the client was answered with. */
       readonly error: OAuthErrorCode;
     };
@@ -109,6 +138,17 @@ export interface TokenEndpointOptions {
   readonly secretLimiter?: ClientSecretLimiter;
   /** Client assertion ids shared with the other replicas; absent: remembered in this process. */
   readonly assertionReplays?: AssertionReplayRepository;
+  /**
+   * Enterprise-managed authorization: ID-JAGs from these IdPs are accepted through the
+   * jwt-bearer grant. Absent: that grant is unsupported.
+   */
+  readonly enterprise?: {
+    readonly verifier: IdJagVerifier;
+    /** Built-in users: one with the person's id adds its configured roles. */
+    readonly builtinUsers: ReadonlyMap<string, BuiltinUserConfig> | undefined;
+    /** `auth.requiredScopes`: with the agent's own scopes, all a token for it may carry. */
+    readonly requiredScopes: readonly string[];
+  };
   /** Each issued token and each refusal; refusals are many under attack, so aggregate them. */
   readonly onEvent?: (event: TokenEndpointEvent) => void;
   /** Told about unexpected failures (store down, a bug); the client only sees server_error. */
@@ -140,6 +180,14 @@ type Refusal = Omit<
 
 /** An authenticated client, as named in the refusals of what it asked for. */
 type Requester = Omit<Refusal, 'reason'>;
+
+/** What a grant asks the issuer for, besides the agent and its certificate. */
+interface Grant {
+  readonly type: TokenGrantType;
+  readonly issue: Omit<IssueTokenRequest, 'agent' | 'certificateThumbprint'>;
+  /** The person it is for (an ID-JAG's), and the IdP that vouched for them. */
+  readonly person: { readonly id: string; readonly idp: string } | undefined;
+}
 
 /** An RFC 6749 §5.2 error response, with the HTTP status and headers it goes out with. */
 class OAuthError extends Error {
@@ -205,23 +253,16 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
         refusal: { ...requester, reason: 'agent_revoked' },
       });
 
-    const grantType = form.get('grant_type');
-    if (grantType === null) throw new OAuthError('invalid_request', 400, 'grant_type is missing');
-    if (grantType !== 'client_credentials')
-      throw new OAuthError(
-        'unsupported_grant_type',
-        400,
-        'only the client_credentials grant is supported',
-      );
-    const resource = checkResources(form.getAll('resource'), issuer.resource, requester);
-    const scopes = readScopes(form.get('scope'), requester);
+    const grant = await readGrant(form, client.agent, requester);
 
     let issued;
     try {
       issued = await issuer.issueToken({
         agent: client.agent,
-        ...(scopes !== undefined && { scopes }),
-        ...(resource !== undefined && { resource }),
+        ...(client.boundCertificate !== undefined && {
+          certificateThumbprint: client.boundCertificate,
+        }),
+        ...grant.issue,
       });
     } catch (error) {
       const reason = scopeFailureOf(error);
@@ -239,6 +280,10 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
       tokenId: issued.tokenId,
       expiresAt: issued.expiresAt,
       scopes: issued.scopes,
+      grant: grant.type,
+      ...(grant.person && { user: grant.person.id, idp: grant.person.idp }),
+      ...(grant.issue.app && { roles: grant.issue.app.roles }),
+      boundCertificate: client.boundCertificate,
     });
     return {
       access_token: issued.token,
@@ -248,13 +293,106 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
     };
   }
 
+  /** What the grant asks for: a token for the agent itself, or (an ID-JAG) for a person. */
+  async function readGrant(
+    form: URLSearchParams,
+    agent: AgentConfig,
+    requester: Requester,
+  ): Promise<Grant> {
+    const grantType = form.get('grant_type');
+    if (grantType === null) throw new OAuthError('invalid_request', 400, 'grant_type is missing');
+    if (grantType === 'client_credentials') {
+      const resource = checkResources(form.getAll('resource'), issuer.resource, requester);
+      const scopes = readScopes(form.get('scope'), requester);
+      return {
+        type: grantType,
+        issue: {
+          ...(scopes !== undefined && { scopes }),
+          ...(resource !== undefined && { resource }),
+        },
+        person: undefined,
+      };
+    }
+    if (grantType === JWT_BEARER_GRANT_TYPE && options.enterprise)
+      return readIdJagGrant(form, agent, requester, options.enterprise);
+    throw new OAuthError('unsupported_grant_type', 400, 'this grant type is not supported');
+  }
+
+  /**
+   * RFC 7523 §2.1 with an ID-JAG (SEP-990): a token for the person the enterprise IdP names, for
+   * this agent to act for them with the roles both hold.
+   */
+  async function readIdJagGrant(
+    form: URLSearchParams,
+    agent: AgentConfig,
+    requester: Requester,
+    enterprise: NonNullable<TokenEndpointOptions['enterprise']>,
+  ): Promise<Grant> {
+    const assertion = form.get('assertion');
+    if (assertion === null)
+      throw new OAuthError('invalid_request', 400, 'assertion is missing', {
+        refusal: { ...requester, reason: 'malformed_request' },
+      });
+    const verification = await enterprise.verifier.verify(assertion, agent.id);
+    if (verification.outcome === 'refused') {
+      const refusal: Refusal = {
+        ...requester,
+        reason: verification.reason,
+        ...(verification.idp !== undefined && { idp: verification.idp }),
+      };
+      // The IdP's outage is not the client's fault: a fresh assertion would fail the same way.
+      if (verification.reason === 'id_jag_keys_unavailable')
+        throw new OAuthError('temporarily_unavailable', 503, 'retry later', {
+          headers: { 'retry-after': '30' },
+          refusal,
+        });
+      // One answer for every refusal: what exactly was wrong is for the audit log only.
+      throw new OAuthError('invalid_grant', 400, 'the assertion was not accepted', { refusal });
+    }
+    const { grant } = verification;
+    const asIdp: Requester = { ...requester, idp: grant.idp.issuer };
+    const resource = chooseIdJagResource(form.getAll('resource'), grant, issuer.resource, asIdp);
+    const scopes = chooseIdJagScopes(
+      readScopes(form.get('scope'), asIdp),
+      grant,
+      allowedScopes(enterprise.requiredScopes, agent),
+      asIdp,
+    );
+    const person = personFromIdJag(grant, enterprise.builtinUsers);
+    return {
+      type: JWT_BEARER_GRANT_TYPE,
+      issue: {
+        user: person.id,
+        app: { clientId: agent.id, roles: actingRoles(person.roles, agent.roles) },
+        ...(scopes !== undefined && { scopes }),
+        ...(resource !== undefined && { resource }),
+      },
+      person: { id: person.id, idp: grant.idp.issuer },
+    };
+  }
+
+  /** The client, and the certificate its tokens are bound to: any it authenticated with. */
   async function authenticateClient(
     request: IncomingMessage,
     form: URLSearchParams,
     source: string,
   ) {
+    const certificate = readPresentedCertificate(request.socket);
+    const client = await authenticateWithCredentials(request, form, source, certificate);
+    return { ...client, boundCertificate: bindingOf(client, certificate) };
+  }
+
+  async function authenticateWithCredentials(
+    request: IncomingMessage,
+    form: URLSearchParams,
+    source: string,
+    certificate: PresentedCertificate | undefined,
+  ) {
     const presented = readClientCredentials(request.headers.authorization, form);
     if ('outcome' in presented) {
+      // RFC 8705 §2: a client_id alone, over a connection with a certificate.
+      if (presented.reason === 'no_credentials' && presented.clientId !== undefined && certificate)
+        return authenticateWithCertificate(presented.clientId, certificate);
       const refusal = pick(presented);
       throw presented.reason === 'multiple_methods'
         ? new OAuthError('invalid_request', 400, 'use exactly one client authentication method', {
@@ -274,6 +412,16 @@ export function createTokenEndpoint(options: TokenEndpointOptions): HttpHandler 
     const result = await authenticator.authenticateClient(presented);
     if (result.outcome === 'refused') throw invalidClient(pick(result));
     if (ticket) await limiter.succeeded(ticket);
+    return result;
+  }
+
+  async function authenticateWithCertificate(clientId: string, certificate: PresentedCertificate) {
+    const agent = agents.get(clientId);
+    if (!agent)
+      throw invalidClient({ clientId, method: 'tls_client_auth', reason: 'unknown_client' });
+    // A certificate cannot be guessed: like a signature, it is not counted against the limiter.
+    const result = await authenticateClientByCertificate(agent, certificate, agents);
+    if (result.outcome === 'refused') throw invalidClient(pick(result));
     return result;
   }
 
@@ -336,16 +484,52 @@ export function describeAuthorizationServer(options: {
   readonly issuer: string;
   readonly tokenEndpointUrl: string;
   readonly jwksUri: string;
+  /** The listener asks clients for a certificate (`listen.tls.client_ca`): RFC 8705 applies. */
+  readonly clientCertificates?: boolean;
+  /** People log in (`auth.login`): the authorization server's endpoints and what it supports. */
+  readonly login?: {
+    readonly authorizationEndpoint: string;
+    /** Undefined when Dynamic Client Registration is switched off. */
+    readonly registrationEndpoint: string | undefined;
+    readonly revocationEndpoint: string;
+    readonly clientIdMetadataDocumentSupported: boolean;
+    readonly scopes: readonly string[];
+  };
 }): Record<string, unknown> {
+  const login = options.login;
   return {
     issuer: options.issuer,
     token_endpoint: options.tokenEndpointUrl,
     jwks_uri: options.jwksUri,
-    grant_types_supported: ['client_credentials'],
-    // Required by RFC 8414; empty because there is no authorization endpoint.
-    response_types_supported: [],
-    token_endpoint_auth_methods_supported: [...CLIENT_AUTHENTICATION_METHODS],
+    grant_types_supported: [
+      'client_credentials',
+      ...(login ? ['authorization_code', 'refresh_token'] : []),
+    ],
+    // Required by RFC 8414; empty when there is no authorization endpoint.
+    response_types_supported: login ? ['code'] : [],
+    ...(login && {
+      authorization_endpoint: login.authorizationEndpoint,
+      ...(login.registrationEndpoint !== undefined && {
+        registration_endpoint: login.registrationEndpoint,
+      }),
+      revocation_endpoint: login.revocationEndpoint,
+      response_modes_supported: ['query'],
+      // PKCE is required of every client, with S256 only (plain is refused).
+      code_challenge_methods_supported: ['S256'],
+      scopes_supported: ['offline_access', ...login.scopes],
+      client_id_metadata_document_supported: login.clientIdMetadataDocumentSupported,
+      // RFC 9207: authorization responses carry `iss`, so a client can tell servers apart.
+      authorization_response_iss_parameter_supported: true,
+    }),
+    token_endpoint_auth_methods_supported: [
+      ...CLIENT_AUTHENTICATION_METHODS,
+      ...(login ? ['none'] : []),
+      ...(options.clientCertificates === true ? CERTIFICATE_AUTHENTICATION_METHODS : []),
+    ],
     token_endpoint_auth_signing_alg_values_supported: [...CLIENT_ASSERTION_ALGORITHMS],
+    ...(options.clientCertificates === true && {
+      tls_client_certificate_bound_access_tokens: true,
+    }),
   };
 }
 
@@ -397,6 +581,26 @@ function invalidClient(refusal: Refusal): OAuthError {
 }
 
 /**
+ * RFC 8705 §3: the certificate a client presents binds its token. One the client authenticated
+ * with binds as is; otherwise only one the listener verified. An unverified certificate beside a
+ * secret or an assertion is refused rather than ignored: the client would take an unbound token
+ * for a bound one, and Warden's endpoints would not accept that certificate for the binding.
+ */
+function bindingOf(
+  client: { readonly agent: AgentConfig; readonly method: ClientAuthenticationMethod },
+  certificate: PresentedCertificate | undefined,
+): string | undefined {
+  if (certificate === undefined) return undefined;
+  const certificateMethod = CERTIFICATE_AUTHENTICATION_METHODS.includes(client.method);
+  if (certificate.verified || certificateMethod) return certificate.description.thumbprint;
+  throw invalidClient({
+    clientId: client.agent.id,
+    method: client.method,
+    reason: 'certificate_untrusted',
+  });
+}
+
+/**
  * RFC 8707: a token may be asked for this gateway, or for one of its endpoints
  * (`<resource>/<upstream>`, as the protected resource metadata advertises); one resource at most.
  * Returns the endpoint resource to narrow the audience to, if one was asked for.
@@ -430,6 +634,67 @@ const SCOPE_DESCRIPTIONS = {
   scope_malformed: 'the requested scope is malformed',
   scope_not_allowed: 'a requested scope is not allowed for this client',
 } as const;
+
+/**
+ * The resource a token from an ID-JAG is for. Every resource the assertion names must be served
+ * here; a requested one must be among them, or an endpoint of the gateway when the assertion
+ * names the gateway itself. Returns the endpoint to narrow the audience to, if any.
+ */
+function chooseIdJagResource(
+  requested: readonly string[],
+  grant: VerifiedIdJag,
+  own: string,
+  requester: Requester,
+): string | undefined {
+  const granted = grant.resources.map((resource) => checkResources([resource], own, requester));
+  const asked = checkResources(requested, own, requester);
+  const refusal: Refusal = { ...requester, reason: 'resource_not_served' };
+  if (requested.length > 0) {
+    const coveredBy = (resource: string | undefined) =>
+      resource === undefined || resource === asked;
+    if (granted.length > 0 && !granted.some(coveredBy))
+      throw new OAuthError('invalid_target', 400, 'the requested resource is not granted', {
+        refusal,
+      });
+    return asked;
+  }
+  // Nothing asked: the whole gateway if granted (or nothing named), else the one endpoint named.
+  if (granted.length === 0 || granted.includes(undefined)) return undefined;
+  if (granted.length === 1) return granted[0];
+  throw new OAuthError('invalid_target', 400, 'ask for one resource per token', { refusal });
+}
+
+/**
+ * RFC 6749 §3.3 for an ID-JAG: requested scopes must be among those the assertion grants;
+ * without a request, the granted scopes are narrowed to those the agent may hold (the issuer
+ * still refuses a requested scope the agent may not hold).
+ */
+function chooseIdJagScopes(
+  requested: readonly string[] | undefined,
+  grant: VerifiedIdJag,
+  allowed: ReadonlySet<string>,
+  requester: Requester,
+): readonly string[] | undefined {
+  const granted = grant.scopes;
+  if (requested !== undefined) {
+    if (granted !== undefined && requested.some((scope) => !granted.includes(scope)))
+      throw new OAuthError('invalid_scope', 400, 'a requested scope is not granted', {
+        refusal: { ...requester, reason: 'scope_not_granted' },
+      });
+    return requested;
+  }
+  if (granted === undefined) return undefined;
+  const narrowed = granted.filter((scope) => allowed.has(scope));
+  if (narrowed.length === 0)
+    throw new OAuthError('invalid_scope', 400, SCOPE_DESCRIPTIONS.scope_not_allowed, {
+      refusal: { ...requester, reason: 'scope_not_allowed' },
+    });
+  return narrowed;
+}
+
+function allowedScopes(requiredScopes: readonly string[], agent: AgentConfig): ReadonlySet<string> {
+  return new Set([...requiredScopes, ...(agent.scopes ?? [])]);
+}
 
 /**
  * RFC 6749 §3.3: scope tokens separated by single spaces. Anything else (a tab, a no-break space,

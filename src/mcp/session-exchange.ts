@@ -10,7 +10,12 @@ import { readHeader } from '../http/http-headers.js';
 import type { ClientExchange, PostedExchange } from './read-exchange.js';
 import type { ClientSession, SessionRegistry } from './session-registry.js';
 import { ownerOf } from './session-owner.js';
-import type { ForwardContext, UpstreamConnector, UpstreamReply } from './upstream/types.js';
+import {
+  callerOf,
+  type ForwardContext,
+  type UpstreamConnector,
+  type UpstreamReply,
+} from './upstream/types.js';
 
 /**
  * The session the exchange names. A session belongs to the identity that opened it: another
@@ -136,6 +141,7 @@ export function forwardContext(
 ): ForwardContext {
   return {
     requestId: exchange.requestId,
+    caller: callerOf(exchange.identity),
     protocolVersion: exchange.version,
     mcpHeaders: {},
     traceparent: readHeader(exchange.request, 'traceparent'),

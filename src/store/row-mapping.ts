@@ -7,7 +7,12 @@ import type { AppliedMigration, Revocation, RevocationKind, StoredSigningKey } f
 
 export type Row = Readonly<Record<string, unknown>>;
 
-const REVOCATION_KINDS: ReadonlySet<string> = new Set<RevocationKind>(['token', 'agent', 'user']);
+const REVOCATION_KINDS: ReadonlySet<string> = new Set<RevocationKind>([
+  'token',
+  'agent',
+  'user',
+  'certificate',
+]);
 
 /** Rejects a time the database could not store exactly (both backends keep 64-bit integers). */
 export function assertEpochMs(field: string, value: number): void {

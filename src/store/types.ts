@@ -98,11 +98,12 @@ export interface SecretFailureRepository {
   deleteExpired(windowMs: number, before: number, limit: number): Promise<number>;
 }
 
-export type RevocationKind = 'token' | 'agent' | 'user';
+/** `certificate`: a client certificate by serial number (lowercase hex), refused at the TLS layer. */
+export type RevocationKind = 'token' | 'agent' | 'user' | 'certificate';
 
 export interface Revocation {
   readonly kind: RevocationKind;
-  /** The jti, agent id or user id. */
+  /** The jti, agent id, user id or certificate serial. */
   readonly subject: string;
   readonly revokedAt: number;
   /** After this the entry may be dropped (the tokens it covers have all expired). */
@@ -497,6 +498,43 @@ export interface SharedSecretRepository {
   getOrCreate(name: string, candidate: string): Promise<string>;
 }
 
+/**
+ * One piece of the built-in authorization server's state (an oidc-provider model: a session, an
+ * interaction, an authorization code, a grant, a refresh token, a registered client), shared by
+ * the replicas. `payload` is the model's JSON, kept opaque here.
+ */
+export interface OAuthArtifact {
+  /** The model name (`Session`, `AuthorizationCode`, `RefreshToken`, `Grant`, …). */
+  readonly kind: string;
+  readonly id: string;
+  readonly payload: string;
+  readonly grantId: string | undefined;
+  readonly uid: string | undefined;
+  readonly userCode: string | undefined;
+  /** Epoch ms; undefined: kept until destroyed. */
+  readonly expiresAt: number | undefined;
+  /** Epoch ms when a one-time artifact (a code, a rotated refresh token) was used. */
+  readonly consumedAt: number | undefined;
+}
+
+export interface OAuthArtifactRepository {
+  /** Stores the artifact, replacing one of the same kind and id. */
+  upsert(artifact: OAuthArtifact): Promise<void>;
+  /** Expired artifacts are not found. */
+  find(kind: string, id: string, now: number): Promise<OAuthArtifact | undefined>;
+  findByUid(kind: string, uid: string, now: number): Promise<OAuthArtifact | undefined>;
+  findByUserCode(kind: string, userCode: string, now: number): Promise<OAuthArtifact | undefined>;
+  /**
+   * Marks the artifact used at `at`. True only for the call that consumed it, so two replicas
+   * racing with one code cannot both succeed.
+   */
+  consume(kind: string, id: string, at: number): Promise<boolean>;
+  destroy(kind: string, id: string): Promise<void>;
+  /** Deletes everything issued under a grant (any kind); returns how many. */
+  revokeByGrantId(grantId: string): Promise<number>;
+  deleteExpired(now: number): Promise<number>;
+}
+
 /** One pushed version of the policy and agents (`warden policy push`), which every replica applies. */
 export interface PolicyBundle {
   /** 1, 2, 3, …: the newest is in force. */
@@ -544,6 +582,7 @@ export interface Store {
   readonly sessions: SessionDirectory;
   readonly sharedSecrets: SharedSecretRepository;
   readonly policyBundles: PolicyBundleRepository;
+  readonly oauthArtifacts: OAuthArtifactRepository;
   /** The migrations applied to this database, oldest first (for `doctor` and tests). */
   listAppliedMigrations(): Promise<AppliedMigration[]>;
   /** Releases every connection, file handle and timer. Safe to call twice. */

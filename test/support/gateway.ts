@@ -77,6 +77,7 @@ export async function startTestGateway(raw: Record<string, unknown>): Promise<Te
     issuer: gateway.issuer,
     revoke: (revocation) => gateway.revoke(revocation),
     reloadPolicy: (reloaded) => gateway.reloadPolicy(reloaded),
+    reloadTls: () => gateway.reloadTls(),
     close: () => gateway.close(),
     logs,
     endpoint: (upstream) => `${gateway.url}/mcp/${upstream}`,

@@ -9,6 +9,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import { peerCertificateOf } from '../../identity/tls-peer-check.js';
 import { WardenError } from '../../domain/errors.js';
 import type { Store } from '../../store/types.js';
 import type { Logger } from '../logger.js';
@@ -89,11 +90,9 @@ export function createSessionHomes(options: {
     request: IncomingMessage,
     source: string,
   ): HopClaims {
-    const socket = request.socket as Partial<TLSSocket>;
-    const peer =
-      socket.authorized === true && typeof socket.getPeerX509Certificate === 'function'
-        ? socket.getPeerX509Certificate()
-        : undefined;
+    // Only a certificate the listener verified (CA, trust domain, revocation) is relayed.
+    const verdict = peerCertificateOf(request.socket as Partial<TLSSocket>);
+    const peer = verdict.status === 'verified' ? verdict.certificate : undefined;
     return {
       kind,
       from: membership.id,

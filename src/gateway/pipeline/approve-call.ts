@@ -416,7 +416,12 @@ function revocationOf(
     issuedAt: credential.kind === 'jwt' ? credential.issuedAt : undefined,
   });
   if (revocation === undefined) return undefined;
-  const what = { token: 'the token', agent: 'the agent', user: 'the user' }[revocation.kind];
+  const what = {
+    token: 'the token',
+    agent: 'the agent',
+    user: 'the user',
+    certificate: 'the certificate',
+  }[revocation.kind];
   return `${what} was revoked`;
 }
 

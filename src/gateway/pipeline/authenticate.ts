@@ -13,9 +13,11 @@ import { WardenError } from '../../domain/errors.js';
 import type { Identity } from '../../domain/identity.js';
 import { readHeader } from '../../http/http-headers.js';
 import type { RequestAuthenticator } from '../../identity/authenticate-request.js';
+import { mayStandSelfSigned } from '../../identity/certificate-client-authentication.js';
 import { describeClientCertificate } from '../../identity/client-certificate.js';
+import { peerCertificateOf } from '../../identity/tls-peer-check.js';
 import type { ExchangeFacts, ExchangeLedger } from '../exchange-ledger.js';
-import type { RefusalRecords } from '../refusal-records.js';
+import type { RefusalRecords, RefusedCertificate } from '../refusal-records.js';
 import type { ExchangeStage, StageResult } from './exchange.js';
 
 export const authenticateCaller: ExchangeStage = async (
@@ -33,7 +35,11 @@ export const authenticateCaller: ExchangeStage = async (
     // The caller failed to prove who it is; anything else (an issuer unreachable) is a refusal
     // the last stage records as such.
     if (gateway.isCallerRefusal(error)) {
-      reportRefused(gateway.refusals, facts, error, reasonOf(error));
+      const reason = reasonOf(error);
+      // Refused for the certificate it presented (optional mode): the record says which and why.
+      const refused = refusedClientCertificate(request);
+      const certificate = refused?.reason === reason ? refused : undefined;
+      reportRefused(gateway.refusals, facts, error, reason, certificate);
     }
     if (upstream !== undefined) exchange.challenge = gateway.challenge(error, upstream);
     throw error;
@@ -61,6 +67,10 @@ export function authenticateRequest(
       relayedCertificate === undefined
         ? verifiedClientCertificate(request)
         : describeClientCertificate(relayedCertificate),
+    clientCertificateRefusal:
+      relayedCertificate === undefined ? refusedClientCertificate(request) : undefined,
+    unverifiedCertificate:
+      relayedCertificate === undefined ? unverifiedClientCertificate(request) : undefined,
     declaredModel: readDeclaredModel(request),
   });
 }
@@ -96,10 +106,14 @@ function reportRefused(
   facts: ExchangeFacts,
   error: unknown,
   reason: string | undefined,
+  certificate?: RefusedCertificate,
 ): void {
   refusals.reportAuthFailure(facts, {
     code: error instanceof WardenError ? error.code : 'unknown',
     reason,
+    ...(certificate !== undefined && {
+      certificate: { detail: certificate.detail, fingerprint: certificate.fingerprint },
+    }),
   });
 }
 
@@ -109,13 +123,35 @@ function reasonOf(error: unknown): string | undefined {
     : undefined;
 }
 
-/** A client certificate counts only when the TLS layer verified it against the client CA. */
+/**
+ * A client certificate counts only when the listener verified it: chained to a client CA by the
+ * TLS layer, within that CA's trust domains, not revoked.
+ */
 function verifiedClientCertificate(request: IncomingMessage) {
+  const verdict = peerCertificateOf(request.socket as Partial<TLSSocket>);
+  return verdict.status === 'verified' ? verdict.description : undefined;
+}
+
+/** Why a certificate the client presented does not count (optional mode), for the record. */
+function refusedClientCertificate(request: IncomingMessage) {
+  const verdict = peerCertificateOf(request.socket as Partial<TLSSocket>);
+  return verdict.status === 'refused'
+    ? { reason: verdict.reason, detail: verdict.detail, fingerprint: verdict.fingerprint }
+    : undefined;
+}
+
+/** A certificate the client presented that the listener refused: a self-signed one, maybe. */
+function unverifiedClientCertificate(request: IncomingMessage): X509Certificate | undefined {
   const socket = request.socket as Partial<TLSSocket>;
-  if (socket.authorized !== true || typeof socket.getPeerX509Certificate !== 'function')
-    return undefined;
-  const certificate = socket.getPeerX509Certificate();
-  return certificate === undefined ? undefined : describeClientCertificate(certificate);
+  const verdict = peerCertificateOf(socket);
+  if (verdict.status !== 'refused') return undefined;
+  const certificate =
+    typeof socket.getPeerX509Certificate === 'function'
+      ? socket.getPeerX509Certificate()
+      : undefined;
+  return certificate !== undefined && mayStandSelfSigned(verdict.reason, certificate)
+    ? certificate
+    : undefined;
 }
 
 /** The model the client says it is, from X-Agent-Model. */

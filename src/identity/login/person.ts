@@ -42,11 +42,24 @@ export function rolesFromGroups(
   return Object.freeze([...roles]);
 }
 
-/** The user id a claim set names, if the configured claim is a non-empty string. */
+/**
+ * The user id a claim set names, if the configured claim is a plain non-empty string. One with
+ * white space around it, control or invisible characters, or not in NFC is none: it would pass
+ * for another person's id in the audit log and escape a revocation naming that id.
+ */
 export function userIdFromClaims(
   claims: Readonly<Record<string, unknown>>,
   mapping: ClaimMappingConfig,
 ): string | undefined {
   const value = claims[mapping.userClaim];
-  return typeof value === 'string' && value.trim() !== '' ? value : undefined;
+  return typeof value === 'string' && isPlainUserId(value) ? value : undefined;
+}
+
+function isPlainUserId(value: string): boolean {
+  return (
+    value !== '' &&
+    value === value.trim() &&
+    !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(value) &&
+    value === value.normalize('NFC')
+  );
 }

@@ -18,11 +18,12 @@ import { firstValue } from '../../http/http-headers.js';
 import type { ClientExchange, PostedExchange } from '../read-exchange.js';
 import type { SessionRegistry } from '../session-registry.js';
 import { ownerOf } from '../session-owner.js';
-import type {
-  ForwardContext,
-  UpstreamConnector,
-  UpstreamEvent,
-  UpstreamReply,
+import {
+  callerOf,
+  type ForwardContext,
+  type UpstreamConnector,
+  type UpstreamEvent,
+  type UpstreamReply,
 } from '../upstream/types.js';
 import { PROTOCOL_VERSION_KEY, readEnvelope, type Envelope } from './envelope.js';
 import { checkMirroredHeaders, mirroredHeaders, mirrorForwardedRequest } from './header-check.js';
@@ -90,6 +91,7 @@ export function modernForwardContext(
   const mirrored = mirroredHeaders(request.headers);
   return {
     requestId: exchange.requestId,
+    caller: callerOf(exchange.identity),
     protocolVersion: envelope.protocolVersion,
     mcpHeaders: forward === undefined ? mirrored : mirrorForwardedRequest(mirrored, forward),
     traceparent: firstValue(request.headers['traceparent']),

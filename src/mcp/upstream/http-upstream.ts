@@ -13,6 +13,7 @@ import { firstValue } from '../../http/http-headers.js';
 import { parseUpstreamMessage } from '../jsonrpc-parse.js';
 import { parseSseStream } from '../sse.js';
 import { createCredentialSource, type CredentialSource } from './credential.js';
+import type { SubjectTokenSigner } from './token-exchange-subject.js';
 import type {
   ForwardContext,
   UpstreamConnector,
@@ -23,7 +24,15 @@ import type {
 
 const ACCEPT_BOTH = 'application/json, text/event-stream';
 
-export function createHttpUpstream(config: HttpUpstreamConfig): UpstreamConnector {
+export interface HttpUpstreamOptions {
+  /** Signs token exchanges' subject tokens (the built-in issuer's keys), where it runs. */
+  readonly signer?: SubjectTokenSigner;
+}
+
+export function createHttpUpstream(
+  config: HttpUpstreamConfig,
+  options: HttpUpstreamOptions = {},
+): UpstreamConnector {
   const url = new URL(config.url);
   const pool = new Pool(url.origin, {
     connections: 128,
@@ -31,7 +40,9 @@ export function createHttpUpstream(config: HttpUpstreamConfig): UpstreamConnecto
     headersTimeout: config.timeoutMs,
     bodyTimeout: config.timeoutMs,
   });
-  const credential = config.credential ? createCredentialSource(config.credential) : undefined;
+  const credential = config.credential
+    ? createCredentialSource(config.credential, options)
+    : undefined;
   const path = `${url.pathname}${url.search}`;
   return {
     name: config.name,
@@ -89,12 +100,14 @@ class HttpUpstreamSession implements UpstreamSession {
     context: ForwardContext,
     body: string | undefined,
   ): Promise<{ response: Dispatcher.ResponseData; deadline: ProgressDeadline }> {
+    // Before the deadline starts: a credential that cannot be had means nothing is sent.
+    const headers = await this.buildHeaders(method, context);
     const deadline = new ProgressDeadline(this.config.timeoutMs, context.signal);
     try {
       const response = await this.pool.request({
         method,
         path: this.path,
-        headers: this.buildHeaders(method, context),
+        headers,
         body: body ?? null,
         signal: deadline.signal,
         // A server stream may be quiet for long stretches; requests must keep making progress.
@@ -108,7 +121,10 @@ class HttpUpstreamSession implements UpstreamSession {
     }
   }
 
-  private buildHeaders(method: string, context: ForwardContext): Record<string, string> {
+  private async buildHeaders(
+    method: string,
+    context: ForwardContext,
+  ): Promise<Record<string, string>> {
     const headers: Record<string, string> = { ...this.config.headers, ...context.mcpHeaders };
     if (method === 'POST') {
       headers['content-type'] = 'application/json';
@@ -123,7 +139,7 @@ class HttpUpstreamSession implements UpstreamSession {
     if (context.traceparent !== undefined) headers['traceparent'] = context.traceparent;
     if (context.tracestate !== undefined) headers['tracestate'] = context.tracestate;
     if (this.credential) {
-      const { name, value } = this.credential.header();
+      const { name, value } = await this.credential.header(context.caller);
       headers[name] = value;
     }
     return headers;

@@ -1,10 +1,24 @@
 /** The seam between the client-facing endpoint and an upstream MCP server, whatever its transport. */
 import type { JsonRpcMessage } from '../../domain/jsonrpc.js';
+import type { Identity } from '../../domain/identity.js';
+
+/**
+ * Who a message is sent for, as far as an upstream credential may say (token exchange names
+ * them to the upstream's authorization server): never the client's credential itself.
+ */
+export type UpstreamCaller = Pick<Identity, 'user' | 'agent' | 'delegation'>;
+
+/** The caller part of an identity, copied: nothing else of it travels toward an upstream. */
+export function callerOf(identity: Identity): UpstreamCaller {
+  return { user: identity.user, agent: identity.agent, delegation: identity.delegation };
+}
 
 /** Per-exchange facts an upstream needs; the client's credentials are deliberately absent. */
 export interface ForwardContext {
   /** Warden's reference id for this exchange (logs, error references). */
   readonly requestId: string;
+  /** The caller the message is sent for; undefined for work Warden does on its own. */
+  readonly caller: UpstreamCaller | undefined;
   /** MCP-Protocol-Version the client sent, if any. */
   readonly protocolVersion: string | undefined;
   /** MCP headers that must travel with the message (Mcp-Method, Mcp-Name, Mcp-Param-*), lower-cased. */
@@ -71,6 +85,7 @@ export function backgroundContext(
 ): ForwardContext {
   return {
     requestId,
+    caller: undefined,
     protocolVersion,
     mcpHeaders: {},
     traceparent: undefined,

@@ -251,6 +251,43 @@ export const POSTGRES_MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 10,
+    name: 'authorization server artifacts shared by replicas',
+    // The built-in authorization server's state (oidc-provider models: sessions, interactions,
+    // authorization codes, grants, refresh tokens, registered clients), so any replica can finish
+    // a login another one began. One row per (kind, id); grant_id lets a grant be revoked with
+    // everything issued under it, uid finds a session, user_code a device code.
+    sql: `
+      CREATE TABLE oauth_artifacts (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        grant_id TEXT,
+        uid TEXT,
+        user_code TEXT,
+        expires_at BIGINT,
+        consumed_at BIGINT,
+        PRIMARY KEY (kind, id)
+      );
+      CREATE INDEX oauth_artifacts_grant ON oauth_artifacts (grant_id) WHERE grant_id IS NOT NULL;
+      CREATE INDEX oauth_artifacts_uid ON oauth_artifacts (kind, uid) WHERE uid IS NOT NULL;
+      CREATE INDEX oauth_artifacts_user_code ON oauth_artifacts (kind, user_code)
+        WHERE user_code IS NOT NULL;
+      CREATE INDEX oauth_artifacts_expires_at ON oauth_artifacts (expires_at)
+        WHERE expires_at IS NOT NULL;
+    `,
+  },
+  {
+    version: 11,
+    name: 'client certificate revocations by serial',
+    // `warden certs revoke --serial`: a new revocation kind (the column CHECK PostgreSQL named).
+    sql: `
+      ALTER TABLE revocations DROP CONSTRAINT revocations_kind_check;
+      ALTER TABLE revocations ADD CONSTRAINT revocations_kind_check
+        CHECK (kind IN ('token', 'agent', 'user', 'certificate'));
+    `,
+  },
 ];
 
 /**

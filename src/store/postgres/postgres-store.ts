@@ -21,6 +21,7 @@ import type { OpenStoreOptions, Revocation, Store } from '../types.js';
 import { createPostgresAuditRepository } from './postgres-audit-repository.js';
 import { migratePostgres } from './postgres-migrations.js';
 import { createPostgresClusterRepositories } from './postgres-cluster-repositories.js';
+import { createPostgresOAuthArtifacts } from './postgres-oauth-artifacts.js';
 import {
   createPostgresIdentityRepositories,
   createSigningKeyFeed,
@@ -278,6 +279,7 @@ function createPostgresStore(
     ...createPostgresClusterRepositories({ query, transaction }),
     ...createPostgresIdentityRepositories({ query, transaction }),
     policyBundles,
+    oauthArtifacts: createPostgresOAuthArtifacts(query),
     listAppliedMigrations: async () => {
       const rows = await query(
         'list migrations',

@@ -276,6 +276,56 @@ export const SQLITE_MIGRATIONS: readonly Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 10,
+    name: 'authorization server artifacts shared by replicas',
+    // The built-in authorization server's state (oidc-provider models: sessions, interactions,
+    // authorization codes, grants, refresh tokens, registered clients), so any replica can finish
+    // a login another one began. One row per (kind, id); grant_id lets a grant be revoked with
+    // everything issued under it, uid finds a session, user_code a device code.
+    sql: `
+      CREATE TABLE oauth_artifacts (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        grant_id TEXT,
+        uid TEXT,
+        user_code TEXT,
+        expires_at INTEGER,
+        consumed_at INTEGER,
+        PRIMARY KEY (kind, id)
+      ) STRICT;
+      CREATE INDEX oauth_artifacts_grant ON oauth_artifacts (grant_id) WHERE grant_id IS NOT NULL;
+      CREATE INDEX oauth_artifacts_uid ON oauth_artifacts (kind, uid) WHERE uid IS NOT NULL;
+      CREATE INDEX oauth_artifacts_user_code ON oauth_artifacts (kind, user_code)
+        WHERE user_code IS NOT NULL;
+      CREATE INDEX oauth_artifacts_expires_at ON oauth_artifacts (expires_at)
+        WHERE expires_at IS NOT NULL;
+    `,
+  },
+  {
+    version: 11,
+    name: 'client certificate revocations by serial',
+    // `warden certs revoke --serial`: a new revocation kind. SQLite cannot alter a CHECK, so the
+    // table is rebuilt with its rows and ids (the feed's watermark is the id).
+    sql: `
+      CREATE TABLE revocations_v11 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL CHECK (kind IN ('token', 'agent', 'user', 'certificate')),
+        subject TEXT NOT NULL,
+        revoked_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        revoked_by TEXT NOT NULL
+      ) STRICT;
+      INSERT INTO revocations_v11 (id, kind, subject, revoked_at, expires_at, reason, revoked_by)
+        SELECT id, kind, subject, revoked_at, expires_at, reason, revoked_by FROM revocations;
+      DROP TABLE revocations;
+      ALTER TABLE revocations_v11 RENAME TO revocations;
+      CREATE INDEX revocations_kind_subject ON revocations (kind, subject);
+      CREATE INDEX revocations_expires_at ON revocations (expires_at);
+    `,
+  },
 ];
 
 /**

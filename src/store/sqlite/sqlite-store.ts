@@ -29,6 +29,7 @@ import { createSqliteClusterRepositories } from './sqlite-cluster-repositories.j
 import { createSqliteIdentityRepositories } from './sqlite-identity-repositories.js';
 import { createSqlitePolicyRepositories } from './sqlite-policy-repositories.js';
 import { createSqlitePolicyBundles } from './sqlite-policy-bundles.js';
+import { createSqliteOAuthArtifacts } from './sqlite-oauth-artifacts.js';
 
 const MEMORY = ':memory:';
 /** How long a write waits for another connection's lock before failing with SQLITE_BUSY. */
@@ -258,6 +259,7 @@ function createSqliteStore(
     ...createSqliteClusterRepositories(db, run, now),
     ...createSqliteIdentityRepositories(db, run),
     policyBundles: createSqlitePolicyBundles(db, run, onError),
+    oauthArtifacts: createSqliteOAuthArtifacts(db, run),
     listAppliedMigrations: async () =>
       run('list migrations', () => sql.listMigrations.all() as Row[]).map(toAppliedMigration),
     close: async () => {

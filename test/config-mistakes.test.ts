@@ -150,6 +150,15 @@ describe('a duration it cannot read', () => {
       'approvals.webhooks.0.timeout',
       { approvals: { webhooks: [{ url: 'https://hooks.example' }] } },
     ],
+    [
+      'alerts.webhooks.0.timeout',
+      { alerts: { webhooks: [{ name: 'oncall', url: 'https://hooks.example' }] } },
+    ],
+    ...(['window', 'dedup_window'] as const).map((key): [string, Record<string, unknown>] => [
+      `alerts.rules.0.${key}`,
+      { alerts: { rules: [{ kind: 'breakglass_used' }] } },
+    ]),
+    ['alerts.retry.backoff'],
   ];
 
   /** `roles.finance.grants.0.x` → `roles.<name>.grants.<n>.x`, as findDurationKeys names it. */

@@ -13,10 +13,9 @@
  * The timestamp is inside the signed text so a receiver can refuse replays of old deliveries
  * (e.g. older than 5 minutes); compare signatures in constant time.
  */
-import { createHmac } from 'node:crypto';
-import { request as httpRequest, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { ApprovalWebhookConfig } from '../config/approvals-schema.js';
-import { canonicalJson } from '../domain/canonical-json.js';
+import { postSignedJson } from '../http/post-signed-json.js';
 import { ConfigError } from '../domain/errors.js';
 import type { ApprovalRequest } from '../store/types.js';
 import { approvalCommands, isoTime, parseArguments } from './approval-view.js';
@@ -140,28 +139,17 @@ export function createApprovalNotifier(options: ApprovalNotifierOptions): Approv
     const { webhook } = target;
     const where = new URL(webhook.url).origin; // the path may itself be a secret (Slack)
     try {
-      const body = canonicalJson(message(webhook.format));
-      const headers: Record<string, string> = {
-        'content-type': 'application/json',
-        'user-agent': 'warden-approvals',
-      };
-      if (target.secret !== undefined) {
-        const timestamp = String(Math.floor(now() / 1000));
-        headers['x-warden-timestamp'] = timestamp;
-        headers['x-warden-signature'] = signWebhookBody(target.secret, timestamp, body);
-      }
-      const response = await httpRequest(webhook.url, {
-        method: 'POST',
-        headers,
-        body,
-        headersTimeout: webhook.timeoutMs,
-        bodyTimeout: webhook.timeoutMs,
-        signal: AbortSignal.timeout(webhook.timeoutMs),
-        ...(options.dispatcher !== undefined && { dispatcher: options.dispatcher }),
+      const status = await postSignedJson({
+        url: webhook.url,
+        message: message(webhook.format),
+        secret: target.secret,
+        timeoutMs: webhook.timeoutMs,
+        userAgent: 'warden-approvals',
+        now,
+        dispatcher: options.dispatcher,
       });
-      await response.body.dump();
-      if (response.statusCode < 200 || response.statusCode > 299) {
-        throw new Error(`the webhook at ${where} answered HTTP ${response.statusCode}`);
+      if (status < 200 || status > 299) {
+        throw new Error(`the webhook at ${where} answered HTTP ${status}`);
       }
     } catch (error) {
       options.onError(error, `announcing approval ${request.id} to the webhook at ${where} failed`);
@@ -203,11 +191,6 @@ export function createApprovalNotifier(options: ApprovalNotifierOptions): Approv
       return new Promise((resolve) => idleWaiters.push(resolve));
     },
   };
-}
-
-/** `sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">`, as sent in x-warden-signature. */
-export function signWebhookBody(secret: Buffer, timestamp: string, body: string): string {
-  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
 export function approvalWebhookPayload(request: ApprovalRequest): ApprovalWebhookPayload {

@@ -50,6 +50,11 @@ export interface AuditChainOptions {
    * observer that throws is ignored: watching the log must never fail a record.
    */
   readonly onAppended?: (records: readonly AuditRecord[], latencyMs: number) => void;
+  /**
+   * Told of each checkpoint once it is durably stored, to publish it to a witness outside the
+   * store. Like onAppended, an observer that throws is ignored.
+   */
+  readonly onCheckpoint?: (checkpoint: AuditCheckpoint) => void;
 }
 
 export interface AuditChain {
@@ -200,8 +205,11 @@ export function createAuditChain(options: AuditChainOptions): AuditChain {
         await repository.append(records, checkpoint);
         current.seq = headSeq;
         current.hash = prevHash;
-        if (checkpoint) current.lastCheckpoint = checkpoint;
         if (records.length > 0) tellAppended(records, performance.now() - started);
+        if (checkpoint) {
+          current.lastCheckpoint = checkpoint;
+          tellCheckpoint(checkpoint);
+        }
       }
       batch.forEach(({ resolve }, index) => resolve(records[index] as AuditRecord));
       for (const waiter of waiters) waiter.resolve(current.lastCheckpoint);
@@ -216,6 +224,14 @@ export function createAuditChain(options: AuditChainOptions): AuditChain {
       options.onAppended?.(records, latencyMs);
     } catch {
       // The records are stored; a failing observer only loses its own view of them.
+    }
+  }
+
+  function tellCheckpoint(checkpoint: AuditCheckpoint): void {
+    try {
+      options.onCheckpoint?.(checkpoint);
+    } catch {
+      // The checkpoint is stored; the witness reports its own failures.
     }
   }
 

@@ -33,6 +33,9 @@ export interface CheckpointSigner {
   signCheckpoint(head: CheckpointHead): AuditCheckpoint;
 }
 
+/** The private half a store keeps when the signing key lives outside it (audit.signing_key). */
+export const PUBLISHED_ONLY = 'none: the private key is kept outside the store';
+
 /** The bytes a checkpoint's signature covers. */
 export function checkpointPayload(head: CheckpointHead & { readonly keyId: string }): Buffer {
   const { stream, seq, headHash, time, keyId } = head;
@@ -61,6 +64,12 @@ export function createCheckpointSigner(options: {
   readonly keyId: string;
   readonly privateKeyPem: string;
 }): CheckpointSigner {
+  if (options.privateKeyPem === PUBLISHED_ONLY) {
+    throw new AuditError(
+      'AUDIT_KEY_INVALID',
+      'the store holds only the audit public key: the signing key is kept outside it (audit.signing_key)',
+    );
+  }
   const privateKey = parseEd25519Key(options.privateKeyPem, 'private');
   const keyId = options.keyId;
   return Object.freeze({
@@ -139,6 +148,12 @@ export async function loadOrCreateAuditKey(
 }
 
 function checkKeyPair(key: AuditSigningKey): AuditSigningKey {
+  if (key.privateKeyPem === PUBLISHED_ONLY) {
+    if (auditKeyId(key.publicKeyPem) !== key.keyId) {
+      throw new AuditError('AUDIT_KEY_INVALID', 'the stored audit key id does not match its key');
+    }
+    return Object.freeze({ ...key });
+  }
   createCheckpointSigner(key);
   const derived = createPublicKey(createPrivateKey(key.privateKeyPem));
   const publicKey = parsePublicKey(key.publicKeyPem);

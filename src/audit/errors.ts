@@ -17,6 +17,10 @@ export const AUDIT_ERROR_CODES = [
   'AUDIT_KEY_INVALID',
   /** An export file is not a Warden audit export, or a line of it is not valid JSON. */
   'AUDIT_EXPORT_INVALID',
+  /** A checkpoint could not be published to a witness (file or webhook); the chain goes on. */
+  'AUDIT_WITNESS_FAILED',
+  /** A witness file cannot be read. */
+  'AUDIT_WITNESS_INVALID',
 ] as const;
 
 export type AuditErrorCode = (typeof AUDIT_ERROR_CODES)[number];

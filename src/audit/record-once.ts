@@ -4,17 +4,23 @@
  * checkpoint before returning.
  */
 import { hostname } from 'node:os';
+import type { AuditSigningKeySource } from '../config/config.js';
 import type { AuditEntry } from '../domain/audit-record.js';
 import type { AuditRepository } from '../store/types.js';
 import { createAuditChain } from './audit-chain.js';
-import { createCheckpointSigner, loadOrCreateAuditKey } from './checkpoint.js';
+import { openCheckpointSigner } from './checkpoint-signer.js';
 
-export async function recordOnce(repository: AuditRepository, entry: AuditEntry): Promise<void> {
-  const key = await loadOrCreateAuditKey(repository);
+/** `signingKey`: the configured key outside the store (audit.signing_key); default the store's. */
+export async function recordOnce(
+  repository: AuditRepository,
+  entry: AuditEntry,
+  signingKey?: AuditSigningKeySource,
+): Promise<void> {
+  const { signer } = await openCheckpointSigner(repository, signingKey);
   const chain = createAuditChain({
     repository,
     stream: `cli-${hostname().replace(/[^A-Za-z0-9._-]/g, '-')}`.slice(0, 64),
-    signer: createCheckpointSigner(key),
+    signer,
     batchWindowMs: 0,
   });
   try {

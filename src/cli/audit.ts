@@ -25,7 +25,7 @@ import {
   resolveTimeBound,
 } from '../audit/timeline.js';
 import { verifyAuditExport } from '../audit/verify-audit-export.js';
-import type { VerifyReport } from '../audit/verify.js';
+import type { StoreVerifyReport } from '../audit/verify-audit-store.js';
 import { parseDuration } from '../config/duration.js';
 import { AUDIT_EVENTS, type AuditRecord } from '../domain/audit-record.js';
 import { canonicalJson } from '../domain/canonical-json.js';
@@ -45,6 +45,7 @@ interface VerifyOptions {
   readonly config?: string;
   readonly file?: string;
   readonly publicKey?: string;
+  readonly witness?: string;
   readonly json?: boolean;
 }
 
@@ -106,6 +107,10 @@ export function registerAuditCommand(program: Command): void {
     .option('-c, --config <file>', `verify the configured store (default ${DEFAULT_CONFIG_FILE})`)
     .option('-f, --file <export>', 'verify a JSONL export offline (needs --public-key)')
     .option('--public-key <file>', 'the audit public key (PEM) to trust')
+    .option(
+      '--witness <file>',
+      "compare the chain with this witness file (default with --config: the config's audit.witness.file)",
+    )
     .option('--json', 'print the report as JSON')
     .action((options: VerifyOptions) => runCliAction(() => verifyCommand(options)));
 
@@ -204,8 +209,11 @@ async function verifyCommand(options: VerifyOptions): Promise<void> {
     throw new UsageError('give either --config (the store) or --file (an export), not both');
   }
   const trustedPem = options.publicKey === undefined ? undefined : readPublicKey(options.publicKey);
+  if (options.file !== undefined && options.witness !== undefined) {
+    throw new UsageError('--witness compares the chain in a store: give it with --config');
+  }
   const progress = createProgressBar();
-  let report: VerifyReport;
+  let report: StoreVerifyReport;
   try {
     if (options.file !== undefined) {
       if (trustedPem === undefined) {
@@ -224,9 +232,11 @@ async function verifyCommand(options: VerifyOptions): Promise<void> {
       }
       report = verified.report;
     } else {
-      report = await withSession(options.config ?? DEFAULT_CONFIG_FILE, (session) =>
-        session.audit.verify({
+      report = await withSession(options.config ?? DEFAULT_CONFIG_FILE, (session) => {
+        const witnessPath = options.witness ?? session.config.audit.witness?.file;
+        return session.audit.verify({
           ...(trustedPem !== undefined && { trustedPublicKeyPem: trustedPem }),
+          ...(witnessPath !== undefined && { witnessPath }),
           onStart: ({ records, keyFromStore }) => {
             if (keyFromStore) {
               process.stderr.write(
@@ -235,8 +245,8 @@ async function verifyCommand(options: VerifyOptions): Promise<void> {
             }
             return progress.start(records);
           },
-        }),
-      );
+        });
+      });
     }
   } finally {
     progress.end();
@@ -484,7 +494,7 @@ function readPublicKey(path: string): string {
   return pem;
 }
 
-function formatReport(report: VerifyReport): string {
+function formatReport(report: StoreVerifyReport): string {
   const lines = report.streams.map((stream) => {
     const range =
       stream.firstSeq === undefined ? 'no records' : `seq ${stream.firstSeq}–${stream.headSeq}`;
@@ -504,13 +514,34 @@ function formatReport(report: VerifyReport): string {
       stream.prunedThroughSeq === undefined ? '' : `, seq 1–${stream.prunedThroughSeq} archived`;
     return `stream ${stream.stream}: intact, ${stream.recordsChecked} records (${range})${pruned}, ${sealed}${unsealed}`;
   });
+  if (report.keyProblem !== undefined) lines.push(`audit key NOT trusted: ${report.keyProblem}`);
+  lines.push(...formatWitness(report));
   const bad = report.streams.find((stream) => stream.problem);
   lines.push(
-    bad?.problem
-      ? `audit log NOT intact: first bad seq ${bad.problem.seq} in stream ${bad.stream} (${bad.problem.kind})`
-      : `audit log intact: ${report.recordsChecked} records in ${report.streams.length} stream(s), key ${report.keyId}`,
+    !report.ok && bad === undefined
+      ? 'audit log NOT intact: see the witness or key problems above'
+      : bad?.problem
+        ? `audit log NOT intact: first bad seq ${bad.problem.seq} in stream ${bad.stream} (${bad.problem.kind})`
+        : `audit log intact: ${report.recordsChecked} records in ${report.streams.length} stream(s), key ${report.keyId}`,
   );
   return `${lines.join('\n')}\n`;
+}
+
+function formatWitness(report: StoreVerifyReport): string[] {
+  const { witness } = report;
+  if (witness === undefined) return [];
+  const lines = witness.problems.map(
+    (problem) => `witness ${witness.path}: MISMATCH: ${problem.kind}: ${problem.detail}`,
+  );
+  if (witness.ok) {
+    lines.push(
+      `witness ${witness.path}: ${witness.matched} witnessed head(s) found in the chain${witness.archived > 0 ? `, ${witness.archived} archived` : ''}`,
+    );
+  }
+  if (witness.unwitnessedStreams.length > 0) {
+    lines.push(`note: stream(s) never witnessed: ${witness.unwitnessedStreams.join(', ')}`);
+  }
+  return lines;
 }
 
 interface ProgressBar {

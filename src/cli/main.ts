@@ -2,11 +2,13 @@
 /** The `warden` command. Each subcommand lives in its own file. */
 import { Command } from 'commander';
 import { registerAgentsCommand } from './agents.js';
+import { registerAlertsCommand } from './alerts.js';
 import { registerApprovalsCommand } from './approvals.js';
 import { registerAuditCommand } from './audit.js';
 import { registerCertsCommand } from './certs.js';
 import { registerConfigCommand } from './config.js';
 import { registerDemoCommand } from './demo.js';
+import { registerDoctorCommand } from './doctor.js';
 import { registerGrantCommand } from './grant.js';
 import { registerKeysCommand } from './keys.js';
 import { registerPolicyCommand } from './policy.js';
@@ -26,6 +28,7 @@ const program = new Command()
 registerServeCommand(program);
 registerConfigCommand(program);
 registerDemoCommand(program);
+registerDoctorCommand(program);
 registerTokenCommand(program);
 registerKeysCommand(program);
 registerAgentsCommand(program);
@@ -36,5 +39,6 @@ registerPolicyCommand(program);
 registerGrantCommand(program);
 registerToolsCommand(program);
 registerUsersCommand(program);
+registerAlertsCommand(program);
 
 await program.parseAsync(process.argv);

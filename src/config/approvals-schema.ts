@@ -34,7 +34,8 @@ const approverSchema = z.strictObject({
   roles: z.array(roleName).min(1),
 });
 
-const webhookSchema = z.strictObject({
+/** A webhook as approvals and alerts both configure one. */
+export const webhookSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/ }),
   /** `json`: Warden's own payload; `slack`: `{ text, blocks }` for a Slack incoming webhook. */
   format: z.enum(['json', 'slack']).default('json'),

@@ -25,6 +25,7 @@ const SECTIONS_IN_FILE_ORDER: Readonly<Record<ConfigSection, true>> = {
   policy: true,
   approvals: true,
   metrics: true,
+  alerts: true,
 };
 const SECTIONS = Object.keys(SECTIONS_IN_FILE_ORDER) as ConfigSection[];
 

@@ -2,6 +2,7 @@
 import type { ApprovalsConfig } from './approvals-schema.js';
 import type { EnterpriseConfig, LoginConfig } from './login-schema.js';
 import type { MetricsConfig } from './metrics-schema.js';
+import type { AlertsConfig } from './alerts-schema.js';
 import type { PolicyConfig } from './policy-config.js';
 
 export type { ApprovalsConfig } from './approvals-schema.js';
@@ -121,6 +122,8 @@ export interface Config {
   readonly approvals: ApprovalsConfig;
   /** Prometheus metrics at /metrics; off unless enabled. */
   readonly metrics: MetricsConfig;
+  /** Alert rules on audit events and the webhooks they go to; none by default. */
+  readonly alerts: AlertsConfig;
 }
 
 /** The gateway's own token issuer, so the embedded setup needs no identity provider. */
@@ -218,4 +221,19 @@ export interface AuditConfig {
   readonly resultExcerptBytes: number;
   /** Absolute path of the HMAC key for argument hashes. */
   readonly hashKeyFile: string;
+  /** The checkpoint signing key outside the store; undefined: the key kept in the store. */
+  readonly signingKey: AuditSigningKeySource | undefined;
+  /** Where checkpoints are published outside the store; undefined: nowhere. */
+  readonly witness: AuditWitnessConfig | undefined;
+}
+
+/** Where the audit signing key (PKCS#8 PEM, Ed25519) is read from. */
+export type AuditSigningKeySource =
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'env'; readonly name: string };
+
+export interface AuditWitnessConfig {
+  /** Absolute path of the append-only JSON-lines witness file. */
+  readonly file: string | undefined;
+  readonly webhook: { readonly url: string; readonly secretEnv: string } | undefined;
 }

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { toApprovalsConfig } from './approvals-schema.js';
 import { toMetricsConfig } from './metrics-schema.js';
+import { toAlertsConfig } from './alerts-schema.js';
 import { checkAgentRoles } from './check-agent-roles.js';
 import { findUserIdProblem } from './login-user-ids.js';
 import {
@@ -157,6 +158,28 @@ function toConfig(raw: RawConfig, source: string, baseDir: string, issues: strin
       redactPaths: raw.audit.redact,
       resultExcerptBytes: raw.audit.result_excerpt_bytes,
       hashKeyFile: resolve(baseDir, raw.audit.hash_key_file),
+      signingKey:
+        raw.audit.signing_key === undefined
+          ? undefined
+          : 'file' in raw.audit.signing_key
+            ? { kind: 'file', path: resolve(baseDir, raw.audit.signing_key.file) }
+            : { kind: 'env', name: raw.audit.signing_key.env },
+      witness:
+        raw.audit.witness === undefined
+          ? undefined
+          : {
+              file:
+                raw.audit.witness.file === undefined
+                  ? undefined
+                  : resolve(baseDir, raw.audit.witness.file),
+              webhook:
+                raw.audit.witness.webhook === undefined
+                  ? undefined
+                  : {
+                      url: raw.audit.witness.webhook.url,
+                      secretEnv: raw.audit.witness.webhook.secret_env,
+                    },
+            },
     },
     cluster: {
       replica: raw.cluster.replica ?? stream,
@@ -168,6 +191,7 @@ function toConfig(raw: RawConfig, source: string, baseDir: string, issues: strin
     policy: toPolicyConfig(raw, [...upstreams.keys()], (file) => resolve(baseDir, file), issues),
     approvals: toApprovalsConfig(raw.approvals, [...upstreams.keys()], issues),
     metrics: toMetricsConfig(raw.metrics),
+    alerts: toAlertsConfig(raw.alerts, issues),
   };
 }
 

@@ -7,6 +7,7 @@ import { approvalsConfigShape } from './approvals-schema.js';
 import { SCOPE_TOKEN_PATTERN, agentsSchema, authSchema, tlsSchema } from './auth-schema.js';
 import { durationSchema, positiveDurationSchema } from './duration.js';
 import { metricsSchema } from './metrics-schema.js';
+import { alertsSchema } from './alerts-schema.js';
 import { policyConfigShape } from './policy-schema.js';
 
 const upstreamName = z
@@ -177,6 +178,32 @@ const auditSchema = z.strictObject({
   result_excerpt_bytes: z.number().int().min(0).max(65_536).default(0),
   /** The HMAC key file for argument hashes (created if missing); keep it out of the store. */
   hash_key_file: z.string().min(1).default('./.warden/audit-hash.key'),
+  /**
+   * The checkpoint signing key (PKCS#8 PEM, Ed25519) kept outside the store, so that whoever can
+   * write the store cannot re-sign a rewritten chain. Unset: a key kept in the store.
+   */
+  signing_key: z
+    .union([
+      z.strictObject({ file: z.string().min(1) }),
+      z.strictObject({
+        env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'),
+      }),
+    ])
+    .optional(),
+  /** Where every checkpoint is also published, outside the store, for verify to compare with. */
+  witness: z
+    .strictObject({
+      /** An append-only JSON-lines file, ideally on another volume or host. */
+      file: z.string().min(1).optional(),
+      webhook: z
+        .strictObject({
+          url: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL' }),
+          /** The environment variable holding the HMAC-SHA256 key that signs each POST. */
+          secret_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'),
+        })
+        .optional(),
+    })
+    .optional(),
 });
 
 /** Several replicas on one PostgreSQL store (see "Running several replicas" in the README). */
@@ -231,6 +258,12 @@ export const configSchema = z
     ...approvalsConfigShape,
     /** Prometheus metrics at /metrics (a token, or a listener of their own). */
     metrics: metricsSchema.default({ enabled: false }),
+    /** Rules on audit events, delivered to webhooks (signed, retried, deduplicated). */
+    alerts: alertsSchema.default({
+      webhooks: [],
+      rules: [],
+      retry: { attempts: 3, backoff: 1000 },
+    }),
   })
   .superRefine(checkAuthenticationCoverage);
 

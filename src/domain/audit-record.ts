@@ -37,6 +37,10 @@ export const AUDIT_EVENTS = [
   'grant.unlisted',
   'config.loaded',
   'audit.pruned',
+  /** An alert delivered to a webhook (rule, key, webhook, attempts). */
+  'alert.sent',
+  /** An alert no attempt could deliver; alert records never raise alerts themselves. */
+  'alert.failed',
 ] as const;
 
 export type AuditEvent = (typeof AUDIT_EVENTS)[number];

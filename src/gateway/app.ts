@@ -43,6 +43,8 @@ import { ADMIN_APPROVALS_PATH, setUpApprovals } from './approvals.js';
 import { startMetricsListener } from './metrics/metrics-listener.js';
 import { METRICS_PATH } from './metrics/metrics-route.js';
 import { createGatewayMetrics } from './metrics/set-up-metrics.js';
+import { setUpAlerts, type GatewayAlerts } from './alerts/set-up-alerts.js';
+import { composeAppendObservers } from './alerts/compose-append-observers.js';
 
 const PARKED_CALL_TIMEOUT_MS = 10 * 60_000;
 const ADMIN_REVOCATIONS_PATH = '/admin/revocations';
@@ -158,11 +160,24 @@ async function assembleGateway(
   const ledger = createExchangeLedger();
   // Counted from the audit log's appended records: what the log tells, the metrics count.
   const metrics = config.metrics.enabled ? createGatewayMetrics(config) : undefined;
+  // Alerts watch the same records, beside the metrics (neither replaces the other).
+  const alerts = setUpAlerts(config, logger);
   const auditLog = noteRecordsIn(
-    await setUpAuditLog(config, store, logger, metrics?.onAppended),
+    await setUpAuditLog(
+      config,
+      store,
+      logger,
+      composeAppendObservers(metrics?.onAppended, alerts?.onAppended),
+      alerts && ((error, entry) => alerts.auditUnavailable(error, entry)),
+    ),
     ledger,
   );
   opened.push({ name: 'audit log', close: () => auditLog.close() });
+  if (alerts !== undefined) {
+    alerts.recordWith(auditLog.note);
+    // Closes before the audit log, so the last deliveries are recorded.
+    opened.push({ name: 'alerts', close: () => alerts.close() });
+  }
   const refusals = createRefusalRecords({
     logger,
     environment: config.environment,
@@ -273,9 +288,15 @@ async function assembleGateway(
   if (bundles !== undefined) opened.push({ name: 'policy bundles', close: () => bundles.close() });
   // Upstreams open after what records and decides, so they close before it.
   const connectors = [...config.upstreams.values()].map((upstream) =>
-    createConnector(upstream, logger, config.limits.reclaimIdleAfterMs, {
-      ...(authentication.subjectTokenSigner && { signer: authentication.subjectTokenSigner }),
-    }),
+    createConnector(
+      upstream,
+      logger,
+      config.limits.reclaimIdleAfterMs,
+      {
+        ...(authentication.subjectTokenSigner && { signer: authentication.subjectTokenSigner }),
+      },
+      alerts,
+    ),
   );
   opened.push({
     name: 'upstreams',
@@ -491,6 +512,7 @@ function createConnector(
   logger: Logger,
   reclaimIdleAfterMs: number,
   httpOptions: HttpUpstreamOptions,
+  alerts: Pick<GatewayAlerts, 'circuitChanged'> | undefined,
 ): GuardedConnector {
   const connector =
     upstream.kind === 'http'
@@ -498,8 +520,10 @@ function createConnector(
       : createStdioUpstream(upstream, logger, { reclaimIdleAfterMs });
   return guardWithCircuitBreaker(connector, {
     ...upstream.circuitBreaker,
-    onStateChange: (change) =>
-      logger.warn({ event: 'upstream.circuit', ...change }, 'upstream circuit changed state'),
+    onStateChange: (change) => {
+      logger.warn({ event: 'upstream.circuit', ...change }, 'upstream circuit changed state');
+      alerts?.circuitChanged(change);
+    },
   });
 }
 

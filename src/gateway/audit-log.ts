@@ -5,9 +5,10 @@
 import { createHash } from 'node:crypto';
 import { createAuditChain, type AuditChain } from '../audit/audit-chain.js';
 import { createCallRecorder, type CallRecorder } from '../audit/call-recorder.js';
-import { createCheckpointSigner, loadOrCreateAuditKey } from '../audit/checkpoint.js';
+import { openCheckpointSigner } from '../audit/checkpoint-signer.js';
 import { loadOrCreateHashKey } from '../audit/hash-key.js';
 import { createArgumentRedactor } from '../audit/redaction.js';
+import { createCheckpointWitness } from '../audit/witness.js';
 import type { Config } from '../config/config.js';
 import type { AuditEntry, AuditRecord } from '../domain/audit-record.js';
 import { canonicalJson } from '../domain/canonical-json.js';
@@ -39,25 +40,36 @@ export async function setUpAuditLog(
   store: Store,
   logger: Logger,
   onAppended?: AuditAppendObserver,
+  /** Told when a record cannot be stored (the audit_unavailable alert rules). */
+  onUnavailable?: (error: unknown, entry: Pick<AuditEntry, 'event'>) => void,
 ): Promise<GatewayAuditLog> {
-  const key = await loadOrCreateAuditKey(store.audit);
+  const key = await openCheckpointSigner(store.audit, config.audit.signingKey);
+  const witness = createCheckpointWitness(config.audit.witness, {
+    onError: (error) =>
+      logger.error(
+        { alert: 'audit_witness_failed', err: error },
+        'audit witness missed a checkpoint',
+      ),
+  });
   const alert = (error: unknown, entry: Pick<AuditEntry, 'event' | 'requestId'>): void => {
     // An operator must hear of this at once: calls are being refused while it lasts.
     logger.error(
       { alert: 'audit_unavailable', err: error, event: entry.event, requestId: entry.requestId },
       'audit log cannot record',
     );
+    onUnavailable?.(error, entry);
   };
   const chain: AuditChain = createAuditChain({
     repository: store.audit,
     stream: config.audit.stream,
-    signer: createCheckpointSigner(key),
+    signer: key.signer,
     checkpointEvery: config.audit.checkpointEvery,
     checkpointIntervalMs: config.audit.checkpointIntervalMs,
     batchWindowMs: BATCH_WINDOW_MS,
     onError: (error) =>
       logger.error({ alert: 'audit_checkpoint_failed', err: error }, 'audit checkpoint failed'),
     ...(onAppended !== undefined && { onAppended }),
+    ...(witness !== undefined && { onCheckpoint: (checkpoint) => witness.publish(checkpoint) }),
   });
   const redactor = createArgumentRedactor({
     hashKey: loadOrCreateHashKey(config.audit.hashKeyFile),
@@ -82,7 +94,9 @@ export async function setUpAuditLog(
       stream: config.audit.stream,
       upstreams: [...config.upstreams.keys()],
       agents: [...config.agents.keys()],
-      auditKeyId: key.keyId,
+      auditKeyId: key.signer.keyId,
+      auditKeyInStore: key.keyInStore,
+      auditWitness: witness !== undefined,
       configHash: createHash('sha256')
         .update(canonicalJson(describeConfig(config)))
         .digest('base64url'),
@@ -105,6 +119,7 @@ export async function setUpAuditLog(
     close: async () => {
       await recorder.close();
       await chain.close();
+      await witness?.close();
     },
   };
 }

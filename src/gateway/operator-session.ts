@@ -112,7 +112,7 @@ export async function openOperatorSession(
   const context: OperationContext = {
     environment: config.environment,
     now: options.now ?? Date.now,
-    record: (entry) => recordOnce(store.audit, entry),
+    record: (entry) => recordOnce(store.audit, entry, config.audit.signingKey),
   };
   return {
     config,

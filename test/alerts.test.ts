@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import Database from 'better-sqlite3';
 import { parseConfig } from '../src/config/load.js';
 import type { AuditEntry, AuditRecord } from '../src/domain/audit-record.js';
 import { ConfigError } from '../src/domain/errors.js';
@@ -527,5 +528,84 @@ describe('warden alerts test', () => {
     const { code, output } = await testRule('nope');
     assert.equal(code, 2, output);
     assert.match(output, /no rule is named "nope"/);
+  });
+});
+
+describe('verification_failure: the gateway re-verifies the log in the store', () => {
+  let receiver: Receiver;
+  let setup: AuditedSetup;
+  let store: Store;
+  let auditLog: GatewayAuditLog;
+  let alerts: NonNullable<ReturnType<typeof setUpAlerts>>;
+
+  before(async () => {
+    receiver = await startReceiver();
+    setup = createAuditedSetup('alerts-verify');
+    const config = parseConfig(
+      {
+        ...setup.config,
+        audit: { ...setup.config.audit, verify_every: '100ms', checkpoint_every: 2 },
+        log: { level: 'silent' },
+        ...OFFLINE_GATEWAY,
+        alerts: {
+          webhooks: [{ name: 'oncall', url: `${receiver.url}/oncall`, secret_env: SECRET_ENV }],
+          rules: [{ kind: 'verification_failure' }],
+          retry: { attempts: 2, backoff: '1ms' },
+        },
+      },
+      'test',
+    );
+    const logger = createLogger('silent');
+    store = await openStore(setup.storeUrl);
+    const made = setUpAlerts(config, logger, { env: { [SECRET_ENV]: SECRET } });
+    assert.ok(made);
+    alerts = made;
+    auditLog = await setUpAuditLog(config, store, logger, alerts.onAppended);
+    alerts.recordWith(auditLog.note);
+  });
+
+  after(async () => {
+    await auditLog?.close().catch(() => undefined);
+    await alerts?.close();
+    await store?.close().catch(() => undefined);
+    await receiver?.close();
+    setup?.cleanUp();
+  });
+
+  test('an intact log raises nothing; a record rewritten in the database raises the alert', async () => {
+    for (const tool of ['get_invoice', 'list_invoices', 'get_invoice']) {
+      await auditLog.record({
+        event: 'call.allowed',
+        time: new Date().toISOString(),
+        agent: 'viewer-bot',
+        upstream: 'bank',
+        tool,
+      } as AuditEntry);
+    }
+    // Several verification rounds pass over the intact log first.
+    await sleep(500);
+    assert.equal(receiver.deliveries.filter(ofRule('verification_failure')).length, 0);
+
+    const db = new Database(setup.storeUrl.slice('sqlite:'.length));
+    try {
+      const changed = db
+        .prepare(
+          `UPDATE audit_records SET record = replace(record, '"tool":"list_invoices"', '"tool":"wipe"') WHERE record LIKE '%list_invoices%'`,
+        )
+        .run().changes;
+      assert.equal(changed, 1);
+    } finally {
+      db.close();
+    }
+    const [alert] = await receiver.waitFor(ofRule('verification_failure'));
+    assert.ok(alert && hasValidSignature(alert));
+    assert.equal(alert.json['key'], 'audit');
+    const facts = alert.json['facts'] as Record<string, unknown>;
+    assert.match(JSON.stringify(facts['problems']), /hash/i);
+    const failed = await waitForRecords(
+      () => store.audit.query({ event: 'audit.verification_failed', limit: 10 }),
+      (records) => records.length > 0,
+    );
+    assert.ok(failed[0]?.details?.['problems']);
   });
 });

@@ -137,6 +137,7 @@ describe('a duration it cannot read', () => {
     ),
     ['auth.clock_skew'],
     ['audit.checkpoint_interval'],
+    ['audit.verify_every'],
     ['cluster.heartbeat'],
     ['cluster.dead_after'],
     ['roles.finance.grants.0.approval_timeout'],

@@ -62,7 +62,12 @@ function governedRaw(): Raw {
       approvers: { 'controller@example.com': { roles: ['finance_approver'] } },
       webhooks: [{ url: 'https://hooks.example.com/warden' }],
     },
-    audit: { hash_key_file: `${BASE_DIR}/audit-hash.key` },
+    audit: {
+      hash_key_file: `${BASE_DIR}/audit-hash.key`,
+      signing_key: { env: 'WARDEN_AUDIT_SIGNING_KEY' },
+      witness: { file: '/mnt/witness/warden-audit.jsonl' },
+      verify_every: '1h',
+    },
     upstreams: { payments: { url: 'https://payments.internal.example.com/mcp' } },
   };
 }
@@ -360,6 +365,27 @@ const MISTAKES: [string, (raw: Editable) => void, Partial<DoctorInput>, string, 
     { host: { temporaryDirs: ['/tmp'], hashKeyFileExists: false } },
     'keys.hash-key-missing',
     'warning',
+  ],
+  [
+    'an audit checkpoint key kept in the store',
+    (raw) => delete raw.audit.signing_key,
+    {},
+    'audit.signing-key-in-store',
+    'warning',
+  ],
+  [
+    'no witness outside the store',
+    (raw) => delete raw.audit.witness,
+    {},
+    'audit.no-witness',
+    'warning',
+  ],
+  [
+    'a witness the gateway never re-verifies against',
+    (raw) => delete raw.audit.verify_every,
+    {},
+    'audit.not-reverified',
+    'info',
   ],
   [
     'a gateway that is not ready',

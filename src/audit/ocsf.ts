@@ -64,6 +64,7 @@ const FAILURE_EVENTS = new Set<AuditEvent>([
   'approval.invalidated',
   'call.error',
   'policy.rejected',
+  'audit.verification_failed',
 ]);
 
 const EVENT_SEVERITY: Partial<Record<AuditEvent, number>> = {
@@ -79,6 +80,7 @@ const EVENT_SEVERITY: Partial<Record<AuditEvent, number>> = {
   'tool.definition_changed': SEVERITY.medium,
   'audit.pruned': SEVERITY.medium,
   'breakglass.used': SEVERITY.high,
+  'audit.verification_failed': SEVERITY.high,
 };
 
 /** The fields mapped to OCSF attributes; everything else goes to `unmapped`. */

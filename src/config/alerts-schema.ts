@@ -29,6 +29,8 @@ export const ALERT_KINDS = [
   'denial_rate',
   'auth_failure_burst',
   'audit_unavailable',
+  /** The gateway's periodic re-verification of the audit log failed (audit.verify_every). */
+  'verification_failure',
 ] as const;
 
 export type AlertKind = (typeof ALERT_KINDS)[number];

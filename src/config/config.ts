@@ -223,6 +223,8 @@ export interface AuditConfig {
   readonly hashKeyFile: string;
   /** The checkpoint signing key outside the store; undefined: the key kept in the store. */
   readonly signingKey: AuditSigningKeySource | undefined;
+  /** How often the gateway re-verifies the log in the store; undefined: never. */
+  readonly verifyEveryMs: number | undefined;
   /** Where checkpoints are published outside the store; undefined: nowhere. */
   readonly witness: AuditWitnessConfig | undefined;
 }

@@ -56,6 +56,9 @@ export function loadConfigFile(path: string): Config {
  * so `warden serve` overrides keep it): a pushed policy bundle is validated against it exactly
  * as loading the file with the bundle's sections would be (see reparseConfig).
  */
+/** A verification_failure rule without audit.verify_every re-verifies hourly. */
+const DEFAULT_AUDIT_VERIFY_EVERY_MS = 3_600_000;
+
 const PARSED_FROM = Symbol('warden.config.parsedFrom');
 
 interface ParsedFrom {
@@ -164,6 +167,11 @@ function toConfig(raw: RawConfig, source: string, baseDir: string, issues: strin
           : 'file' in raw.audit.signing_key
             ? { kind: 'file', path: resolve(baseDir, raw.audit.signing_key.file) }
             : { kind: 'env', name: raw.audit.signing_key.env },
+      verifyEveryMs:
+        raw.audit.verify_every ??
+        (raw.alerts.rules.some((rule) => rule.kind === 'verification_failure')
+          ? DEFAULT_AUDIT_VERIFY_EVERY_MS
+          : undefined),
       witness:
         raw.audit.witness === undefined
           ? undefined

@@ -190,6 +190,13 @@ const auditSchema = z.strictObject({
       }),
     ])
     .optional(),
+  /**
+   * How often the gateway re-verifies the audit log in the store (chain, signatures, and the
+   * witness file when there is one); a failure is recorded as audit.verification_failed and
+   * raises the verification_failure alert rules. Unset: every hour when such a rule exists,
+   * otherwise never.
+   */
+  verify_every: positiveDurationSchema.optional(),
   /** Where every checkpoint is also published, outside the store, for verify to compare with. */
   witness: z
     .strictObject({

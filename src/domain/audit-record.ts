@@ -37,6 +37,8 @@ export const AUDIT_EVENTS = [
   'grant.unlisted',
   'config.loaded',
   'audit.pruned',
+  /** The gateway's periodic re-verification found the log in the store broken (audit.verify_every). */
+  'audit.verification_failed',
   /** An alert delivered to a webhook (rule, key, webhook, attempts). */
   'alert.sent',
   /** An alert no attempt could deliver; alert records never raise alerts themselves. */

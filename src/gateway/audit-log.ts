@@ -13,6 +13,7 @@ import type { Config } from '../config/config.js';
 import type { AuditEntry, AuditRecord } from '../domain/audit-record.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import type { Store } from '../store/types.js';
+import { startAuditSelfCheck } from './audit-self-check.js';
 import type { Logger } from './logger.js';
 
 export interface GatewayAuditLog {
@@ -102,6 +103,17 @@ export async function setUpAuditLog(
         .digest('base64url'),
     },
   });
+  const selfCheck =
+    config.audit.verifyEveryMs === undefined
+      ? undefined
+      : startAuditSelfCheck({
+          repository: store.audit,
+          publicKeyPem: key.publicKeyPem,
+          witnessPath: config.audit.witness?.file,
+          everyMs: config.audit.verifyEveryMs,
+          note,
+          logger,
+        });
   const record = async (entry: AuditEntry): Promise<void> => {
     try {
       await chain.record(entry);
@@ -117,6 +129,7 @@ export async function setUpAuditLog(
     hashArguments: (args) => redactor.hashArguments(args),
     queued: () => chain.queued(),
     close: async () => {
+      await selfCheck?.close();
       await recorder.close();
       await chain.close();
       await witness?.close();

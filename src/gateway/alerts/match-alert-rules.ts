@@ -129,6 +129,12 @@ function matchRule(
           )
         : undefined;
     }
+    case 'verification_failure':
+      return record.event === 'audit.verification_failed'
+        ? raise('audit', 'the audit log in the store no longer verifies', {
+            problems: record.details?.['problems'] ?? null,
+          })
+        : undefined;
     case 'breaker_open':
     case 'audit_unavailable':
       // Not audit records: raised directly by the circuit breaker and the audit log.

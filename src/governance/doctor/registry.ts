@@ -7,6 +7,7 @@ import { checkKeys } from './check-keys.js';
 import { checkLogging } from './check-logging.js';
 import { checkPermissions } from './check-permissions.js';
 import { checkStorage } from './check-storage.js';
+import { checkTamperEvidence } from './check-tamper-evidence.js';
 import { compareEnvironments } from './compare-environments.js';
 import type { DoctorCheck } from './finding.js';
 
@@ -18,6 +19,7 @@ export const DOCTOR_CHECKS: readonly DoctorCheck[] = [
   checkPermissions,
   checkApprovals,
   checkKeys,
+  checkTamperEvidence,
   checkGateway,
   compareEnvironments,
 ];
